@@ -1,0 +1,173 @@
+package workflows
+
+import (
+	"slices"
+	"strings"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"remediator/activities"
+)
+
+// maxTextLen bounds comments and reasons kept in history.
+const maxTextLen = 2000
+
+// maxIgnoredSignals bounds the record of rejected signals.
+const maxIgnoredSignals = 50
+
+// setup registers the status query, the approve/reject Updates with their
+// validators, and the operator approval signal.
+func (r *remediation) setup(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) {
+		return r.st, nil
+	}); err != nil {
+		return err
+	}
+	for _, u := range []struct {
+		name    string
+		approve bool
+	}{{UpdateApprove, true}, {UpdateReject, false}} {
+		approve := u.approve
+		err := workflow.SetUpdateHandlerWithOptions(ctx, u.name,
+			func(ctx workflow.Context, req ApprovalRequest) (Status, error) {
+				return r.vote(ctx, req, approve, ChannelAPI), nil
+			},
+			workflow.UpdateHandlerOptions{
+				Validator: func(ctx workflow.Context, req ApprovalRequest) error {
+					return r.validateVote(req, approve)
+				},
+			})
+		if err != nil {
+			return err
+		}
+	}
+	r.signals = workflow.GetSignalChannel(ctx, SignalApproval)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var req ApprovalRequest
+			if more := r.signals.Receive(ctx, &req); !more {
+				return
+			}
+			r.handleSignal(ctx, req)
+		}
+	})
+	return nil
+}
+
+// awaitApproval blocks until a verdict or the deadline. It returns false when
+// the deadline passed first; an error only when the workflow was cancelled.
+func (r *remediation) awaitApproval(ctx workflow.Context) (bool, error) {
+	wait := r.st.Deadline.Sub(workflow.Now(ctx))
+	if wait <= 0 {
+		return r.verdict != verdictPending, nil
+	}
+	return workflow.AwaitWithTimeout(ctx, wait, func() bool { return r.verdict != verdictPending })
+}
+
+// validateVote rejects, before anything reaches history, every vote that must
+// not count. It must not change state.
+func (r *remediation) validateVote(req ApprovalRequest, approve bool) error {
+	if r.st.Phase != PhaseAwaitingApproval || r.verdict != verdictPending {
+		return voteError(ErrTypeGateClosed, "the remediation is not awaiting approval (phase "+string(r.st.Phase)+")")
+	}
+	if strings.TrimSpace(req.Actor) == "" {
+		return voteError(ErrTypeForbidden, "the vote carries no identity")
+	}
+	if !slices.Contains(req.Roles, RoleApprover) && !slices.Contains(req.Roles, RoleAdmin) {
+		return voteError(ErrTypeForbidden, "voting needs the approver role")
+	}
+	if approve && req.Actor == r.in.Requester {
+		return voteError(ErrTypeSelfApproval, "the requester cannot approve their own remediation")
+	}
+	for _, v := range r.st.Votes {
+		if v.Actor == req.Actor {
+			return voteError(ErrTypeDuplicate, req.Actor+" has already voted")
+		}
+	}
+	if req.DecisionID == "" || req.DiffDigest == "" {
+		return voteError(ErrTypeInvalidVote, "decision_id and diff_digest are required: they bind the vote to what was reviewed")
+	}
+	if req.DecisionID != r.st.DecisionID {
+		return voteError(ErrTypeStaleVote, "decision_id does not match this remediation's decision")
+	}
+	if req.DiffDigest != r.fix.Digest {
+		return voteError(ErrTypeStaleVote, "diff_digest does not match the proposed fix")
+	}
+	if !approve && strings.TrimSpace(req.Reason) == "" {
+		return voteError(ErrTypeInvalidVote, "a rejection needs a reason")
+	}
+	if len(req.Reason) > maxTextLen || len(req.Comment) > maxTextLen {
+		return voteError(ErrTypeInvalidVote, "comment and reason are limited to 2000 bytes")
+	}
+	return nil
+}
+
+// vote records a validated vote and settles the gate: one reject vetoes,
+// RequiredApprovals approvals approve.
+func (r *remediation) vote(ctx workflow.Context, req ApprovalRequest, approve bool, channel string) Status {
+	text := req.Comment
+	if !approve {
+		text = req.Reason
+	}
+	r.st.Votes = append(r.st.Votes, activities.Vote{
+		Actor:      req.Actor,
+		Approved:   approve,
+		Comment:    text,
+		Channel:    channel,
+		DecisionID: req.DecisionID,
+		DiffDigest: req.DiffDigest,
+		At:         workflow.Now(ctx),
+	})
+	r.st.UpdatedAt = workflow.Now(ctx)
+	r.logger.Info("vote recorded", "actor", req.Actor, "approved", approve, "channel", channel)
+	if !approve {
+		r.verdict = verdictRejected
+		r.st.Reason = "rejected by " + req.Actor + ": " + req.Reason
+		return r.st
+	}
+	approvals := 0
+	for _, v := range r.st.Votes {
+		if v.Approved {
+			approvals++
+		}
+	}
+	if approvals >= r.st.RequiredApprovals {
+		r.verdict = verdictApproved
+	}
+	return r.st
+}
+
+// handleSignal applies the same validation as the Updates; an invalid signal
+// cannot be refused (it is already in history), so it is recorded and ignored.
+func (r *remediation) handleSignal(ctx workflow.Context, req ApprovalRequest) {
+	if err := r.validateVote(req, req.Approve); err != nil {
+		r.ignoreSignal(ctx, req, err.Error())
+		return
+	}
+	r.vote(ctx, req, req.Approve, ChannelSignal)
+}
+
+func (r *remediation) ignoreSignal(ctx workflow.Context, req ApprovalRequest, reason string) {
+	r.logger.Warn("approval signal ignored", "actor", req.Actor, "reason", reason)
+	if len(r.st.IgnoredSignals) >= maxIgnoredSignals {
+		r.st.IgnoredSignals = r.st.IgnoredSignals[1:]
+	}
+	r.st.IgnoredSignals = append(r.st.IgnoredSignals, IgnoredSignal{Actor: req.Actor, Reason: reason, At: workflow.Now(ctx)})
+}
+
+// drainSignals records signals still buffered when the run ends, so none is
+// silently lost.
+func (r *remediation) drainSignals(ctx workflow.Context) {
+	for {
+		var req ApprovalRequest
+		if ok := r.signals.ReceiveAsync(&req); !ok {
+			return
+		}
+		r.ignoreSignal(ctx, req, "the remediation already ended ("+string(r.st.Phase)+")")
+	}
+}
+
+func voteError(errType, msg string) error {
+	return temporal.NewApplicationError(msg, errType)
+}

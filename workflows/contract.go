@@ -1,0 +1,180 @@
+// Package workflows holds the Remediation workflow: deterministic code only.
+// This file is the whole contract shared with the API, the CLI runbook and
+// the replay tests; renaming anything here is a breaking change.
+package workflows
+
+import (
+	"time"
+
+	"remediator/activities"
+)
+
+// TaskQueue is where the worker polls for remediation workflows and activities.
+const TaskQueue = "remediator"
+
+// Names of the workflow type and its handlers.
+const (
+	WorkflowName   = "Remediation"
+	UpdateApprove  = "approve"
+	UpdateReject   = "reject"
+	SignalApproval = "approval"
+	QueryStatus    = "status"
+)
+
+// Custom search attributes (all Keyword) registered on the namespace, so
+// operators can filter in the Web UI and with `temporal workflow list --query`.
+const (
+	SearchAttrPhase         = "RemediationPhase"
+	SearchAttrRepo          = "RemediationRepo"
+	SearchAttrRequester     = "RemediationRequester"
+	SearchAttrIncident      = "RemediationIncident"
+	SearchAttrCorrelationID = "CorrelationID"
+)
+
+// SearchAttributeNames lists the custom search attributes in registration order.
+var SearchAttributeNames = []string{
+	SearchAttrPhase, SearchAttrRepo, SearchAttrRequester, SearchAttrIncident, SearchAttrCorrelationID,
+}
+
+// Memo keys written at start.
+const (
+	MemoCorrelationID = "correlation_id"
+	MemoRequestHash   = "request_hash"
+	MemoRequester     = "requester"
+)
+
+// IDPrefix starts every remediation workflow ID; the remediation id IS the
+// workflow ID.
+const IDPrefix = "rem-"
+
+// BranchFor is the deterministic branch a remediation's change lives on.
+func BranchFor(remediationID string) string { return "autofix/" + remediationID }
+
+// Phase is where a remediation stands. Terminal phases never change again.
+type Phase string
+
+// Phases in order; the last five are terminal.
+const (
+	PhaseReceived         Phase = "Received"
+	PhaseGeneratingFix    Phase = "GeneratingFix"
+	PhaseAwaitingApproval Phase = "AwaitingApproval"
+	PhaseOpeningPR        Phase = "OpeningPR"
+	PhaseCompleted        Phase = "Completed"
+	PhaseRejected         Phase = "Rejected"
+	PhaseExpired          Phase = "Expired"
+	PhaseFailed           Phase = "Failed"
+	PhaseCancelled        Phase = "Cancelled"
+)
+
+// Phases lists every phase, for validation of filters.
+var Phases = []Phase{
+	PhaseReceived, PhaseGeneratingFix, PhaseAwaitingApproval, PhaseOpeningPR,
+	PhaseCompleted, PhaseRejected, PhaseExpired, PhaseFailed, PhaseCancelled,
+}
+
+// Terminal reports whether no further transition can happen.
+func (p Phase) Terminal() bool {
+	switch p {
+	case PhaseCompleted, PhaseRejected, PhaseExpired, PhaseFailed, PhaseCancelled:
+		return true
+	}
+	return false
+}
+
+// Roles understood by the approval gate.
+const (
+	RoleDeveloper = "developer"
+	RoleApprover  = "approver"
+	RoleAdmin     = "admin"
+)
+
+// Channels through which a vote can arrive.
+const (
+	ChannelAPI    = "api"
+	ChannelSignal = "signal"
+)
+
+// DefaultApprovalTimeout applies when the input sets none.
+const DefaultApprovalTimeout = 24 * time.Hour
+
+// RemediationInput starts one remediation.
+type RemediationInput struct {
+	ID                string        `json:"id"`
+	Repo              string        `json:"repo"`
+	Ref               string        `json:"ref,omitempty"`
+	SHA               string        `json:"sha,omitempty"`
+	FailureSummary    string        `json:"failure_summary"`
+	LogExcerpt        string        `json:"log_excerpt,omitempty"`
+	IncidentID        string        `json:"incident_id,omitempty"`
+	Requester         string        `json:"requester"`
+	CorrelationID     string        `json:"correlation_id,omitempty"`
+	ApprovalTimeout   time.Duration `json:"approval_timeout,omitempty"`
+	RequiredApprovals int           `json:"required_approvals,omitempty"`
+}
+
+// ApprovalRequest is the payload of the approve and reject Updates and of the
+// approval signal. Over the API, Actor and Roles come from the authenticated
+// principal, never from the request body.
+type ApprovalRequest struct {
+	Actor      string   `json:"actor"`
+	Roles      []string `json:"roles"`
+	DecisionID string   `json:"decision_id"`
+	DiffDigest string   `json:"diff_digest"`
+	Comment    string   `json:"comment,omitempty"`
+	Reason     string   `json:"reason,omitempty"`
+	Channel    string   `json:"channel,omitempty"`
+	// Approve is read only from the signal; the Update name carries it otherwise.
+	Approve bool `json:"approve,omitempty"`
+}
+
+// Error types returned by the approval validators; the orchestrator maps them
+// to HTTP statuses.
+const (
+	ErrTypeForbidden    = "ApprovalForbidden"    // missing role, or the requester voting
+	ErrTypeInvalidVote  = "ApprovalInvalid"      // missing decision id/digest, reject without reason
+	ErrTypeStaleVote    = "ApprovalStale"        // decision id or digest do not match
+	ErrTypeDuplicate    = "ApprovalDuplicate"    // this person already voted
+	ErrTypeGateClosed   = "ApprovalGateClosed"   // not awaiting approval (yet or any more)
+	ErrTypeSelfApproval = "ApprovalSelfApproval" // the requester approving their own remediation
+)
+
+// FixSummary is what approvers review.
+type FixSummary struct {
+	Recipe     string   `json:"recipe"`
+	Summary    string   `json:"summary"`
+	Files      []string `json:"files"`
+	Digest     string   `json:"digest"`
+	BaseSHA    string   `json:"base_sha"`
+	BaseBranch string   `json:"base_branch,omitempty"`
+	Validated  bool     `json:"validated"`
+	Diff       string   `json:"diff"`
+}
+
+// IgnoredSignal records an approval signal that failed validation.
+type IgnoredSignal struct {
+	Actor  string    `json:"actor"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// Status is the answer of the status query and the workflow result.
+type Status struct {
+	ID                string                  `json:"id"`
+	Phase             Phase                   `json:"phase"`
+	Reason            string                  `json:"reason,omitempty"`
+	Repo              string                  `json:"repo"`
+	Ref               string                  `json:"ref,omitempty"`
+	SHA               string                  `json:"sha,omitempty"`
+	IncidentID        string                  `json:"incident_id,omitempty"`
+	Requester         string                  `json:"requester"`
+	CorrelationID     string                  `json:"correlation_id,omitempty"`
+	Fix               *FixSummary             `json:"fix,omitempty"`
+	DecisionID        string                  `json:"decision_id,omitempty"`
+	RequiredApprovals int                     `json:"required_approvals"`
+	Votes             []activities.Vote       `json:"votes"`
+	IgnoredSignals    []IgnoredSignal         `json:"ignored_signals,omitempty"`
+	PR                *activities.PullRequest `json:"pr,omitempty"`
+	CreatedAt         time.Time               `json:"created_at"`
+	UpdatedAt         time.Time               `json:"updated_at"`
+	Deadline          time.Time               `json:"deadline,omitzero"`
+}

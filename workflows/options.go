@@ -1,0 +1,51 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"remediator/activities"
+)
+
+// Named activity options, one per call class. Every class retries transient
+// errors with backoff and stops at once on the classified permanent types.
+
+// generateFixOptions: recipes run commands with their own timeouts (minutes).
+var generateFixOptions = workflow.ActivityOptions{
+	StartToCloseTimeout:    15 * time.Minute,
+	ScheduleToCloseTimeout: time.Hour,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:        2 * time.Second,
+		BackoffCoefficient:     2,
+		MaximumInterval:        time.Minute,
+		MaximumAttempts:        5,
+		NonRetryableErrorTypes: activities.NonRetryableErrorTypes,
+	},
+}
+
+// ledgerOptions: small, idempotent calls to the decision service, retried for
+// up to a day so an outage of the ledger delays rather than loses the record.
+var ledgerOptions = workflow.ActivityOptions{
+	StartToCloseTimeout:    30 * time.Second,
+	ScheduleToCloseTimeout: 24 * time.Hour,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:        time.Second,
+		BackoffCoefficient:     2,
+		MaximumInterval:        5 * time.Minute,
+		NonRetryableErrorTypes: activities.NonRetryableErrorTypes,
+	},
+}
+
+// openPROptions: find-then-create against the git provider; safe to retry.
+var openPROptions = workflow.ActivityOptions{
+	StartToCloseTimeout:    5 * time.Minute,
+	ScheduleToCloseTimeout: 24 * time.Hour,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:        time.Second,
+		BackoffCoefficient:     2,
+		MaximumInterval:        5 * time.Minute,
+		NonRetryableErrorTypes: activities.NonRetryableErrorTypes,
+	},
+}

@@ -1,0 +1,252 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"remediator/activities"
+)
+
+// acts is only used for method references: the worker registers the real
+// *activities.Activities, and the method names become activity type names.
+var acts *activities.Activities
+
+// PhaseKey is the typed search attribute holding the current phase.
+var PhaseKey = temporal.NewSearchAttributeKeyKeyword(SearchAttrPhase)
+
+// Remediation is one incident's path from failure to an approved, opened
+// change: generate a fix, create the governance decision, wait durably for
+// approval by someone other than the requester (or expire), open the change
+// exactly once, and write the outcome back. Business outcomes (rejected,
+// expired, failed) are results, not errors; only cancellation returns one.
+func Remediation(ctx workflow.Context, in RemediationInput) (Status, error) {
+	r := newRemediation(ctx, in)
+	if err := r.setup(ctx); err != nil {
+		return r.st, err
+	}
+	return r.run(ctx)
+}
+
+type verdict int
+
+const (
+	verdictPending verdict = iota
+	verdictApproved
+	verdictRejected
+)
+
+// remediation is the private per-run state; handlers and the main loop share
+// it, which is safe because workflow coroutines never run concurrently.
+type remediation struct {
+	in      RemediationInput
+	st      Status
+	fix     activities.Fix
+	verdict verdict
+	logger  log.Logger
+	signals workflow.ReceiveChannel
+}
+
+func newRemediation(ctx workflow.Context, in RemediationInput) *remediation {
+	if in.ID == "" {
+		in.ID = workflow.GetInfo(ctx).WorkflowExecution.ID
+	}
+	if in.ApprovalTimeout <= 0 {
+		in.ApprovalTimeout = DefaultApprovalTimeout
+	}
+	if in.RequiredApprovals < 1 {
+		in.RequiredApprovals = 1
+	}
+	now := workflow.Now(ctx)
+	return &remediation{
+		in: in,
+		st: Status{
+			ID:                in.ID,
+			Phase:             PhaseReceived,
+			Repo:              in.Repo,
+			Ref:               in.Ref,
+			SHA:               in.SHA,
+			IncidentID:        in.IncidentID,
+			Requester:         in.Requester,
+			CorrelationID:     in.CorrelationID,
+			RequiredApprovals: in.RequiredApprovals,
+			Votes:             []activities.Vote{},
+			CreatedAt:         now,
+			UpdatedAt:         now,
+			Deadline:          now.Add(in.ApprovalTimeout),
+		},
+		logger: log.With(workflow.GetLogger(ctx), "remediation_id", in.ID, "correlation_id", in.CorrelationID),
+	}
+}
+
+func (r *remediation) run(ctx workflow.Context) (Status, error) {
+	r.setPhase(ctx, PhaseGeneratingFix, "")
+	fixCtx := workflow.WithActivityOptions(ctx, generateFixOptions)
+	err := workflow.ExecuteActivity(fixCtx, acts.GenerateFix, activities.GenerateFixInput{
+		RemediationID:  r.in.ID,
+		Repo:           r.in.Repo,
+		Ref:            r.in.Ref,
+		SHA:            r.in.SHA,
+		FailureSummary: r.in.FailureSummary,
+		LogExcerpt:     r.in.LogExcerpt,
+	}).Get(ctx, &r.fix)
+	if err != nil {
+		return r.endOnError(ctx, "generating the fix failed", err)
+	}
+	r.st.SHA = r.fix.BaseSHA
+	r.st.Fix = &FixSummary{
+		Recipe: r.fix.Recipe, Summary: r.fix.Summary, Files: r.fix.Files, Digest: r.fix.Digest,
+		BaseSHA: r.fix.BaseSHA, BaseBranch: r.fix.BaseBranch, Validated: r.fix.Validated, Diff: r.fix.Diff,
+	}
+
+	var dec activities.Decision
+	ledgerCtx := workflow.WithActivityOptions(ctx, ledgerOptions)
+	err = workflow.ExecuteActivity(ledgerCtx, acts.CreateDecision, activities.CreateDecisionInput{
+		RemediationID: r.in.ID,
+		Repo:          r.in.Repo,
+		Requester:     r.in.Requester,
+		IncidentID:    r.in.IncidentID,
+		CorrelationID: r.in.CorrelationID,
+		Summary:       r.fix.Summary,
+		Recipe:        r.fix.Recipe,
+		Files:         r.fix.Files,
+		DiffDigest:    r.fix.Digest,
+		BaseSHA:       r.fix.BaseSHA,
+	}).Get(ctx, &dec)
+	if err != nil {
+		return r.endOnError(ctx, "creating the decision failed", err)
+	}
+	r.st.DecisionID = dec.ID
+
+	r.setPhase(ctx, PhaseAwaitingApproval, "")
+	decided, err := r.awaitApproval(ctx)
+	if err != nil {
+		return r.endOnError(ctx, "cancelled while awaiting approval", err)
+	}
+	switch {
+	case !decided:
+		return r.end(ctx, PhaseExpired, fmt.Sprintf("no decision before the deadline %s", r.st.Deadline.UTC().Format(time.RFC3339)))
+	case r.verdict == verdictRejected:
+		return r.end(ctx, PhaseRejected, r.st.Reason)
+	}
+
+	r.setPhase(ctx, PhaseOpeningPR, "")
+	var pr activities.PullRequest
+	prCtx := workflow.WithActivityOptions(ctx, openPROptions)
+	err = workflow.ExecuteActivity(prCtx, acts.OpenPR, activities.OpenPRInput{
+		RemediationID: r.in.ID,
+		Repo:          r.fix.Repo,
+		Branch:        BranchFor(r.in.ID),
+		BaseBranch:    r.fix.BaseBranch,
+		BaseSHA:       r.fix.BaseSHA,
+		Diff:          r.fix.Diff,
+		DiffDigest:    r.fix.Digest,
+		Title:         prTitle(r.in, r.fix),
+		Body:          prBody(r.in, r.st),
+		CommitTime:    r.st.UpdatedAt,
+	}).Get(ctx, &pr)
+	if err != nil {
+		return r.endOnError(ctx, "opening the change request failed", err)
+	}
+	r.st.PR = &pr
+	return r.end(ctx, PhaseCompleted, "")
+}
+
+// endOnError ends as Cancelled when the workflow was cancelled and as Failed
+// otherwise, keeping the activity's own message as the reason.
+func (r *remediation) endOnError(ctx workflow.Context, what string, err error) (Status, error) {
+	if ctx.Err() != nil || temporal.IsCanceledError(err) {
+		return r.end(ctx, PhaseCancelled, "cancelled")
+	}
+	msg := err.Error()
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		msg = appErr.Error()
+		if appErr.Type() != "" {
+			msg = appErr.Type() + ": " + msg
+		}
+	}
+	return r.end(ctx, PhaseFailed, what+": "+msg)
+}
+
+// end records the terminal phase everywhere and returns the final status. A
+// cancelled run still writes its outcome, from a disconnected context.
+func (r *remediation) end(ctx workflow.Context, phase Phase, reason string) (Status, error) {
+	r.setPhase(ctx, phase, reason)
+	cancelled := phase == PhaseCancelled
+	recCtx := ctx
+	if cancelled {
+		recCtx, _ = workflow.NewDisconnectedContext(ctx)
+	}
+	var pr *activities.PullRequest
+	if r.st.PR != nil {
+		pr = r.st.PR
+	}
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(recCtx, ledgerOptions), acts.RecordOutcome,
+		activities.RecordOutcomeInput{
+			RemediationID: r.in.ID,
+			DecisionID:    r.st.DecisionID,
+			Phase:         string(phase),
+			Reason:        reason,
+			Votes:         r.st.Votes,
+			PR:            pr,
+		}).Get(recCtx, nil)
+	if err != nil {
+		r.logger.Error("recording the outcome failed", "error", err)
+	}
+	r.drainSignals(ctx)
+	if err := workflow.Await(recCtx, func() bool { return workflow.AllHandlersFinished(recCtx) }); err != nil {
+		r.logger.Warn("waiting for handlers interrupted", "error", err)
+	}
+	r.logger.Info("remediation ended", "phase", phase, "reason", reason)
+	if cancelled {
+		return r.st, temporal.NewCanceledError(reason)
+	}
+	return r.st, nil
+}
+
+// setPhase changes the phase and upserts the search attribute only when the
+// value really changes: every upsert is a visibility write.
+func (r *remediation) setPhase(ctx workflow.Context, phase Phase, reason string) {
+	r.st.UpdatedAt = workflow.Now(ctx)
+	if reason != "" {
+		r.st.Reason = reason
+	}
+	if r.st.Phase == phase {
+		return
+	}
+	r.st.Phase = phase
+	if err := workflow.UpsertTypedSearchAttributes(ctx, PhaseKey.ValueSet(string(phase))); err != nil {
+		r.logger.Warn("upserting the phase search attribute failed", "error", err)
+	}
+	r.logger.Info("phase changed", "phase", phase)
+}
+
+func prTitle(in RemediationInput, fix activities.Fix) string {
+	title := "autofix: " + fix.Summary
+	if fix.Summary == "" {
+		title = "autofix: " + in.FailureSummary
+	}
+	if len(title) > 200 {
+		title = title[:200]
+	}
+	return title
+}
+
+func prBody(in RemediationInput, st Status) string {
+	body := fmt.Sprintf("Remediation %s for: %s\n\nRecipe: %s\nDiff digest: %s\nBase: %s\nDecision: %s\nRequested by: %s\n",
+		in.ID, in.FailureSummary, st.Fix.Recipe, st.Fix.Digest, st.Fix.BaseSHA, st.DecisionID, in.Requester)
+	if in.IncidentID != "" {
+		body += "Incident: " + in.IncidentID + "\n"
+	}
+	for _, v := range st.Votes {
+		if v.Approved {
+			body += fmt.Sprintf("Approved by: %s (%s)\n", v.Actor, v.Channel)
+		}
+	}
+	return body
+}

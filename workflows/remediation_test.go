@@ -1,0 +1,383 @@
+package workflows
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"remediator/activities"
+)
+
+const (
+	testID       = "rem-test"
+	testDecision = "dec-1"
+	testDigest   = "d1gest"
+)
+
+var testFix = activities.Fix{
+	Recipe: "gofmt", Summary: "gofmt -w", Diff: "diff --git a/main.go b/main.go\n", Files: []string{"main.go"},
+	Digest: testDigest, Repo: "/repos/demo", BaseBranch: "main", BaseSHA: "abc123", Validated: true,
+}
+
+var testPR = activities.PullRequest{ID: "local-1", URL: "file:///repos/demo#autofix/rem-test", Branch: "autofix/rem-test", Created: true}
+
+type RemediationSuite struct {
+	suite.Suite
+	testsuite.WorkflowTestSuite
+	env *testsuite.TestWorkflowEnvironment
+}
+
+func TestRemediation(t *testing.T) { suite.Run(t, new(RemediationSuite)) }
+
+func (s *RemediationSuite) SetupTest() {
+	s.env = s.NewTestWorkflowEnvironment()
+	s.env.RegisterActivity(&activities.Activities{})
+}
+
+func (s *RemediationSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
+
+func input() RemediationInput {
+	return RemediationInput{
+		ID: testID, Repo: "/repos/demo", Ref: "main", FailureSummary: "lint: gofmt", LogExcerpt: "main.go",
+		Requester: "dana", CorrelationID: "corr-1",
+	}
+}
+
+func approval(actor string, roles ...string) ApprovalRequest {
+	return ApprovalRequest{Actor: actor, Roles: roles, DecisionID: testDecision, DiffDigest: testDigest, Comment: "lgtm"}
+}
+
+func rejection(actor, reason string) ApprovalRequest {
+	r := approval(actor, RoleApprover)
+	r.Reason = reason
+	return r
+}
+
+// happyPathMocks mocks fix + decision; the outcome is asserted by each test.
+func (s *RemediationSuite) happyPathMocks() {
+	s.env.OnActivity(acts.GenerateFix, mock.Anything, mock.Anything).Return(testFix, nil).Once()
+	s.env.OnActivity(acts.CreateDecision, mock.Anything, mock.MatchedBy(func(in activities.CreateDecisionInput) bool {
+		return in.RemediationID == testID && in.DiffDigest == testDigest && in.Requester == "dana"
+	})).Return(activities.Decision{ID: testDecision, Status: "pending"}, nil).Once()
+}
+
+func (s *RemediationSuite) expectOutcome(phase Phase) {
+	s.env.OnActivity(acts.RecordOutcome, mock.Anything, mock.MatchedBy(func(in activities.RecordOutcomeInput) bool {
+		return in.Phase == string(phase) && in.RemediationID == testID
+	})).Return(nil).Once()
+}
+
+// updateOutcome is filled in when the test environment processes the Update,
+// which happens after the callback that sent it returns.
+type updateOutcome struct {
+	rejected error
+	accepted bool
+	status   Status
+}
+
+// update sends an Update; inspect the outcome from a later callback or after
+// the workflow ended.
+func (s *RemediationSuite) update(name, id string, req ApprovalRequest) *updateOutcome {
+	out := &updateOutcome{}
+	s.env.UpdateWorkflow(name, id, &testsuite.TestUpdateCallback{
+		OnAccept: func() { out.accepted = true },
+		OnReject: func(err error) { out.rejected = err },
+		OnComplete: func(v any, err error) {
+			if st, ok := v.(Status); ok {
+				out.status = st
+			}
+		},
+	}, req)
+	return out
+}
+
+// at runs f after d of workflow time.
+func (s *RemediationSuite) at(d time.Duration, f func()) { s.env.RegisterDelayedCallback(f, d) }
+
+func (s *RemediationSuite) status() Status {
+	v, err := s.env.QueryWorkflow(QueryStatus)
+	s.Require().NoError(err)
+	var st Status
+	s.Require().NoError(v.Get(&st))
+	return st
+}
+
+func (s *RemediationSuite) result() Status {
+	s.Require().True(s.env.IsWorkflowCompleted())
+	s.Require().NoError(s.env.GetWorkflowError())
+	var st Status
+	s.Require().NoError(s.env.GetWorkflowResult(&st))
+	return st
+}
+
+func errType(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Type()
+	}
+	return ""
+}
+
+func (s *RemediationSuite) TestApproveOpensPR() {
+	s.happyPathMocks()
+	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.MatchedBy(func(in activities.OpenPRInput) bool {
+		return in.Branch == "autofix/"+testID && in.BaseSHA == "abc123" && in.DiffDigest == testDigest && in.Diff == testFix.Diff
+	})).Return(testPR, nil).Once()
+	s.expectOutcome(PhaseCompleted)
+	var out *updateOutcome
+	s.at(time.Hour, func() {
+		st := s.status()
+		s.Equal(PhaseAwaitingApproval, st.Phase)
+		s.Equal(testDecision, st.DecisionID)
+		s.Equal(testDigest, st.Fix.Digest)
+		out = s.update(UpdateApprove, "u1", approval("alice", RoleApprover))
+	})
+	s.env.ExecuteWorkflow(Remediation, input())
+	s.Require().NotNil(out)
+	s.NoError(out.rejected)
+	s.True(out.accepted)
+	s.Len(out.status.Votes, 1, "the Update answers with the new state")
+	st := s.result()
+	s.Equal(PhaseCompleted, st.Phase)
+	s.Require().NotNil(st.PR)
+	s.Equal(testPR.URL, st.PR.URL)
+	s.Require().Len(st.Votes, 1)
+	s.Equal("alice", st.Votes[0].Actor)
+	s.True(st.Votes[0].Approved)
+	s.Equal(ChannelAPI, st.Votes[0].Channel)
+}
+
+func (s *RemediationSuite) TestRejectEndsWithoutPR() {
+	s.happyPathMocks()
+	s.expectOutcome(PhaseRejected)
+	var out *updateOutcome
+	s.at(time.Minute, func() { out = s.update(UpdateReject, "u1", rejection("alice", "touches generated code")) })
+	s.env.ExecuteWorkflow(Remediation, input())
+	s.NoError(out.rejected)
+	st := s.result()
+	s.Equal(PhaseRejected, st.Phase)
+	s.Contains(st.Reason, "touches generated code")
+	s.Nil(st.PR)
+	s.env.AssertNotCalled(s.T(), "OpenPR", mock.Anything, mock.Anything)
+}
+
+func (s *RemediationSuite) TestExpiresAtDeadlineNeverApproves() {
+	s.happyPathMocks()
+	s.expectOutcome(PhaseExpired)
+	in := input()
+	in.ApprovalTimeout = 2 * time.Hour
+	s.env.ExecuteWorkflow(Remediation, in)
+	st := s.result()
+	s.Equal(PhaseExpired, st.Phase)
+	s.Empty(st.Votes)
+	s.Nil(st.PR)
+	s.Equal(2*time.Hour, st.Deadline.Sub(st.CreatedAt))
+	s.env.AssertNotCalled(s.T(), "OpenPR", mock.Anything, mock.Anything)
+}
+
+func (s *RemediationSuite) TestDefaultDeadlineIs24h() {
+	s.happyPathMocks()
+	s.expectOutcome(PhaseExpired)
+	s.at(23*time.Hour+59*time.Minute, func() {
+		s.Equal(PhaseAwaitingApproval, s.status().Phase, "still waiting just before 24h")
+	})
+	s.env.ExecuteWorkflow(Remediation, input())
+	st := s.result()
+	s.Equal(PhaseExpired, st.Phase)
+	s.Equal(DefaultApprovalTimeout, st.Deadline.Sub(st.CreatedAt))
+}
+
+func (s *RemediationSuite) TestValidatorRejections() {
+	s.happyPathMocks()
+	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.Anything).Return(testPR, nil).Once()
+	s.expectOutcome(PhaseCompleted)
+	in := input()
+	in.RequiredApprovals = 2
+
+	wrongDecision := approval("alice", RoleApprover)
+	wrongDecision.DecisionID = "dec-other"
+	wrongDigest := approval("alice", RoleApprover)
+	wrongDigest.DiffDigest = "other"
+	missing := approval("alice", RoleApprover)
+	missing.DiffDigest = ""
+	cases := []struct {
+		name, update string
+		req          ApprovalRequest
+		wantType     string
+	}{
+		{"developer role", UpdateApprove, approval("dev2", RoleDeveloper), ErrTypeForbidden},
+		{"no identity", UpdateApprove, approval("", RoleApprover), ErrTypeForbidden},
+		{"requester approves own", UpdateApprove, approval("dana", RoleApprover, RoleAdmin), ErrTypeSelfApproval},
+		{"wrong decision id", UpdateApprove, wrongDecision, ErrTypeStaleVote},
+		{"wrong digest", UpdateApprove, wrongDigest, ErrTypeStaleVote},
+		{"missing digest", UpdateApprove, missing, ErrTypeInvalidVote},
+		{"reject without reason", UpdateReject, rejection("carol", "  "), ErrTypeInvalidVote},
+	}
+	outs := make([]*updateOutcome, len(cases))
+	var ok1, dup, ok2, late *updateOutcome
+	s.at(time.Minute, func() {
+		for i, tc := range cases {
+			outs[i] = s.update(tc.update, "bad-"+string(rune('a'+i)), tc.req)
+		}
+	})
+	s.at(2*time.Minute, func() {
+		s.Empty(s.status().Votes, "rejected updates leave no vote")
+		ok1 = s.update(UpdateApprove, "ok-1", approval("alice", RoleApprover))
+	})
+	s.at(3*time.Minute, func() { dup = s.update(UpdateApprove, "dup-1", approval("alice", RoleApprover)) })
+	s.at(4*time.Minute, func() {
+		s.Len(s.status().Votes, 1)
+		ok2 = s.update(UpdateApprove, "ok-2", approval("bob", RoleAdmin))
+		late = s.update(UpdateApprove, "late", approval("erin", RoleApprover))
+	})
+	s.env.ExecuteWorkflow(Remediation, in)
+	for i, tc := range cases {
+		s.False(outs[i].accepted, tc.name)
+		s.Equal(tc.wantType, errType(outs[i].rejected), tc.name)
+	}
+	s.NoError(ok1.rejected)
+	s.Equal(ErrTypeDuplicate, errType(dup.rejected), "second vote by the same person")
+	s.NoError(ok2.rejected)
+	s.Equal(ErrTypeGateClosed, errType(late.rejected), "vote after the gate closed")
+	st := s.result()
+	s.Equal(PhaseCompleted, st.Phase)
+	s.Len(st.Votes, 2, "quorum of two reached by two different people")
+}
+
+func (s *RemediationSuite) TestVoteAfterRejectIsRefused() {
+	s.happyPathMocks()
+	s.expectOutcome(PhaseRejected)
+	var rej, late *updateOutcome
+	s.at(time.Minute, func() {
+		rej = s.update(UpdateReject, "r1", rejection("alice", "no"))
+		late = s.update(UpdateApprove, "a1", approval("bob", RoleApprover))
+	})
+	s.env.ExecuteWorkflow(Remediation, input())
+	s.NoError(rej.rejected)
+	s.Equal(ErrTypeGateClosed, errType(late.rejected))
+	s.Equal(PhaseRejected, s.result().Phase)
+}
+
+func (s *RemediationSuite) TestVoteBeforeGateOpensIsRefused() {
+	s.env.OnActivity(acts.GenerateFix, mock.Anything, mock.Anything).After(time.Hour).Return(testFix, nil).Once()
+	s.env.OnActivity(acts.CreateDecision, mock.Anything, mock.Anything).Return(activities.Decision{ID: testDecision}, nil).Once()
+	s.expectOutcome(PhaseExpired)
+	var early *updateOutcome
+	s.at(time.Minute, func() {
+		s.Equal(PhaseGeneratingFix, s.status().Phase)
+		early = s.update(UpdateApprove, "early", approval("alice", RoleApprover))
+	})
+	s.env.ExecuteWorkflow(Remediation, input())
+	s.Equal(ErrTypeGateClosed, errType(early.rejected))
+	s.Equal(PhaseExpired, s.result().Phase)
+}
+
+func (s *RemediationSuite) TestSignalApprovesAndInvalidSignalIsIgnored() {
+	s.happyPathMocks()
+	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.Anything).Return(testPR, nil).Once()
+	s.expectOutcome(PhaseCompleted)
+	s.at(time.Minute, func() {
+		self := approval("dana", RoleApprover)
+		self.Approve = true
+		s.env.SignalWorkflow(SignalApproval, self)
+	})
+	s.at(2*time.Minute, func() {
+		st := s.status()
+		s.Equal(PhaseAwaitingApproval, st.Phase, "the invalid signal changed nothing")
+		s.Require().Len(st.IgnoredSignals, 1)
+		s.Contains(st.IgnoredSignals[0].Reason, "requester")
+		ok := approval("oscar", RoleApprover)
+		ok.Approve = true
+		s.env.SignalWorkflow(SignalApproval, ok)
+	})
+	s.env.ExecuteWorkflow(Remediation, input())
+	st := s.result()
+	s.Equal(PhaseCompleted, st.Phase)
+	s.Require().Len(st.Votes, 1)
+	s.Equal(ChannelSignal, st.Votes[0].Channel)
+	s.Equal("oscar", st.Votes[0].Actor)
+}
+
+func (s *RemediationSuite) TestGenerateFixNonRetryableFails() {
+	s.env.OnActivity(acts.GenerateFix, mock.Anything, mock.Anything).Return(activities.Fix{},
+		temporal.NewNonRetryableApplicationError("no recipe matched", activities.ErrTypeNoFix, nil)).Once()
+	s.env.OnActivity(acts.RecordOutcome, mock.Anything, mock.MatchedBy(func(in activities.RecordOutcomeInput) bool {
+		return in.Phase == string(PhaseFailed) && in.DecisionID == ""
+	})).Return(nil).Once()
+	s.env.ExecuteWorkflow(Remediation, input())
+	st := s.result()
+	s.Equal(PhaseFailed, st.Phase)
+	s.Contains(st.Reason, "no recipe matched")
+	s.Contains(st.Reason, activities.ErrTypeNoFix)
+	s.Empty(st.DecisionID, "nothing was sent for approval")
+	s.env.AssertNotCalled(s.T(), "CreateDecision", mock.Anything, mock.Anything)
+}
+
+func (s *RemediationSuite) TestOpenPRTransientFailureIsRetried() {
+	s.happyPathMocks()
+	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.Anything).Return(activities.PullRequest{}, errors.New("connection reset")).Once()
+	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.Anything).Return(testPR, nil).Once()
+	s.expectOutcome(PhaseCompleted)
+	var out *updateOutcome
+	s.at(time.Minute, func() { out = s.update(UpdateApprove, "u1", approval("alice", RoleApprover)) })
+	s.env.ExecuteWorkflow(Remediation, input())
+	s.NoError(out.rejected)
+	st := s.result()
+	s.Equal(PhaseCompleted, st.Phase)
+	s.Equal(testPR.URL, st.PR.URL)
+}
+
+func (s *RemediationSuite) TestOpenPRPermanentFailureFails() {
+	s.happyPathMocks()
+	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.Anything).Return(activities.PullRequest{},
+		temporal.NewNonRetryableApplicationError("patch does not apply", activities.ErrTypePatch, nil)).Once()
+	s.expectOutcome(PhaseFailed)
+	s.at(time.Minute, func() { s.update(UpdateApprove, "u1", approval("alice", RoleApprover)) })
+	s.env.ExecuteWorkflow(Remediation, input())
+	st := s.result()
+	s.Equal(PhaseFailed, st.Phase)
+	s.Contains(st.Reason, "opening the change request failed")
+}
+
+func (s *RemediationSuite) TestCreateDecisionFailureFails() {
+	s.env.OnActivity(acts.GenerateFix, mock.Anything, mock.Anything).Return(testFix, nil).Once()
+	s.env.OnActivity(acts.CreateDecision, mock.Anything, mock.Anything).Return(activities.Decision{},
+		temporal.NewNonRetryableApplicationError("401 from ledger", activities.ErrTypeUpstream, nil)).Once()
+	s.expectOutcome(PhaseFailed)
+	s.env.ExecuteWorkflow(Remediation, input())
+	st := s.result()
+	s.Equal(PhaseFailed, st.Phase)
+	s.Contains(st.Reason, "creating the decision failed")
+}
+
+func (s *RemediationSuite) TestCancelWhileAwaitingApproval() {
+	s.happyPathMocks()
+	s.expectOutcome(PhaseCancelled)
+	s.at(time.Hour, func() { s.env.CancelWorkflow() })
+	s.env.ExecuteWorkflow(Remediation, input())
+	s.Require().True(s.env.IsWorkflowCompleted())
+	err := s.env.GetWorkflowError()
+	s.Require().Error(err)
+	var canceled *temporal.CanceledError
+	s.True(errors.As(err, &canceled), "a cancelled run ends as Cancelled, got %v", err)
+	s.Equal(PhaseCancelled, s.status().Phase)
+	s.env.AssertNotCalled(s.T(), "OpenPR", mock.Anything, mock.Anything)
+}
+
+func TestPhaseTerminal(t *testing.T) {
+	terminal := 0
+	for _, p := range Phases {
+		if p.Terminal() {
+			terminal++
+		}
+	}
+	require.Equal(t, 5, terminal)
+	require.False(t, PhaseAwaitingApproval.Terminal())
+	require.Equal(t, "autofix/rem-x", BranchFor("rem-x"))
+}
