@@ -1,0 +1,249 @@
+// Package config is the one place configuration is read: environment
+// variables with defaults, validated at start so a bad value stops the
+// process instead of surfacing at the first request.
+package config
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Mode separates the all-in-one dev process from production processes;
+// dev credentials and the embedded server exist only in ModeDev.
+type Mode string
+
+// Modes.
+const (
+	ModeDev        Mode = "dev"
+	ModeProduction Mode = "production"
+)
+
+// Roles a principal can hold.
+var Roles = []string{"developer", "approver", "admin"}
+
+// Token is one configured bearer token; only its hash is kept.
+type Token struct {
+	Subject string
+	Roles   []string
+	Hash    [32]byte
+}
+
+// Temporal says how to reach the cluster.
+type Temporal struct {
+	Address       string
+	Namespace     string
+	TLS           bool
+	TLSCertFile   string
+	TLSKeyFile    string
+	TLSCAFile     string
+	TLSServerName string
+}
+
+// Dev configures the embedded server of `remediator dev`.
+type Dev struct {
+	FrontendPort int
+	UIPort       int
+	Retention    time.Duration
+}
+
+// Config is the whole configuration.
+type Config struct {
+	Mode            Mode
+	DataDir         string
+	HTTPAddr        string
+	PublicURL       string
+	UIURL           string
+	LogFormat       string
+	LogLevel        string
+	Temporal        Temporal
+	Tokens          []Token
+	GitRoots        []string
+	RecipesFile     string
+	MaxDiffBytes    int
+	DeniedPaths     []string
+	ApprovalTimeout time.Duration
+	MaxBodyBytes    int64
+	ShutdownTimeout time.Duration
+	Dev             Dev
+}
+
+// Bounds for approval deadlines set per remediation.
+const (
+	MinApprovalTimeout = time.Minute
+	MaxApprovalTimeout = 30 * 24 * time.Hour
+)
+
+var subjectPattern = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,128}$`)
+
+// Load reads the configuration for mode from getenv.
+func Load(mode Mode, getenv func(string) string) (Config, error) {
+	env := func(key, def string) string {
+		if v := strings.TrimSpace(getenv(key)); v != "" {
+			return v
+		}
+		return def
+	}
+	var errs []error
+	intVar := func(key string, def int) int {
+		v := env(key, strconv.Itoa(def))
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a non-negative integer", key, v))
+			return def
+		}
+		return n
+	}
+	durVar := func(key string, def time.Duration) time.Duration {
+		v := env(key, def.String())
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a positive duration", key, v))
+			return def
+		}
+		return d
+	}
+
+	c := Config{
+		Mode:      mode,
+		DataDir:   env("REMEDIATOR_DATA_DIR", "./.data"),
+		HTTPAddr:  env("REMEDIATOR_HTTP_ADDR", "127.0.0.1:8080"),
+		LogFormat: env("REMEDIATOR_LOG_FORMAT", "text"),
+		LogLevel:  env("REMEDIATOR_LOG_LEVEL", "info"),
+		Temporal: Temporal{
+			Address:       env("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+			Namespace:     env("TEMPORAL_NAMESPACE", "default"),
+			TLSCertFile:   env("TEMPORAL_TLS_CERT", ""),
+			TLSKeyFile:    env("TEMPORAL_TLS_KEY", ""),
+			TLSCAFile:     env("TEMPORAL_TLS_CA", ""),
+			TLSServerName: env("TEMPORAL_TLS_SERVER_NAME", ""),
+		},
+		RecipesFile:     env("REMEDIATOR_RECIPES_FILE", ""),
+		MaxDiffBytes:    intVar("REMEDIATOR_MAX_DIFF_BYTES", 256<<10),
+		DeniedPaths:     splitList(env("REMEDIATOR_DENIED_PATHS", ".github/workflows/**"), ","),
+		ApprovalTimeout: durVar("REMEDIATOR_APPROVAL_TIMEOUT", 24*time.Hour),
+		MaxBodyBytes:    int64(intVar("REMEDIATOR_MAX_BODY_BYTES", 1<<20)),
+		ShutdownTimeout: durVar("REMEDIATOR_SHUTDOWN_TIMEOUT", 20*time.Second),
+		Dev: Dev{
+			FrontendPort: intVar("REMEDIATOR_DEV_FRONTEND_PORT", 7233),
+			UIPort:       intVar("REMEDIATOR_DEV_UI_PORT", 8233),
+			Retention:    durVar("REMEDIATOR_DEV_RETENTION", 7*24*time.Hour),
+		},
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("REMEDIATOR_DATA_DIR: %w", err))
+	}
+	c.DataDir = abs
+	c.Temporal.TLS = env("TEMPORAL_TLS", "false") == "true" || c.Temporal.TLSCertFile != "" || c.Temporal.TLSCAFile != ""
+	if (c.Temporal.TLSCertFile == "") != (c.Temporal.TLSKeyFile == "") {
+		errs = append(errs, errors.New("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together"))
+	}
+	c.PublicURL = strings.TrimRight(env("REMEDIATOR_PUBLIC_URL", "http://"+c.HTTPAddr), "/")
+	defaultUI := ""
+	if mode == ModeDev {
+		defaultUI = fmt.Sprintf("http://127.0.0.1:%d", c.Dev.UIPort)
+	}
+	c.UIURL = strings.TrimRight(env("TEMPORAL_UI_URL", defaultUI), "/")
+
+	roots := env("REMEDIATOR_GIT_ROOTS", "")
+	if roots == "" && mode == ModeDev {
+		roots = c.DataDir
+	}
+	for _, r := range splitList(roots, string(filepath.ListSeparator)) {
+		if !filepath.IsAbs(r) {
+			errs = append(errs, fmt.Errorf("REMEDIATOR_GIT_ROOTS: %q is not absolute", r))
+			continue
+		}
+		c.GitRoots = append(c.GitRoots, filepath.Clean(r))
+	}
+	tokens, err := ParseTokens(getenv("REMEDIATOR_API_TOKENS"))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.Tokens = tokens
+
+	if !slices.Contains([]string{"text", "json"}, c.LogFormat) {
+		errs = append(errs, fmt.Errorf("REMEDIATOR_LOG_FORMAT: %q is not text or json", c.LogFormat))
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		errs = append(errs, fmt.Errorf("REMEDIATOR_LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel))
+	}
+	if c.ApprovalTimeout < MinApprovalTimeout || c.ApprovalTimeout > MaxApprovalTimeout {
+		errs = append(errs, fmt.Errorf("REMEDIATOR_APPROVAL_TIMEOUT must be between %s and %s", MinApprovalTimeout, MaxApprovalTimeout))
+	}
+	if c.Dev.Retention < 24*time.Hour {
+		errs = append(errs, errors.New("REMEDIATOR_DEV_RETENTION must be at least 24h"))
+	}
+	if c.Dev.FrontendPort < 1024 || c.Dev.FrontendPort > 65000 {
+		errs = append(errs, errors.New("REMEDIATOR_DEV_FRONTEND_PORT must be between 1024 and 65000"))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, errors.New("REMEDIATOR_MAX_BODY_BYTES must be at least 1024"))
+	}
+	return c, errors.Join(errs...)
+}
+
+// ValidateAPI fails closed: outside dev mode the API refuses to start without
+// at least one credential.
+func (c Config) ValidateAPI() error {
+	if c.Mode != ModeDev && len(c.Tokens) == 0 {
+		return errors.New("no API credentials configured: set REMEDIATOR_API_TOKENS (see README, Authentication)")
+	}
+	return nil
+}
+
+// ParseTokens reads "subject:role|role:token" entries separated by commas.
+func ParseTokens(s string) ([]Token, error) {
+	var out []Token
+	for _, entry := range splitList(s, ",") {
+		parts := strings.SplitN(entry, ":", 3)
+		if len(parts) != 3 || parts[2] == "" {
+			return nil, errors.New("REMEDIATOR_API_TOKENS: entries look like subject:role|role:token")
+		}
+		if !subjectPattern.MatchString(parts[0]) {
+			return nil, fmt.Errorf("REMEDIATOR_API_TOKENS: invalid subject %q", parts[0])
+		}
+		if len(parts[2]) < 16 {
+			return nil, fmt.Errorf("REMEDIATOR_API_TOKENS: the token of %s is shorter than 16 characters", parts[0])
+		}
+		roles := splitList(parts[1], "|")
+		for _, r := range roles {
+			if !slices.Contains(Roles, r) {
+				return nil, fmt.Errorf("REMEDIATOR_API_TOKENS: unknown role %q for %s", r, parts[0])
+			}
+		}
+		if len(roles) == 0 {
+			return nil, fmt.Errorf("REMEDIATOR_API_TOKENS: %s has no role", parts[0])
+		}
+		out = append(out, Token{Subject: parts[0], Roles: roles, Hash: sha256.Sum256([]byte(parts[2]))})
+	}
+	return out, nil
+}
+
+// String describes the configuration with every secret masked.
+func (c Config) String() string {
+	subjects := make([]string, 0, len(c.Tokens))
+	for _, t := range c.Tokens {
+		subjects = append(subjects, t.Subject+"(***)")
+	}
+	return fmt.Sprintf("mode=%s data_dir=%s http=%s temporal=%s/%s tls=%t tokens=[%s] git_roots=%v approval_timeout=%s",
+		c.Mode, c.DataDir, c.HTTPAddr, c.Temporal.Address, c.Temporal.Namespace, c.Temporal.TLS,
+		strings.Join(subjects, ","), c.GitRoots, c.ApprovalTimeout)
+}
+
+func splitList(s, sep string) []string {
+	var out []string
+	for _, p := range strings.Split(s, sep) {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,70 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(ModeDev, envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:8080" || c.Temporal.Address != "127.0.0.1:7233" || c.Temporal.Namespace != "default" {
+		t.Fatalf("unexpected defaults: %s", c)
+	}
+	if c.ApprovalTimeout != 24*time.Hour || c.Dev.Retention < 7*24*time.Hour || c.Dev.UIPort != 8233 {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+	if len(c.GitRoots) != 1 || c.GitRoots[0] != c.DataDir {
+		t.Fatalf("dev mode allows the data dir only, got %v", c.GitRoots)
+	}
+	if err := c.ValidateAPI(); err != nil {
+		t.Fatalf("dev mode needs no configured tokens: %v", err)
+	}
+}
+
+func TestProductionFailsClosed(t *testing.T) {
+	c, err := Load(ModeProduction, envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.GitRoots) != 0 {
+		t.Fatalf("production allows no local repositories by default, got %v", c.GitRoots)
+	}
+	if err := c.ValidateAPI(); err == nil {
+		t.Fatal("production API without credentials must refuse to start")
+	}
+	c, err = Load(ModeProduction, envOf(map[string]string{"REMEDIATOR_API_TOKENS": "alice:approver|admin:0123456789abcdef0123"}))
+	if err != nil || c.ValidateAPI() != nil {
+		t.Fatalf("configured token: %v", err)
+	}
+	if strings.Contains(c.String(), "0123456789abcdef") {
+		t.Fatal("String() leaks a token")
+	}
+	if len(c.Tokens[0].Roles) != 2 {
+		t.Fatalf("roles: %v", c.Tokens[0].Roles)
+	}
+}
+
+func TestInvalidValuesAreReported(t *testing.T) {
+	for name, env := range map[string]map[string]string{
+		"bad token format":  {"REMEDIATOR_API_TOKENS": "alice-no-colons"},
+		"unknown role":      {"REMEDIATOR_API_TOKENS": "alice:root:0123456789abcdef0123"},
+		"short token":       {"REMEDIATOR_API_TOKENS": "alice:admin:short"},
+		"bad duration":      {"REMEDIATOR_APPROVAL_TIMEOUT": "soon"},
+		"timeout too long":  {"REMEDIATOR_APPROVAL_TIMEOUT": "2000h"},
+		"short retention":   {"REMEDIATOR_DEV_RETENTION": "1h"},
+		"relative git root": {"REMEDIATOR_GIT_ROOTS": "repos"},
+		"half TLS pair":     {"TEMPORAL_TLS_CERT": "/x.pem"},
+		"bad log format":    {"REMEDIATOR_LOG_FORMAT": "xml"},
+		"bad int":           {"REMEDIATOR_MAX_DIFF_BYTES": "-3"},
+	} {
+		if _, err := Load(ModeProduction, envOf(env)); err == nil {
+			t.Errorf("%s: expected an error", name)
+		}
+	}
+}
