@@ -1,0 +1,52 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// readJSON reads the whole body under the cap, then decodes exactly one JSON
+// object with unknown fields refused and nothing after it: a small valid
+// object followed by junk must not pass.
+func (h *handler) readJSON(c *gin.Context, dst any) error {
+	if ct := c.GetHeader("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "send application/json")
+		}
+	}
+	body, err := io.ReadAll(io.LimitReader(c.Request.Body, h.opts.MaxBodyBytes+1))
+	if err != nil {
+		return newError(http.StatusBadRequest, "unreadable_body", "the request body could not be read")
+	}
+	if int64(len(body)) > h.opts.MaxBodyBytes {
+		return newError(http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than allowed")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return newError(http.StatusBadRequest, "empty_body", "a JSON object is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		if strings.HasPrefix(err.Error(), "json: unknown field") {
+			return &apiError{status: http.StatusUnprocessableEntity, code: "unknown_field", message: err.Error()}
+		}
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return &apiError{status: http.StatusUnprocessableEntity, code: "validation_failed",
+				message: "field " + typeErr.Field + " has the wrong type"}
+		}
+		return newError(http.StatusBadRequest, "malformed_json", "the body is not valid JSON")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return newError(http.StatusBadRequest, "trailing_data", "the body has data after the JSON object")
+	}
+	return nil
+}

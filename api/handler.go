@@ -1,0 +1,85 @@
+// Package api is the HTTP edge: Gin only, no Temporal SDK. It authenticates,
+// authorises, validates and answers in one error shape; everything durable
+// goes through the orchestrator.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"remediator/internal/config"
+	"remediator/internal/ledger"
+	"remediator/internal/orchestrator"
+)
+
+// Orchestrator is what the handlers need from the workflow side.
+type Orchestrator interface {
+	Start(ctx context.Context, req orchestrator.StartRequest) (orchestrator.StartResult, error)
+	Get(ctx context.Context, id string) (orchestrator.Status, error)
+	Decide(ctx context.Context, v orchestrator.Vote) (orchestrator.Status, error)
+	Cancel(ctx context.Context, id string) error
+	List(ctx context.Context, f orchestrator.ListFilter) (orchestrator.ListResult, error)
+	Ready(ctx context.Context) error
+	Namespace() string
+}
+
+// DecisionReader serves decision records (the built-in ledger).
+type DecisionReader interface {
+	Get(ctx context.Context, id string) (ledger.Decision, error)
+}
+
+// Options configure the handler.
+type Options struct {
+	Tokens                 []config.Token
+	Decisions              DecisionReader
+	MaxBodyBytes           int64
+	PublicURL              string
+	UIURL                  string
+	DefaultApprovalTimeout time.Duration
+	Version                string
+}
+
+type handler struct {
+	logger *slog.Logger
+	orch   Orchestrator
+	opts   Options
+}
+
+// NewHandler builds the whole HTTP surface.
+func NewHandler(logger *slog.Logger, orch Orchestrator, opts Options) http.Handler {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.DefaultApprovalTimeout <= 0 {
+		opts.DefaultApprovalTimeout = 24 * time.Hour
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	_ = r.SetTrustedProxies(nil)
+	h := &handler{logger: logger, orch: orch, opts: opts}
+	r.Use(correlation(), recovery(logger), securityHeaders(), accessLog(logger))
+	routes(r, h)
+	return r
+}
+
+// NewServer wraps h in an http.Server with timeouts on every phase; the write
+// timeout leaves room for an approval Update to complete.
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
