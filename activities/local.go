@@ -85,6 +85,8 @@ func recipeError(err error) error {
 		return Permanent(ErrTypeNoFix, "matching recipes produced no change", err)
 	case recipe.KindTooLarge, recipe.KindDeniedPath, recipe.KindCheckFailed, recipe.KindTimeout:
 		return Permanent(ErrTypeFixRefused, "the fix was refused", err)
+	case recipe.KindInvalid:
+		return Permanent(ErrTypeInvalidInput, "the fix request or a recipe is invalid", err)
 	}
 	if errors.As(err, &gerr) {
 		return gitError(err)

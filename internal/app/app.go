@@ -1,0 +1,173 @@
+// Package app assembles the long-lived pieces (Temporal client, worker, API,
+// providers) from configuration. The commands, the dev stack and the
+// end-to-end tests all use it, so they run the same wiring.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"remediator/activities"
+	"remediator/api"
+	"remediator/internal/config"
+	"remediator/internal/gitlocal"
+	"remediator/internal/ledger"
+	"remediator/internal/logging"
+	"remediator/internal/orchestrator"
+	"remediator/internal/recipe"
+	"remediator/worker"
+)
+
+// Components are the long-lived pieces every command assembles from config.
+type Components struct {
+	Acts   *activities.Activities
+	Ledger *ledger.Store
+}
+
+// BuildActivities wires the local providers: git repositories on disk under
+// the configured roots, recipe fixes, and the built-in decision ledger.
+func BuildActivities(cfg config.Config) (Components, error) {
+	git, err := gitlocal.New(gitlocal.Options{Roots: cfg.GitRoots, ScratchDir: filepath.Join(cfg.DataDir, "scratch")})
+	if err != nil {
+		return Components{}, err
+	}
+	recipes := recipe.Builtin()
+	if cfg.RecipesFile != "" {
+		extra, err := recipe.LoadFile(cfg.RecipesFile)
+		if err != nil {
+			return Components{}, fmt.Errorf("REMEDIATOR_RECIPES_FILE: %w", err)
+		}
+		recipes = append(extra, recipes...)
+	}
+	store, err := ledger.Open(filepath.Join(cfg.DataDir, "decisions"))
+	if err != nil {
+		return Components{}, err
+	}
+	return Components{
+		Acts: &activities.Activities{
+			Fixer: &activities.LocalFixer{Git: git, Recipes: &recipe.Generator{
+				Checkout: git, Recipes: recipes, MaxDiffBytes: cfg.MaxDiffBytes, DeniedPaths: cfg.DeniedPaths,
+			}},
+			Decisions: &activities.LedgerDecisions{Store: store},
+			Git:       &activities.LocalGit{Git: git},
+		},
+		Ledger: store,
+	}, nil
+}
+
+// NewWorker builds the worker with every workflow and activity registered.
+func NewWorker(c client.Client, acts *activities.Activities, logger *slog.Logger) sdkworker.Worker {
+	return worker.New(c, acts, sdkworker.Options{
+		MaxConcurrentActivityExecutionSize: 20,
+		WorkerStopTimeout:                  10 * time.Second,
+		OnFatalError: func(err error) {
+			logger.Error("worker stopped on a fatal error", "error", err)
+		},
+	})
+}
+
+// NewAPIHandler builds the HTTP handler over an orchestrator for c.
+func NewAPIHandler(cfg config.Config, c client.Client, store *ledger.Store, tokens []config.Token, logger *slog.Logger) http.Handler {
+	orch := orchestrator.New(c, cfg.Temporal.Namespace, cfg.ApprovalTimeout)
+	h := api.NewHandler(logger.With("component", "api"), orch, api.Options{
+		Tokens: tokens, Decisions: store, MaxBodyBytes: cfg.MaxBodyBytes, PublicURL: cfg.PublicURL,
+		UIURL: cfg.UIURL, DefaultApprovalTimeout: cfg.ApprovalTimeout, Version: Version(),
+	})
+	return h
+}
+
+// Serve runs srv until ctx ends, then shuts it down gracefully.
+func Serve(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// RunWorker is `remediator worker`.
+func RunWorker(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := config.Load(config.ModeProduction, getenv)
+	if err != nil {
+		return err
+	}
+	logger := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
+	logger.Info("starting worker", "config", cfg.String())
+	comps, err := BuildActivities(cfg)
+	if err != nil {
+		return err
+	}
+	c, err := orchestrator.Dial(ctx, cfg.Temporal, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	w := NewWorker(c, comps.Acts, logger)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("starting worker: %w", err)
+	}
+	<-ctx.Done()
+	logger.Info("stopping worker")
+	w.Stop()
+	return nil
+}
+
+// RunAPI is `remediator api`: it refuses to start without credentials.
+func RunAPI(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := config.Load(config.ModeProduction, getenv)
+	if err != nil {
+		return err
+	}
+	if err := cfg.ValidateAPI(); err != nil {
+		return err
+	}
+	logger := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
+	logger.Info("starting api", "config", cfg.String())
+	store, err := ledger.Open(filepath.Join(cfg.DataDir, "decisions"))
+	if err != nil {
+		return err
+	}
+	c, err := orchestrator.Dial(ctx, cfg.Temporal, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	srv := api.NewServer(cfg.HTTPAddr, NewAPIHandler(cfg, c, store, cfg.Tokens, logger))
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	logger.Info("api listening", "addr", ln.Addr().String())
+	return Serve(ctx, srv, ln, cfg.ShutdownTimeout)
+}
+
+// Version is the module version from the build information ("(devel)" for
+// local builds), reported by /health.
+func Version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}

@@ -1,0 +1,250 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"remediator/api"
+	"remediator/internal/config"
+	"remediator/internal/demo"
+	"remediator/internal/devserver"
+	"remediator/internal/logging"
+	"remediator/internal/orchestrator"
+	"remediator/workflows"
+)
+
+// DevToken is a credential that exists only in dev mode.
+type DevToken struct {
+	Subject string `json:"subject"`
+	Role    string `json:"role"`
+	Token   string `json:"token"`
+}
+
+// devPrincipals: one developer, two approvers (four eyes), one admin.
+var devPrincipals = []struct{ subject, role string }{
+	{"dev", "developer"}, {"alice", "approver"}, {"bob", "approver"}, {"admin", "admin"},
+}
+
+// DevPorts derives every embedded-server port from the frontend port, so one
+// setting moves them all and they stay fixed across restarts.
+func DevPorts(d config.Dev) devserver.Ports {
+	f := d.FrontendPort
+	return devserver.Ports{
+		Frontend: f, FrontendHTTP: f + 10, History: f + 1, Matching: f + 2, Worker: f + 3,
+		FrontendMembership: f - 300, HistoryMembership: f - 299, MatchingMembership: f - 298, WorkerMembership: f - 297,
+		UI: d.UIPort,
+	}
+}
+
+// Dev is the whole single-process stack of `remediator dev`.
+type Dev struct {
+	Config  config.Config
+	Server  *devserver.Server
+	Client  client.Client
+	Worker  sdkworker.Worker
+	Handler http.Handler
+	Tokens  []DevToken
+	Demo    demo.Repo
+}
+
+// StartDev starts the embedded server, worker and API handler on cfg.DataDir.
+// Everything persists there: a restart on the same directory resumes waiting
+// remediations.
+func StartDev(ctx context.Context, cfg config.Config, ports devserver.Ports, logger *slog.Logger) (*Dev, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	sas := map[string]enumspb.IndexedValueType{}
+	for _, name := range workflows.SearchAttributeNames {
+		sas[name] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
+	}
+	srv, err := devserver.Start(ctx, devserver.Config{
+		DataDir: filepath.Join(cfg.DataDir, "temporal"), Host: "127.0.0.1", Ports: ports,
+		Namespace: cfg.Temporal.Namespace, Retention: cfg.Dev.Retention, SearchAttributes: sas,
+		Logger: logger.With("component", "temporal-server"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting the embedded Temporal server: %w", err)
+	}
+	d := &Dev{Config: cfg, Server: srv}
+	fail := func(err error) (*Dev, error) {
+		d.Stop()
+		return nil, err
+	}
+	cfg.Temporal.Address = srv.FrontendAddress()
+	if srv.UIAddress() != "" {
+		cfg.UIURL = srv.UIAddress()
+	}
+	d.Config = cfg
+	if d.Tokens, err = loadDevTokens(filepath.Join(cfg.DataDir, "dev-tokens.json")); err != nil {
+		return fail(err)
+	}
+	if d.Demo, err = demo.Ensure(ctx, filepath.Join(cfg.DataDir, "demo-repo")); err != nil {
+		return fail(fmt.Errorf("creating the demo repository: %w", err))
+	}
+	comps, err := BuildActivities(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	if d.Client, err = orchestrator.Dial(ctx, cfg.Temporal, logger); err != nil {
+		return fail(err)
+	}
+	d.Worker = NewWorker(d.Client, comps.Acts, logger)
+	if err := d.Worker.Start(); err != nil {
+		d.Worker = nil
+		return fail(fmt.Errorf("starting the worker: %w", err))
+	}
+	tokens := append([]config.Token{}, cfg.Tokens...)
+	for _, t := range d.Tokens {
+		parsed, err := config.ParseTokens(t.Subject + ":" + t.Role + ":" + t.Token)
+		if err != nil {
+			return fail(err)
+		}
+		tokens = append(tokens, parsed...)
+	}
+	d.Handler = NewAPIHandler(cfg, d.Client, comps.Ledger, tokens, logger)
+	return d, nil
+}
+
+// Stop stops the worker, the client and the server, in that order.
+func (d *Dev) Stop() {
+	if d.Worker != nil {
+		d.Worker.Stop()
+		d.Worker = nil
+	}
+	if d.Client != nil {
+		d.Client.Close()
+		d.Client = nil
+	}
+	if d.Server != nil {
+		_ = d.Server.Stop()
+		d.Server = nil
+	}
+}
+
+// Token returns the dev token of subject.
+func (d *Dev) Token(subject string) string {
+	for _, t := range d.Tokens {
+		if t.Subject == subject {
+			return t.Token
+		}
+	}
+	return ""
+}
+
+// loadDevTokens keeps dev credentials stable across restarts of one data
+// directory, and random per directory.
+func loadDevTokens(path string) ([]DevToken, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		var toks []DevToken
+		if err := json.Unmarshal(b, &toks); err != nil || len(toks) != len(devPrincipals) {
+			return nil, fmt.Errorf("%s is corrupt; delete it to mint new dev tokens", path)
+		}
+		return toks, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	toks := make([]DevToken, 0, len(devPrincipals))
+	for _, p := range devPrincipals {
+		buf := make([]byte, 24)
+		if _, err := rand.Read(buf); err != nil {
+			return nil, err
+		}
+		toks = append(toks, DevToken{Subject: p.subject, Role: p.role, Token: "dev_" + hex.EncodeToString(buf)})
+	}
+	b, _ := json.MarshalIndent(toks, "", "  ")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, err
+	}
+	return toks, nil
+}
+
+// RunDev is `remediator dev`.
+func RunDev(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(config.ModeDev, getenv)
+	if err != nil {
+		return err
+	}
+	logger := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("API address %s: %w", cfg.HTTPAddr, err)
+	}
+	d, err := StartDev(ctx, cfg, DevPorts(cfg.Dev), logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer d.Stop()
+	if err := writeDevEnv(d, ln.Addr().String()); err != nil {
+		ln.Close()
+		return err
+	}
+	printBanner(stdout, d, ln.Addr().String())
+	srv := api.NewServer(cfg.HTTPAddr, d.Handler)
+	err = Serve(ctx, srv, ln, cfg.ShutdownTimeout)
+	logger.Info("shutting down")
+	return err
+}
+
+// writeDevEnv writes DATA_DIR/dev.env for `source`: tokens and addresses.
+func writeDevEnv(d *Dev, apiAddr string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "export REMEDIATOR_URL=http://%s\n", apiAddr)
+	for _, t := range d.Tokens {
+		fmt.Fprintf(&b, "export %s_TOKEN=%s\n", strings.ToUpper(t.Subject), t.Token)
+	}
+	fmt.Fprintf(&b, "export DEMO_REPO=%s\n", d.Demo.Path)
+	fmt.Fprintf(&b, "export TEMPORAL_ADDRESS=%s\n", d.Server.FrontendAddress())
+	return os.WriteFile(filepath.Join(d.Config.DataDir, "dev.env"), []byte(b.String()), 0o600)
+}
+
+func printBanner(w io.Writer, d *Dev, apiAddr string) {
+	body, _ := json.Marshal(map[string]string{
+		"repo": d.Demo.Path, "ref": d.Demo.Branch, "failure_summary": d.Demo.FailureSummary, "log_excerpt": d.Demo.LogExcerpt,
+	})
+	fmt.Fprintf(w, `
+remediator dev is running (Ctrl-C stops it; data in %s)
+
+  API          http://%s
+  Temporal     %s   (temporal workflow list --address %s)
+  Web UI       %s
+
+Dev credentials (dev mode only; also in %s):
+`, d.Config.DataDir, apiAddr, d.Server.FrontendAddress(), d.Server.FrontendAddress(), orNone(d.Server.UIAddress()),
+		filepath.Join(d.Config.DataDir, "dev.env"))
+	for _, t := range d.Tokens {
+		fmt.Fprintf(w, "  %-6s %-10s %s\n", t.Subject, t.Role, t.Token)
+	}
+	fmt.Fprintf(w, `
+Demo repository with a real gofmt defect: %s
+
+Start a remediation against it:
+  curl -s -X POST http://%s/api/remediations \
+    -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \
+    -d '%s'
+
+`, d.Demo.Path, apiAddr, d.Token("dev"), strings.ReplaceAll(string(body), "'", `'\''`))
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(disabled)"
+	}
+	return s
+}

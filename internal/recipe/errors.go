@@ -1,0 +1,81 @@
+package recipe
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Kind classifies why no fix was produced, so the caller can tell the user
+// something precise and decide whether a retry makes sense.
+type Kind string
+
+const (
+	// KindNoRecipe: no recipe matches the failure (or none applies to the
+	// repository's files). Permanent for this failure.
+	KindNoRecipe Kind = "no_recipe"
+	// KindNoChange: matching recipes ran but produced no diff, or their
+	// command failed. Permanent.
+	KindNoChange Kind = "no_change"
+	// KindTooLarge: the diff exceeds Generator.MaxDiffBytes. Refusal.
+	KindTooLarge Kind = "too_large"
+	// KindDeniedPath: the diff touches a path matching Generator.DeniedPaths
+	// (Error.Paths lists them). Refusal.
+	KindDeniedPath Kind = "denied_path"
+	// KindCheckFailed: the recipe's Check did not pass on the fixed tree.
+	// Refusal.
+	KindCheckFailed Kind = "check_failed"
+	// KindTimeout: a recipe command or check exceeded the recipe's Timeout.
+	KindTimeout Kind = "timeout"
+	// KindTransient: infrastructure trouble (checkout, git, I/O, cancelled
+	// context). Err wraps the cause; for provider errors inspect it with the
+	// provider's own classifier (e.g. gitlocal.KindOf), because an invalid
+	// repository is not worth retrying.
+	KindTransient Kind = "transient"
+	// KindInvalid: the generator, a recipe or the request is malformed
+	// (bad regexp, missing SHA, ...). Permanent until the configuration or
+	// request is fixed.
+	KindInvalid Kind = "invalid"
+)
+
+// Error keeps the recipe involved and a human-readable reason next to the
+// Kind; the reason includes the tail of command output where useful.
+type Error struct {
+	Kind   Kind
+	Recipe string
+	Msg    string
+	Err    error
+	// Paths lists the offending paths for KindDeniedPath.
+	Paths []string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("recipe")
+	if e.Recipe != "" {
+		b.WriteString(" " + e.Recipe)
+	}
+	fmt.Fprintf(&b, ": %s", e.Kind)
+	if e.Msg != "" {
+		b.WriteString(": " + e.Msg)
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// KindOf classifies any error returned by Generate, even when wrapped.
+// Foreign errors count as transient; nil yields "".
+func KindOf(err error) Kind {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return KindTransient
+}
