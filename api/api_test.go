@@ -1,0 +1,223 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"remediator/internal/config"
+	"remediator/internal/orchestrator"
+	"remediator/workflows"
+)
+
+// fakeOrch records what the handlers pass on; the real orchestrator is
+// exercised against a real Temporal server in internal/e2e.
+type fakeOrch struct {
+	started []orchestrator.StartRequest
+	votes   []orchestrator.Vote
+	err     error
+}
+
+func (f *fakeOrch) Start(_ context.Context, r orchestrator.StartRequest) (orchestrator.StartResult, error) {
+	f.started = append(f.started, r)
+	return orchestrator.StartResult{ID: "rem-1", Phase: workflows.PhaseReceived}, f.err
+}
+func (f *fakeOrch) Get(context.Context, string) (orchestrator.Status, error) {
+	return orchestrator.Status{ID: "rem-1"}, f.err
+}
+func (f *fakeOrch) Decide(_ context.Context, v orchestrator.Vote) (orchestrator.Status, error) {
+	f.votes = append(f.votes, v)
+	return orchestrator.Status{ID: v.ID}, f.err
+}
+func (f *fakeOrch) Cancel(context.Context, string) error { return f.err }
+func (f *fakeOrch) List(context.Context, orchestrator.ListFilter) (orchestrator.ListResult, error) {
+	return orchestrator.ListResult{Items: []orchestrator.Summary{}}, f.err
+}
+func (f *fakeOrch) Ready(context.Context) error { return f.err }
+func (f *fakeOrch) Namespace() string           { return "default" }
+
+const (
+	devTok      = "developer-token-0123456789"
+	approverTok = "approver-token-0123456789"
+	adminTok    = "admin-token-0123456789abc"
+)
+
+func newTestHandler(t *testing.T, orch *fakeOrch) http.Handler {
+	t.Helper()
+	toks, err := config.ParseTokens("dev:developer:" + devTok + ",alice:approver:" + approverTok + ",root:admin:" + adminTok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), orch, Options{Tokens: toks, MaxBodyBytes: 4096, PublicURL: "http://x", UIURL: "http://ui"})
+}
+
+func do(t *testing.T, h http.Handler, method, path, token, body string, hdr ...string) (*httptest.ResponseRecorder, errorBody) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var eb errorBody
+	_ = json.Unmarshal(rec.Body.Bytes(), &eb)
+	return rec, eb
+}
+
+const validStart = `{"repo":"/data/demo","ref":"main","failure_summary":"lint: gofmt","log_excerpt":"main.go"}`
+
+var validVote = `{"decision_id":"dec_1","diff_digest":"` + strings.Repeat("a", 64) + `"}`
+
+func TestRolesPerRoute(t *testing.T) {
+	h := newTestHandler(t, &fakeOrch{})
+	reject := `{"decision_id":"dec_1","diff_digest":"` + strings.Repeat("a", 64) + `","reason":"no"}`
+	cases := []struct {
+		method, path, body string
+		want               map[string]int // token -> status
+	}{
+		{"POST", "/api/remediations", validStart, map[string]int{"": 401, devTok: 202, approverTok: 403, adminTok: 202}},
+		{"GET", "/api/remediations", "", map[string]int{"": 401, devTok: 200, approverTok: 200, adminTok: 200}},
+		{"GET", "/api/remediations/rem-1", "", map[string]int{"": 401, devTok: 200, approverTok: 200, adminTok: 200}},
+		{"POST", "/api/remediations/rem-1/approve", validVote, map[string]int{"": 401, devTok: 403, approverTok: 200, adminTok: 200}},
+		{"POST", "/api/remediations/rem-1/reject", reject, map[string]int{"": 401, devTok: 403, approverTok: 200, adminTok: 200}},
+		{"POST", "/api/remediations/rem-1/cancel", "", map[string]int{"": 401, devTok: 403, approverTok: 403, adminTok: 202}},
+		{"GET", "/livez", "", map[string]int{"": 200}},
+		{"GET", "/readyz", "", map[string]int{"": 200}},
+		{"GET", "/health", "", map[string]int{"": 200}},
+	}
+	for _, tc := range cases {
+		for tok, want := range tc.want {
+			rec, eb := do(t, h, tc.method, tc.path, tok, tc.body)
+			if rec.Code != want {
+				t.Errorf("%s %s as %q: want %d, got %d %s", tc.method, tc.path, tok, want, rec.Code, rec.Body)
+			}
+			if rec.Code >= 400 && (eb.Error == "" || eb.CorrelationID == "") {
+				t.Errorf("%s %s: error body lacks code or correlation id: %s", tc.method, tc.path, rec.Body)
+			}
+			if rec.Code == 401 && rec.Header().Get("WWW-Authenticate") == "" {
+				t.Errorf("401 without WWW-Authenticate")
+			}
+		}
+	}
+	if rec, _ := do(t, h, "GET", "/api/remediations", "wrong-token-0123456789", ""); rec.Code != 401 {
+		t.Errorf("unknown token: %d", rec.Code)
+	}
+}
+
+func TestIdentityComesFromTheToken(t *testing.T) {
+	orch := &fakeOrch{}
+	h := newTestHandler(t, orch)
+	rec, eb := do(t, h, "POST", "/api/remediations/rem-1/approve", approverTok,
+		`{"decision_id":"dec_1","diff_digest":"`+strings.Repeat("a", 64)+`","actor":"root"}`)
+	if rec.Code != 422 || eb.Error != "unknown_field" {
+		t.Fatalf("a body naming an actor must be refused: %d %s", rec.Code, rec.Body)
+	}
+	rec, _ = do(t, h, "POST", "/api/remediations/rem-1/approve", approverTok, validVote, "Idempotency-Key", "k1")
+	if rec.Code != 200 || len(orch.votes) != 1 {
+		t.Fatalf("approve: %d %s", rec.Code, rec.Body)
+	}
+	v := orch.votes[0]
+	if v.Actor != "alice" || v.Roles[0] != "approver" || !v.Approve || v.RequestID != "k1" {
+		t.Fatalf("vote: %+v", v)
+	}
+	rec, _ = do(t, h, "POST", "/api/remediations", devTok, validStart)
+	if rec.Code != 202 || orch.started[0].Requester != "dev" {
+		t.Fatalf("start: %d %+v", rec.Code, orch.started)
+	}
+}
+
+func TestBodiesAreStrict(t *testing.T) {
+	h := newTestHandler(t, &fakeOrch{})
+	cases := []struct {
+		name, body, ctype string
+		want              int
+	}{
+		{"over the cap", `{"repo":"` + strings.Repeat("a", 5000) + `"}`, "", 413},
+		{"trailing junk after valid object", validStart + `garbage`, "", 400},
+		{"second object", validStart + `{}`, "", 400},
+		{"unknown field", `{"repo":"/x","failure_summary":"y","extra":1}`, "", 422},
+		{"malformed", `{"repo":`, "", 400},
+		{"wrong type", `{"repo":5}`, "", 422},
+		{"not json", `repo=x`, "application/x-www-form-urlencoded", 415},
+		{"missing fields", `{}`, "", 422},
+		{"bad sha", `{"repo":"/x","failure_summary":"y","sha":"XYZ"}`, "", 422},
+		{"bad ref", `{"repo":"/x","failure_summary":"y","ref":"a..b"}`, "", 422},
+		{"traversal", `{"repo":"/data/../etc","failure_summary":"y"}`, "", 422},
+		{"NUL in repo", `{"repo":"/x\u0000","failure_summary":"y"}`, "", 422},
+		{"deadline too short", `{"repo":"/x","failure_summary":"y","deadline":"5s"}`, "", 422},
+		{"deadline garbage", `{"repo":"/x","failure_summary":"y","deadline":"tomorrow"}`, "", 422},
+	}
+	for _, tc := range cases {
+		req := httptest.NewRequest("POST", "/api/remediations", strings.NewReader(tc.body))
+		req.Header.Set("Authorization", "Bearer "+devTok)
+		ct := tc.ctype
+		if ct == "" {
+			ct = "application/json"
+		}
+		req.Header.Set("Content-Type", ct)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("%s: want %d, got %d %s", tc.name, tc.want, rec.Code, rec.Body)
+		}
+	}
+	rec, eb := do(t, h, "POST", "/api/remediations/rem-1/reject", approverTok, validVote)
+	if rec.Code != 422 || eb.Details == nil {
+		t.Fatalf("reject without reason: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestErrorMapping(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want int
+		code string
+	}{
+		{&orchestrator.RejectedError{Sentinel: orchestrator.ErrForbidden, Code: "self_approval", Message: "no"}, 403, "self_approval"},
+		{&orchestrator.RejectedError{Sentinel: orchestrator.ErrConflict, Code: "duplicate_vote", Message: "no"}, 409, "duplicate_vote"},
+		{&orchestrator.RejectedError{Sentinel: orchestrator.ErrInvalid, Code: "invalid_vote", Message: "no"}, 422, "invalid_vote"},
+		{orchestrator.ErrNotFound, 404, "not_found"},
+		{orchestrator.ErrUnavailable, 503, "temporal_unavailable"},
+		{io.ErrUnexpectedEOF, 500, "internal"},
+	} {
+		h := newTestHandler(t, &fakeOrch{err: tc.err})
+		rec, eb := do(t, h, "POST", "/api/remediations/rem-1/approve", approverTok, validVote)
+		if rec.Code != tc.want || eb.Error != tc.code {
+			t.Errorf("%v: want %d %s, got %d %s", tc.err, tc.want, tc.code, rec.Code, rec.Body)
+		}
+		if tc.want == 500 && strings.Contains(rec.Body.String(), "unexpected EOF") {
+			t.Errorf("500 body leaks the internal error: %s", rec.Body)
+		}
+	}
+	h := newTestHandler(t, &fakeOrch{err: orchestrator.ErrUnavailable})
+	if rec, _ := do(t, h, "GET", "/readyz", "", ""); rec.Code != 503 {
+		t.Errorf("readyz must fail when Temporal is down: %d", rec.Code)
+	}
+}
+
+func TestCorrelationID(t *testing.T) {
+	orch := &fakeOrch{}
+	h := newTestHandler(t, orch)
+	rec, _ := do(t, h, "POST", "/api/remediations", devTok, validStart, "X-Correlation-ID", "req-12345678")
+	if rec.Header().Get(HeaderCorrelationID) != "req-12345678" || orch.started[0].CorrelationID != "req-12345678" {
+		t.Fatalf("a safe correlation id is kept and passed on: %q", rec.Header().Get(HeaderCorrelationID))
+	}
+	rec, _ = do(t, h, "GET", "/livez", "", "", "X-Correlation-ID", "bad id with spaces <script>")
+	if got := rec.Header().Get(HeaderCorrelationID); got == "" || strings.Contains(got, " ") {
+		t.Fatalf("an unsafe correlation id must be replaced, got %q", got)
+	}
+	if rec.Header().Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatal("security headers missing")
+	}
+}
