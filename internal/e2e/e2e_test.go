@@ -1,0 +1,311 @@
+// Package e2e runs the real stack in-process: the embedded Temporal server on
+// a SQLite file, the worker from worker.Register (through app.StartDev) and
+// the API over httptest. Nothing is mocked.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"remediator/internal/app"
+	"remediator/internal/config"
+	"remediator/internal/devserver"
+	"remediator/workflows"
+)
+
+type stack struct {
+	t     *testing.T
+	cfg   config.Config
+	ports devserver.Ports
+	dev   *app.Dev
+	http  *httptest.Server
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("E2E_VERBOSE") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func startStack(t *testing.T, dataDir string, ports devserver.Ports) *stack {
+	t.Helper()
+	env := map[string]string{"REMEDIATOR_DATA_DIR": dataDir}
+	cfg, err := config.Load(config.ModeDev, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	d, err := app.StartDev(ctx, cfg, ports, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stack{t: t, cfg: cfg, ports: ports, dev: d, http: httptest.NewServer(d.Handler)}
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *stack) stop() {
+	if s.http != nil {
+		s.http.Close()
+		s.http = nil
+	}
+	if s.dev != nil {
+		s.dev.Stop()
+		s.dev = nil
+	}
+}
+
+type response struct {
+	code int
+	body map[string]any
+	hdr  http.Header
+}
+
+func (s *stack) call(method, path, who string, body any, hdr ...string) response {
+	s.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, s.http.URL+path, rd)
+	req.Header.Set("Authorization", "Bearer "+s.dev.Token(who))
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	out := response{code: res.StatusCode, hdr: res.Header}
+	raw, _ := io.ReadAll(res.Body)
+	_ = json.Unmarshal(raw, &out.body)
+	return out
+}
+
+func (s *stack) startDemo(who, key string) string {
+	s.t.Helper()
+	d := s.dev.Demo
+	res := s.call("POST", "/api/remediations", who, map[string]string{
+		"repo": d.Path, "ref": d.Branch, "failure_summary": d.FailureSummary, "log_excerpt": d.LogExcerpt,
+	}, "Idempotency-Key", key)
+	if res.code != http.StatusAccepted {
+		s.t.Fatalf("start: %d %v", res.code, res.body)
+	}
+	return res.body["id"].(string)
+}
+
+// waitPhase polls the status until phase (or fails after a minute).
+func (s *stack) waitPhase(id string, phase workflows.Phase) map[string]any {
+	s.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	var last response
+	for time.Now().Before(deadline) {
+		last = s.call("GET", "/api/remediations/"+id, "dev", nil)
+		if last.code == 200 && last.body["phase"] == string(phase) {
+			return last.body
+		}
+		if last.code == 200 && workflows.Phase(last.body["phase"].(string)).Terminal() {
+			break
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	s.t.Fatalf("%s never reached %s; last %d %v", id, phase, last.code, last.body)
+	return nil
+}
+
+func vote(st map[string]any) map[string]string {
+	return map[string]string{
+		"decision_id": st["decision_id"].(string),
+		"diff_digest": st["fix"].(map[string]any)["digest"].(string),
+	}
+}
+
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v %s", args, err, out)
+	}
+	return string(out)
+}
+
+func TestRemediationEndToEnd(t *testing.T) {
+	ports, err := devserver.FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startStack(t, t.TempDir(), ports)
+
+	// admin may start remediations too; being the requester it must not approve.
+	id := s.startDemo("admin", "e2e-key-1")
+	st := s.waitPhase(id, workflows.PhaseAwaitingApproval)
+	fix := st["fix"].(map[string]any)
+	if fix["recipe"] != "gofmt" || fix["validated"] != true || !strings.Contains(fix["diff"].(string), "main.go") {
+		t.Fatalf("unexpected fix: %v", fix)
+	}
+
+	again := s.call("POST", "/api/remediations", "admin", map[string]string{
+		"repo": s.dev.Demo.Path, "ref": "main", "failure_summary": s.dev.Demo.FailureSummary, "log_excerpt": s.dev.Demo.LogExcerpt,
+	}, "Idempotency-Key", "e2e-key-1")
+	if again.code != 202 || again.body["id"] != id || again.body["existing"] != true || again.hdr.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("same key while running must return the same remediation: %d %v", again.code, again.body)
+	}
+	conflict := s.call("POST", "/api/remediations", "admin", map[string]string{
+		"repo": s.dev.Demo.Path, "failure_summary": "something else",
+	}, "Idempotency-Key", "e2e-key-1")
+	if conflict.code != 409 {
+		t.Fatalf("same key, different request: want 409, got %d %v", conflict.code, conflict.body)
+	}
+
+	if r := s.call("POST", "/api/remediations/"+id+"/approve", "admin", vote(st)); r.code != 403 || r.body["error"] != "self_approval" {
+		t.Fatalf("self-approval must be refused: %d %v", r.code, r.body)
+	}
+	if r := s.call("POST", "/api/remediations/"+id+"/approve", "dev", vote(st)); r.code != 403 {
+		t.Fatalf("developer cannot approve: %d %v", r.code, r.body)
+	}
+	stale := vote(st)
+	stale["diff_digest"] = strings.Repeat("0", 64)
+	if r := s.call("POST", "/api/remediations/"+id+"/approve", "alice", stale); r.code != 409 || r.body["error"] != "stale_vote" {
+		t.Fatalf("a vote for another digest must be refused: %d %v", r.code, r.body)
+	}
+	r := s.call("POST", "/api/remediations/"+id+"/approve", "alice", vote(st), "Idempotency-Key", "vote-1")
+	if r.code != 200 || len(r.body["votes"].([]any)) != 1 {
+		t.Fatalf("approve: %d %v", r.code, r.body)
+	}
+	if r := s.call("POST", "/api/remediations/"+id+"/approve", "alice", vote(st), "Idempotency-Key", "vote-1"); r.code != 200 {
+		t.Fatalf("a retried approval (same Update ID) answers like the first: %d %v", r.code, r.body)
+	}
+
+	done := s.waitPhase(id, workflows.PhaseCompleted)
+	pr := done["pr"].(map[string]any)
+	branch := "autofix/" + id
+	if pr["branch"] != branch {
+		t.Fatalf("pr: %v", pr)
+	}
+	// The demo repository now has the branch, and its main.go is gofmt-clean.
+	git(t, s.dev.Demo.Path, "rev-parse", "--verify", "refs/heads/"+branch)
+	fixed := git(t, s.dev.Demo.Path, "show", branch+":main.go")
+	gofmt := exec.Command("gofmt", "-l")
+	gofmt.Stdin = strings.NewReader(fixed)
+	if out, err := gofmt.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Fatalf("main.go on the branch is not gofmt-clean: %s %v", out, err)
+	}
+	if git(t, s.dev.Demo.Path, "rev-parse", branch+"^") != git(t, s.dev.Demo.Path, "rev-parse", s.dev.Demo.SHA) {
+		t.Fatal("the change is not based on the failing commit")
+	}
+
+	after := s.call("POST", "/api/remediations", "admin", map[string]string{
+		"repo": s.dev.Demo.Path, "ref": "main", "failure_summary": s.dev.Demo.FailureSummary, "log_excerpt": s.dev.Demo.LogExcerpt,
+	}, "Idempotency-Key", "e2e-key-1")
+	if after.code != 202 || after.body["id"] != id || after.body["phase"] != string(workflows.PhaseCompleted) {
+		t.Fatalf("same key after completion must return the finished remediation: %d %v", after.code, after.body)
+	}
+	desc, err := s.dev.Client.DescribeWorkflowExecution(context.Background(), id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if desc.GetWorkflowExecutionInfo().GetExecution().GetRunId() == "" {
+		t.Fatal("no run")
+	}
+	runs, err := s.dev.Client.ListWorkflow(context.Background(), listReq(s, "WorkflowId = '"+id+"'"))
+	if err != nil || len(runs.GetExecutions()) != 1 {
+		t.Fatalf("want exactly one run of %s, got %d (%v)", id, len(runs.GetExecutions()), err)
+	}
+
+	if r := s.call("POST", "/api/remediations/"+id+"/approve", "bob", vote(st)); r.code != 409 {
+		t.Fatalf("a vote after the end must be 409: %d %v", r.code, r.body)
+	}
+	dec := s.call("GET", "/api/decisions/"+done["decision_id"].(string), "alice", nil)
+	if dec.code != 200 || dec.body["status"] != "approved" || dec.body["pr_url"] != pr["url"] || dec.body["proposed_action"] != "apply_autofix" {
+		t.Fatalf("decision record: %d %v", dec.code, dec.body)
+	}
+	list := s.waitList("?phase=Completed", id)
+	if list["items"].([]any)[0].(map[string]any)["repo"] != s.dev.Demo.Path {
+		t.Fatalf("list: %v", list)
+	}
+	if r := s.call("GET", "/api/remediations/rem-000000000000000000000000", "dev", nil); r.code != 404 {
+		t.Fatalf("unknown id: %d", r.code)
+	}
+
+	// Reject and cancel through the API.
+	rid := s.startDemo("dev", "e2e-key-reject")
+	rst := s.waitPhase(rid, workflows.PhaseAwaitingApproval)
+	rv := vote(rst)
+	rv["reason"] = "prefer a manual fix"
+	if r := s.call("POST", "/api/remediations/"+rid+"/reject", "bob", rv); r.code != 200 {
+		t.Fatalf("reject: %d %v", r.code, r.body)
+	}
+	s.waitPhase(rid, workflows.PhaseRejected)
+
+	cid := s.startDemo("dev", "e2e-key-cancel")
+	s.waitPhase(cid, workflows.PhaseAwaitingApproval)
+	if r := s.call("POST", "/api/remediations/"+cid+"/cancel", "alice", nil); r.code != 403 {
+		t.Fatalf("only admins cancel: %d", r.code)
+	}
+	if r := s.call("POST", "/api/remediations/"+cid+"/cancel", "admin", nil); r.code != 202 {
+		t.Fatalf("cancel: %d %v", r.code, r.body)
+	}
+	s.waitPhase(cid, workflows.PhaseCancelled)
+}
+
+func (s *stack) waitList(query, id string) map[string]any {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		r := s.call("GET", "/api/remediations"+query, "dev", nil)
+		if r.code == 200 {
+			for _, it := range r.body["items"].([]any) {
+				if it.(map[string]any)["id"] == id {
+					return r.body
+				}
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	s.t.Fatalf("%s never listed for %s", id, query)
+	return nil
+}
+
+func TestRestartKeepsAWaitingRemediation(t *testing.T) {
+	ports, err := devserver.FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s := startStack(t, dir, ports)
+	id := s.startDemo("dev", "restart-key")
+	st := s.waitPhase(id, workflows.PhaseAwaitingApproval)
+	s.stop()
+
+	restarted := time.Now()
+	s2 := startStack(t, dir, ports)
+	if r := s2.call("POST", "/api/remediations/"+id+"/approve", "bob", vote(st)); r.code != 200 {
+		t.Fatalf("approve after restart: %d %v", r.code, r.body)
+	}
+	done := s2.waitPhase(id, workflows.PhaseCompleted)
+	t.Logf("completed %s after restart", time.Since(restarted).Round(time.Millisecond))
+	if done["pr"] == nil {
+		t.Fatal("no PR after restart")
+	}
+	again := s2.call("POST", "/api/remediations", "dev", map[string]string{
+		"repo": s2.dev.Demo.Path, "ref": s2.dev.Demo.Branch, "failure_summary": s2.dev.Demo.FailureSummary, "log_excerpt": s2.dev.Demo.LogExcerpt,
+	}, "Idempotency-Key", "restart-key")
+	if again.body["id"] != id || again.body["existing"] != true {
+		t.Fatalf("idempotency survives the restart: %v", again.body)
+	}
+}
