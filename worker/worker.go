@@ -15,10 +15,15 @@ import (
 // Register adds the Remediation workflow and, when acts is not nil, every
 // activity method of acts (their method names are the activity types).
 func Register(r sdkworker.Registry, acts *activities.Activities) {
-	r.RegisterWorkflowWithOptions(workflows.Remediation, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	RegisterWorkflows(r)
 	if acts != nil {
 		r.RegisterActivity(acts)
 	}
+}
+
+// RegisterWorkflows adds the workflows only: what the replayer needs.
+func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
+	r.RegisterWorkflowWithOptions(workflows.Remediation, workflow.RegisterOptions{Name: workflows.WorkflowName})
 }
 
 // New builds a worker on the remediation task queue with every type registered.
