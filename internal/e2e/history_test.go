@@ -103,4 +103,3 @@ func (s *stack) save(dir, name, id string) {
 	}
 	s.t.Logf("wrote %s (%d events)", name, len(h.Events))
 }
-
