@@ -1,0 +1,61 @@
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+BIN        ?= bin/remediator
+GO         ?= go
+HISTORIES  := workflows/testdata/histories
+# Packages with their own goroutines and locks run under the race detector;
+# the rest would only pay its build cost.
+RACE_PKGS  := ./internal/gitlocal/... ./internal/ledger/... ./internal/recipe/...
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: build ## Run everything in one process: embedded Temporal (SQLite) + Web UI + worker + API
+	$(BIN) dev
+
+.PHONY: build
+build: ## Build the remediator binary into bin/
+	$(GO) build -o $(BIN) .
+
+.PHONY: test
+test: ## Run all tests (offline; e2e tests start a real embedded Temporal server)
+	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -race $(RACE_PKGS)
+
+.PHONY: fmt-check
+fmt-check: ## Fail if any Go file is not gofmt'd
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: vet
+vet: ## go vet
+	$(GO) vet ./...
+
+.PHONY: staticcheck
+staticcheck: ## staticcheck (pinned as a go.mod tool)
+	$(GO) tool staticcheck ./...
+
+.PHONY: workflowcheck
+workflowcheck: ## Check workflow code for non-determinism (pinned as a go.mod tool)
+	$(GO) tool workflowcheck -show-pos ./workflows/...
+
+.PHONY: compose-check
+compose-check: ## Validate docker-compose.yml (needs docker-compose; no engine required)
+	docker-compose -f docker-compose.yml config -q
+
+.PHONY: check
+check: fmt-check vet staticcheck workflowcheck test ## Everything CI runs: fmt-check, vet, staticcheck, workflowcheck, test
+
+.PHONY: history
+history: ## Capture fresh workflow histories into workflows/testdata/histories for the replay tests
+	REMEDIATOR_CAPTURE_HISTORIES=$(CURDIR)/$(HISTORIES) $(GO) test -count=1 -run TestCaptureHistories -v ./internal/e2e/
+	$(GO) test -count=1 -run TestReplayCommittedHistories ./workflows/
+
+.PHONY: clean
+clean: ## Remove build output (keeps .data/)
+	rm -rf bin
