@@ -124,7 +124,7 @@ func (r *remediation) vote(ctx workflow.Context, req ApprovalRequest, approve bo
 	if !approve {
 		r.verdict = verdictRejected
 		r.st.Reason = "rejected by " + req.Actor + ": " + req.Reason
-		return r.st
+		return r.answer(PhaseRejected)
 	}
 	approvals := 0
 	for _, v := range r.st.Votes {
@@ -134,8 +134,19 @@ func (r *remediation) vote(ctx workflow.Context, req ApprovalRequest, approve bo
 	}
 	if approvals >= r.st.RequiredApprovals {
 		r.verdict = verdictApproved
+		return r.answer(PhaseOpeningPR)
 	}
 	return r.st
+}
+
+// answer is the state a settled vote caused: the main loop moves to next
+// right after the handler returns, so the Update reports that phase instead
+// of the one about to be left. (The phase itself, and its search attribute,
+// change in the main loop, keeping the command order of existing histories.)
+func (r *remediation) answer(next Phase) Status {
+	st := r.st
+	st.Phase = next
+	return st
 }
 
 // handleSignal applies the same validation as the Updates; an invalid signal
