@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"slices"
 	"strings"
 
@@ -153,7 +154,12 @@ func (r *remediation) answer(next Phase) Status {
 // cannot be refused (it is already in history), so it is recorded and ignored.
 func (r *remediation) handleSignal(ctx workflow.Context, req ApprovalRequest) {
 	if err := r.validateVote(req, req.Approve); err != nil {
-		r.ignoreSignal(ctx, req, err.Error())
+		reason := err.Error()
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) {
+			reason = appErr.Message()
+		}
+		r.ignoreSignal(ctx, req, reason)
 		return
 	}
 	r.vote(ctx, req, req.Approve, ChannelSignal)
