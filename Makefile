@@ -46,7 +46,7 @@ workflowcheck: ## Check workflow code for non-determinism (pinned as a go.mod to
 
 .PHONY: compose-check
 compose-check: ## Validate docker-compose.yml (needs docker-compose; no engine required)
-	docker-compose -f docker-compose.yml config -q
+	TEMPORAL_DB_PASSWORD=compose-check REMEDIATOR_API_TOKENS=compose-check docker-compose -f docker-compose.yml config -q
 
 .PHONY: check
 check: fmt-check vet staticcheck workflowcheck test ## Everything CI runs: fmt-check, vet, staticcheck, workflowcheck, test
