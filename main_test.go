@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"strings"
 	"testing"
+
+	"remediator/internal/auth"
 )
 
 func TestRunRefusesUnknownOrMissingCommands(t *testing.T) {
@@ -30,5 +33,38 @@ func TestVersion(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"version"}, func(string) string { return "" }, &out, &out); err != nil || out.Len() == 0 {
 		t.Fatalf("version: %v %q", err, out.String())
+	}
+}
+
+func TestAPIKeyCreatePrintsAUsableEntry(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"apikey", "create", "--name", "ci-bot", "--roles", "developer", "--repos", "acme/*"},
+		func(string) string { return "" }, &out, &errOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(out.String(), "\n")
+	var key, entry string
+	for i, l := range lines {
+		if strings.HasPrefix(l, "API key") {
+			key = strings.TrimSpace(lines[i+1])
+		}
+		if strings.HasPrefix(l, "Add this entry") {
+			entry = strings.TrimSpace(lines[i+1])
+		}
+	}
+	keys, err := auth.ParseAPIKeys(entry)
+	if err != nil || len(keys) != 1 || keys[0].Name != "ci-bot" {
+		t.Fatalf("entry %q: %v", entry, err)
+	}
+	if strings.Contains(entry, key) {
+		t.Fatal("the configuration entry must not contain the key itself")
+	}
+	a := &auth.Authenticator{APIKeys: keys}
+	req, _ := http.NewRequest("GET", "/", nil)
+	req.Header.Set("X-API-Key", key)
+	p, err := a.Authenticate(req)
+	if err != nil || p.Subject != "ci-bot" || !p.CanAccessRepo("acme/api") || p.CanAccessRepo("other/x") {
+		t.Fatalf("minted key: %+v %v", p, err)
 	}
 }

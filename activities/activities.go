@@ -10,6 +10,9 @@ import (
 	"strings"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/log"
+
+	"remediator/internal/correlation"
 )
 
 // FixGenerator turns failure evidence at a commit into a validated diff.
@@ -48,7 +51,7 @@ func (a *Activities) GenerateFix(ctx context.Context, in GenerateFixInput) (Fix,
 	if strings.TrimSpace(in.Repo) == "" || strings.TrimSpace(in.FailureSummary) == "" {
 		return Fix{}, invalidInput("repo and failure summary are required")
 	}
-	activity.GetLogger(ctx).Info("generating fix", "repo", in.Repo, "ref", in.Ref, "sha", in.SHA)
+	logger(ctx).Info("generating fix", "repo", in.Repo, "ref", in.Ref, "sha", in.SHA)
 	fix, err := a.Fixer.Generate(ctx, in)
 	if err != nil {
 		return Fix{}, Classify(err)
@@ -86,7 +89,7 @@ func (a *Activities) OpenPR(ctx context.Context, in OpenPRInput) (PullRequest, e
 	if err != nil {
 		return PullRequest{}, Classify(err)
 	}
-	activity.GetLogger(ctx).Info("change request ready", "url", pr.URL, "created", pr.Created)
+	logger(ctx).Info("change request ready", "url", pr.URL, "created", pr.Created)
 	return pr, nil
 }
 
@@ -100,6 +103,12 @@ func (a *Activities) RecordOutcome(ctx context.Context, in RecordOutcomeInput) e
 		return notConfigured("decision client")
 	}
 	return Classify(a.Decisions.RecordOutcome(ctx, in))
+}
+
+// logger is the activity logger with the correlation id of the request that
+// started the remediation (propagated through Temporal headers).
+func logger(ctx context.Context) log.Logger {
+	return log.With(activity.GetLogger(ctx), "correlation_id", correlation.From(ctx))
 }
 
 func notConfigured(what string) error {

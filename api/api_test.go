@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"remediator/internal/auth"
 	"remediator/internal/config"
 	"remediator/internal/orchestrator"
 	"remediator/workflows"
@@ -18,25 +19,38 @@ import (
 // fakeOrch records what the handlers pass on; the real orchestrator is
 // exercised against a real Temporal server in internal/e2e.
 type fakeOrch struct {
-	started []orchestrator.StartRequest
-	votes   []orchestrator.Vote
-	err     error
+	started   []orchestrator.StartRequest
+	votes     []orchestrator.Vote
+	cancelled []string
+	err       error
+}
+
+// repoOf: remediations whose id ends in "other" belong to another team.
+func repoOf(id string) string {
+	if strings.HasSuffix(id, "other") {
+		return "other/service"
+	}
+	return "acme/api"
 }
 
 func (f *fakeOrch) Start(_ context.Context, r orchestrator.StartRequest) (orchestrator.StartResult, error) {
 	f.started = append(f.started, r)
 	return orchestrator.StartResult{ID: "rem-1", Phase: workflows.PhaseReceived}, f.err
 }
-func (f *fakeOrch) Get(context.Context, string) (orchestrator.Status, error) {
-	return orchestrator.Status{ID: "rem-1"}, f.err
+func (f *fakeOrch) Get(_ context.Context, id string) (orchestrator.Status, error) {
+	return orchestrator.Status{ID: id, Repo: repoOf(id)}, f.err
 }
+func (f *fakeOrch) RepoOf(_ context.Context, id string) (string, error) { return repoOf(id), f.err }
 func (f *fakeOrch) Decide(_ context.Context, v orchestrator.Vote) (orchestrator.Status, error) {
 	f.votes = append(f.votes, v)
 	return orchestrator.Status{ID: v.ID}, f.err
 }
-func (f *fakeOrch) Cancel(context.Context, string) error { return f.err }
+func (f *fakeOrch) Cancel(_ context.Context, id string) error {
+	f.cancelled = append(f.cancelled, id)
+	return f.err
+}
 func (f *fakeOrch) List(context.Context, orchestrator.ListFilter) (orchestrator.ListResult, error) {
-	return orchestrator.ListResult{Items: []orchestrator.Summary{}}, f.err
+	return orchestrator.ListResult{Items: []orchestrator.Summary{{ID: "rem-a", Repo: "acme/api"}, {ID: "rem-other", Repo: "other/service"}}}, f.err
 }
 func (f *fakeOrch) Ready(context.Context) error { return f.err }
 func (f *fakeOrch) Namespace() string           { return "default" }
@@ -47,13 +61,25 @@ const (
 	adminTok    = "admin-token-0123456789abc"
 )
 
-func newTestHandler(t *testing.T, orch *fakeOrch) http.Handler {
+// teamTok is an approver+admin token scoped to acme/* repositories.
+const teamTok = "team-token-0123456789abcdef"
+
+func testAuth(t *testing.T) *auth.Authenticator {
 	t.Helper()
 	toks, err := config.ParseTokens("dev:developer:" + devTok + ",alice:approver:" + approverTok + ",root:admin:" + adminTok)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), orch, Options{Tokens: toks, MaxBodyBytes: 4096, PublicURL: "http://x", UIURL: "http://ui"})
+	team, err := auth.NewStaticToken("team-a", teamTok, []string{"developer", "approver", "admin"}, []string{"acme/*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &auth.Authenticator{Tokens: append(toks, team)}
+}
+
+func newTestHandler(t *testing.T, orch *fakeOrch) http.Handler {
+	t.Helper()
+	return NewHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), orch, Options{Auth: testAuth(t), MaxBodyBytes: 4096, PublicURL: "http://x", UIURL: "http://ui"})
 }
 
 func do(t *testing.T, h http.Handler, method, path, token, body string, hdr ...string) (*httptest.ResponseRecorder, errorBody) {
@@ -75,7 +101,7 @@ func do(t *testing.T, h http.Handler, method, path, token, body string, hdr ...s
 	return rec, eb
 }
 
-const validStart = `{"repo":"/data/demo","ref":"main","failure_summary":"lint: gofmt","log_excerpt":"main.go"}`
+const validStart = `{"repo":"acme/api","ref":"main","failure_summary":"lint: gofmt","log_excerpt":"main.go"}`
 
 var validVote = `{"decision_id":"dec_1","diff_digest":"` + strings.Repeat("a", 64) + `"}`
 
@@ -95,6 +121,8 @@ func TestRolesPerRoute(t *testing.T) {
 		{"GET", "/livez", "", map[string]int{"": 200}},
 		{"GET", "/readyz", "", map[string]int{"": 200}},
 		{"GET", "/health", "", map[string]int{"": 200}},
+		{"GET", "/openapi.yaml", "", map[string]int{"": 200}},
+		{"GET", "/api/decisions/dec_1", "", map[string]int{"": 401, devTok: 404, approverTok: 404, adminTok: 404}},
 	}
 	for _, tc := range cases {
 		for tok, want := range tc.want {
@@ -219,5 +247,40 @@ func TestCorrelationID(t *testing.T) {
 	}
 	if rec.Header().Get("X-Content-Type-Options") != "nosniff" {
 		t.Fatal("security headers missing")
+	}
+}
+
+func TestRepoScopingHidesOtherTeams(t *testing.T) {
+	orch := &fakeOrch{}
+	h := newTestHandler(t, orch)
+	reject := `{"decision_id":"dec_1","diff_digest":"` + strings.Repeat("a", 64) + `","reason":"no"}`
+	for _, tc := range []struct{ method, path, body string }{
+		{"GET", "/api/remediations/rem-other", ""},
+		{"POST", "/api/remediations/rem-other/approve", validVote},
+		{"POST", "/api/remediations/rem-other/reject", reject},
+		{"POST", "/api/remediations/rem-other/cancel", ""},
+	} {
+		rec, eb := do(t, h, tc.method, tc.path, teamTok, tc.body)
+		if rec.Code != 404 || eb.Error != "not_found" {
+			t.Errorf("%s %s for another team: want 404, got %d %s", tc.method, tc.path, rec.Code, rec.Body)
+		}
+		if rec, _ := do(t, h, tc.method, strings.Replace(tc.path, "rem-other", "rem-mine", 1), teamTok, tc.body); rec.Code >= 300 {
+			t.Errorf("%s %s on its own repo: %d %s", tc.method, tc.path, rec.Code, rec.Body)
+		}
+	}
+	if len(orch.votes) != 2 || len(orch.cancelled) != 1 {
+		t.Fatalf("only the team's own remediations may be acted on: votes %v cancelled %v", orch.votes, orch.cancelled)
+	}
+	rec, _ := do(t, h, "GET", "/api/remediations", teamTok, "")
+	if strings.Contains(rec.Body.String(), "rem-other") || !strings.Contains(rec.Body.String(), "rem-a") {
+		t.Fatalf("list must filter by repository: %s", rec.Body)
+	}
+	rec, _ = do(t, h, "GET", "/api/remediations", adminTok, "")
+	if !strings.Contains(rec.Body.String(), "rem-other") {
+		t.Fatalf("an unscoped admin sees everything: %s", rec.Body)
+	}
+	rec, eb := do(t, h, "POST", "/api/remediations", teamTok, `{"repo":"other/service","failure_summary":"x"}`)
+	if rec.Code != 403 || eb.Error != "repo_forbidden" {
+		t.Fatalf("starting on a repository outside the scope: %d %s", rec.Code, rec.Body)
 	}
 }

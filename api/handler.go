@@ -11,9 +11,10 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"remediator/internal/config"
+	"remediator/internal/auth"
 	"remediator/internal/ledger"
 	"remediator/internal/orchestrator"
+	"remediator/internal/ratelimit"
 )
 
 // Orchestrator is what the handlers need from the workflow side.
@@ -22,6 +23,7 @@ type Orchestrator interface {
 	Get(ctx context.Context, id string) (orchestrator.Status, error)
 	Decide(ctx context.Context, v orchestrator.Vote) (orchestrator.Status, error)
 	Cancel(ctx context.Context, id string) error
+	RepoOf(ctx context.Context, id string) (string, error)
 	List(ctx context.Context, f orchestrator.ListFilter) (orchestrator.ListResult, error)
 	Ready(ctx context.Context) error
 	Namespace() string
@@ -34,7 +36,19 @@ type DecisionReader interface {
 
 // Options configure the handler.
 type Options struct {
-	Tokens                 []config.Token
+	// Auth authenticates every /api request; nil refuses them all.
+	Auth *auth.Authenticator
+	// Limiter enforces the per-route rules; nil disables rate limiting.
+	Limiter *ratelimit.Limiter
+	// LimitStore is pinged by /readyz (Redis outages make the API not ready).
+	LimitStore *ratelimit.Store
+	// TrustedProxies may set X-Forwarded-For; empty trusts nobody.
+	TrustedProxies []string
+	// GitHubSecret and SlackSecret verify webhooks; empty rejects every delivery.
+	GitHubSecret, SlackSecret []byte
+	WebhookMaxBytes           int64
+	// Metrics serves /metrics (Prometheus text format); nil answers 404.
+	Metrics                http.Handler
 	Decisions              DecisionReader
 	MaxBodyBytes           int64
 	PublicURL              string
@@ -57,15 +71,21 @@ func NewHandler(logger *slog.Logger, orch Orchestrator, opts Options) http.Handl
 	if opts.DefaultApprovalTimeout <= 0 {
 		opts.DefaultApprovalTimeout = 24 * time.Hour
 	}
+	if opts.WebhookMaxBytes <= 0 {
+		opts.WebhookMaxBytes = 25 << 20
+	}
 	if opts.Version == "" {
 		opts.Version = "dev"
 	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	_ = r.SetTrustedProxies(nil)
+	if err := r.SetTrustedProxies(opts.TrustedProxies); err != nil {
+		logger.Error("invalid trusted proxies; trusting none", "error", err)
+		_ = r.SetTrustedProxies(nil)
+	}
 	h := &handler{logger: logger, orch: orch, opts: opts}
-	r.Use(correlation(), recovery(logger), securityHeaders(), accessLog(logger))
+	r.Use(withCorrelationID(), recovery(logger), securityHeaders(), accessLog(logger))
 	routes(r, h)
 	return r
 }

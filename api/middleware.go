@@ -1,24 +1,23 @@
 package api
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
+	"errors"
 	"log/slog"
 	"net/http"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
-	"remediator/internal/config"
+	"remediator/internal/auth"
+	"remediator/internal/correlation"
 )
 
 // HeaderCorrelationID carries one id from the caller through the workflow
 // memo, the search attributes and every log line.
-const HeaderCorrelationID = "X-Correlation-ID"
+const HeaderCorrelationID = correlation.Header
 
 var correlationPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{8,128}$`)
 
@@ -28,29 +27,17 @@ const (
 )
 
 // Principal is the authenticated caller.
-type Principal struct {
-	Subject string
-	Roles   []string
-}
+type Principal = auth.Principal
 
-// HasAny reports whether p holds one of roles.
-func (p Principal) HasAny(roles ...string) bool {
-	for _, r := range roles {
-		if slices.Contains(p.Roles, r) {
-			return true
-		}
-	}
-	return false
-}
-
-// correlation accepts a well-formed X-Correlation-ID or replaces it.
-func correlation() gin.HandlerFunc {
+// withCorrelationID accepts a well-formed X-Correlation-ID or replaces it.
+func withCorrelationID() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.GetHeader(HeaderCorrelationID)
 		if !correlationPattern.MatchString(id) {
 			id = uuid.NewString()
 		}
 		c.Set(ctxCorrelation, id)
+		c.Request = c.Request.WithContext(correlation.With(c.Request.Context(), id))
 		c.Header(HeaderCorrelationID, id)
 		c.Next()
 	}
@@ -95,28 +82,27 @@ func recovery(logger *slog.Logger) gin.HandlerFunc {
 	})
 }
 
-// tokenAuth authenticates bearer tokens against the configured table. Every
-// entry is compared (constant time over the hashes) so timing does not tell
-// which one almost matched.
-func tokenAuth(logger *slog.Logger, tokens []config.Token) gin.HandlerFunc {
+// authenticate resolves the principal (JWT, API key or configured token) or
+// answers 401 with a stable code; why a credential failed is logged, never
+// returned.
+func authenticate(logger *slog.Logger, a *auth.Authenticator) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		raw, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-		if !ok || strings.TrimSpace(raw) == "" {
-			writeError(c, logger, newError(http.StatusUnauthorized, "unauthenticated", "a bearer token is required"))
+		if a == nil {
+			writeError(c, logger, newError(http.StatusUnauthorized, auth.CodeMissingCredentials, "authentication is required"))
 			return
 		}
-		sum := sha256.Sum256([]byte(strings.TrimSpace(raw)))
-		var found *config.Token
-		for i := range tokens {
-			if subtle.ConstantTimeCompare(sum[:], tokens[i].Hash[:]) == 1 {
-				found = &tokens[i]
+		p, err := a.Authenticate(c.Request)
+		if err != nil {
+			code := auth.CodeInvalidToken
+			var aerr *auth.Error
+			if errors.As(err, &aerr) {
+				code = aerr.Code
 			}
-		}
-		if found == nil {
-			writeError(c, logger, newError(http.StatusUnauthorized, "invalid_token", "the token is not valid"))
+			logger.InfoContext(c.Request.Context(), "authentication failed", "code", code, "error", err, "correlation_id", correlationID(c))
+			writeError(c, logger, newError(http.StatusUnauthorized, code, "authentication failed"))
 			return
 		}
-		c.Set(ctxPrincipal, Principal{Subject: found.Subject, Roles: slices.Clone(found.Roles)})
+		c.Set(ctxPrincipal, p)
 		c.Next()
 	}
 }
@@ -125,7 +111,7 @@ func tokenAuth(logger *slog.Logger, tokens []config.Token) gin.HandlerFunc {
 func requireRole(logger *slog.Logger, roles ...string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		p, ok := principalOf(c)
-		if !ok || !p.HasAny(roles...) {
+		if !ok || !p.HasRole(roles...) {
 			writeError(c, logger, newError(http.StatusForbidden, "forbidden", "this action needs one of the roles: "+strings.Join(roles, ", ")))
 			return
 		}

@@ -76,6 +76,10 @@ func (h *handler) startRemediation(c *gin.Context) {
 		return
 	}
 	p, _ := principalOf(c)
+	if !p.CanAccessRepo(b.Repo) {
+		writeError(c, h.logger, newError(http.StatusForbidden, "repo_forbidden", "you may not start remediations for this repository"))
+		return
+	}
 	res, err := h.orch.Start(c.Request.Context(), orchestrator.StartRequest{
 		IdempotencyKey: key, Requester: p.Subject, CorrelationID: correlationID(c),
 		Repo: b.Repo, Ref: b.Ref, SHA: b.SHA, FailureSummary: b.FailureSummary, LogExcerpt: b.LogExcerpt,
@@ -154,11 +158,33 @@ func validateStart(b *startBody, key string, now time.Time) (time.Duration, map[
 
 func (h *handler) getRemediation(c *gin.Context) {
 	st, err := h.orch.Get(c.Request.Context(), c.Param("id"))
+	if err == nil && !h.mayAccess(c, st.Repo) {
+		err = orchestrator.ErrNotFound
+	}
 	if err != nil {
 		writeError(c, h.logger, err)
 		return
 	}
 	c.JSON(http.StatusOK, statusResponse{Status: st, Links: h.links(st.ID)})
+}
+
+// mayAccess hides other teams' remediations: a repository outside the
+// principal's globs answers exactly like one that does not exist.
+func (h *handler) mayAccess(c *gin.Context, repo string) bool {
+	p, ok := principalOf(c)
+	return ok && p.CanAccessRepo(repo)
+}
+
+// checkAccess looks up the repository of id before anything acts on it.
+func (h *handler) checkAccess(c *gin.Context, id string) error {
+	repo, err := h.orch.RepoOf(c.Request.Context(), id)
+	if err != nil {
+		return err
+	}
+	if !h.mayAccess(c, repo) {
+		return orchestrator.ErrNotFound
+	}
+	return nil
 }
 
 type statusResponse struct {
@@ -194,6 +220,13 @@ func (h *handler) listRemediations(c *gin.Context) {
 		writeError(c, h.logger, err)
 		return
 	}
+	visible := make([]orchestrator.Summary, 0, len(res.Items))
+	for _, it := range res.Items {
+		if h.mayAccess(c, it.Repo) {
+			visible = append(visible, it)
+		}
+	}
+	res.Items = visible
 	c.JSON(http.StatusOK, res)
 }
 
@@ -234,6 +267,10 @@ func (h *handler) vote(approve bool) gin.HandlerFunc {
 			writeError(c, h.logger, validationError(problems))
 			return
 		}
+		if err := h.checkAccess(c, c.Param("id")); err != nil {
+			writeError(c, h.logger, err)
+			return
+		}
 		p, _ := principalOf(c)
 		st, err := h.orch.Decide(c.Request.Context(), orchestrator.Vote{
 			ID: c.Param("id"), RequestID: key, Approve: approve, Actor: p.Subject, Roles: p.Roles,
@@ -253,6 +290,10 @@ type cancelResponse struct {
 }
 
 func (h *handler) cancelRemediation(c *gin.Context) {
+	if err := h.checkAccess(c, c.Param("id")); err != nil {
+		writeError(c, h.logger, err)
+		return
+	}
 	if err := h.orch.Cancel(c.Request.Context(), c.Param("id")); err != nil {
 		writeError(c, h.logger, err)
 		return
@@ -266,7 +307,7 @@ func (h *handler) getDecision(c *gin.Context) {
 		return
 	}
 	d, err := h.opts.Decisions.Get(c.Request.Context(), c.Param("id"))
-	if errors.Is(err, ledger.ErrNotFound) {
+	if errors.Is(err, ledger.ErrNotFound) || (err == nil && !h.mayAccess(c, d.Repo)) {
 		writeError(c, h.logger, newError(http.StatusNotFound, "not_found", "no such decision"))
 		return
 	}
@@ -279,15 +320,37 @@ func (h *handler) getDecision(c *gin.Context) {
 
 func (h *handler) livez(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
 
+// readyz fails when Temporal or the shared rate-limit store is unreachable;
+// webhook secrets that are missing are reported (their deliveries are
+// rejected) without making the instance unready.
 func (h *handler) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
 	defer cancel()
+	checks := gin.H{"temporal": "ok", "rate_limit_store": "ok",
+		"github_webhook": secretState(h.opts.GitHubSecret), "slack_webhook": secretState(h.opts.SlackSecret)}
+	ready := true
 	if err := h.orch.Ready(ctx); err != nil {
-		h.logger.Warn("not ready", "error", err)
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": gin.H{"temporal": "unreachable"}})
+		h.logger.Warn("not ready: temporal", "error", err)
+		checks["temporal"], ready = "unreachable", false
+	}
+	if h.opts.LimitStore != nil {
+		if err := h.opts.LimitStore.Ping(ctx); err != nil {
+			h.logger.Warn("not ready: rate limit store", "error", err)
+			checks["rate_limit_store"], ready = "unreachable", false
+		}
+	}
+	if !ready {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": checks})
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": gin.H{"temporal": "ok"}})
+	c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": checks})
+}
+
+func secretState(secret []byte) string {
+	if len(secret) == 0 {
+		return "disabled: no secret configured, every delivery is rejected"
+	}
+	return "ok"
 }
 
 type healthResponse struct {
@@ -309,6 +372,13 @@ func (h *handler) health(c *gin.Context) {
 	}
 	if h.opts.Decisions != nil {
 		res.Dependencies["decision_ledger"] = "built-in"
+	}
+	if h.opts.LimitStore != nil {
+		res.Dependencies["rate_limit_store"] = "healthy"
+		if err := h.opts.LimitStore.Ping(ctx); err != nil {
+			res.Status = "degraded"
+			res.Dependencies["rate_limit_store"] = "unhealthy"
+		}
 	}
 	// Always 200: this is a summary for people and dashboards; /readyz is the probe.
 	c.JSON(http.StatusOK, res)

@@ -15,16 +15,21 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"remediator/activities"
 	"remediator/api"
+	"remediator/internal/auth"
 	"remediator/internal/config"
 	"remediator/internal/gitlocal"
 	"remediator/internal/ledger"
 	"remediator/internal/logging"
 	"remediator/internal/orchestrator"
+	"remediator/internal/ratelimit"
 	"remediator/internal/recipe"
 	"remediator/worker"
 )
@@ -77,14 +82,64 @@ func NewWorker(c client.Client, acts *activities.Activities, logger *slog.Logger
 	})
 }
 
-// NewAPIHandler builds the HTTP handler over an orchestrator for c.
-func NewAPIHandler(cfg config.Config, c client.Client, store *ledger.Store, tokens []config.Token, logger *slog.Logger) http.Handler {
+// APIDeps are the long-lived pieces of the HTTP edge that need closing.
+type APIDeps struct {
+	Handler http.Handler
+	closers []func()
+}
+
+// Close releases the rate-limit store and stops the JWKS refresh.
+func (d *APIDeps) Close() {
+	for _, f := range d.closers {
+		f()
+	}
+}
+
+// NewAPI builds the HTTP handler: authenticator (JWT/JWKS, API keys, static
+// tokens), rate limits (memory, or Redis shared across replicas), metrics,
+// webhook secrets, and an orchestrator over c. extra adds credentials such as
+// the dev tokens.
+func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store *ledger.Store, extra []auth.StaticToken, logger *slog.Logger) (*APIDeps, error) {
+	deps := &APIDeps{}
+	authn := &auth.Authenticator{APIKeys: cfg.APIKeys, Tokens: append(append([]auth.StaticToken{}, cfg.Tokens...), extra...)}
+	if cfg.JWT != nil {
+		v, err := auth.NewJWTVerifier(ctx, *cfg.JWT)
+		if err != nil {
+			return nil, fmt.Errorf("JWT verifier: %w", err)
+		}
+		authn.JWT = v
+		deps.closers = append(deps.closers, v.Close)
+	}
+	if !authn.Configured() {
+		return nil, errors.New("no API credentials configured")
+	}
+	limitStore, err := ratelimit.NewStore(cfg.RedisURL, cfg.RateLimitPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	deps.closers = append(deps.closers, func() { _ = limitStore.Close() })
+	if err := limitStore.Ping(ctx); err != nil {
+		logger.Error("rate limit store unreachable at start: writes are refused until it is back", "error", err)
+	}
+	rules, err := ratelimit.ParseRules(cfg.RateLimits, ratelimit.DefaultRules())
+	if err != nil {
+		return nil, fmt.Errorf("REMEDIATOR_RATE_LIMITS: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	limiter, err := ratelimit.New(limitStore, rules, reg)
+	if err != nil {
+		return nil, err
+	}
 	orch := orchestrator.New(c, cfg.Temporal.Namespace, cfg.ApprovalTimeout)
-	h := api.NewHandler(logger.With("component", "api"), orch, api.Options{
-		Tokens: tokens, Decisions: store, MaxBodyBytes: cfg.MaxBodyBytes, PublicURL: cfg.PublicURL,
+	deps.Handler = api.NewHandler(logger.With("component", "api"), orch, api.Options{
+		Auth: authn, Limiter: limiter, LimitStore: limitStore, TrustedProxies: cfg.TrustedProxies,
+		GitHubSecret: cfg.GitHubSecret, SlackSecret: cfg.SlackSecret, WebhookMaxBytes: cfg.WebhookMaxBytes,
+		Metrics:   promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Decisions: store, MaxBodyBytes: cfg.MaxBodyBytes, PublicURL: cfg.PublicURL,
 		UIURL: cfg.UIURL, DefaultApprovalTimeout: cfg.ApprovalTimeout, Version: Version(),
 	})
-	return h
+	return deps, nil
 }
 
 // Serve runs srv until ctx ends, then shuts it down gracefully.
@@ -154,7 +209,12 @@ func RunAPI(ctx context.Context, getenv func(string) string, stderr io.Writer) e
 		return err
 	}
 	defer c.Close()
-	srv := api.NewServer(cfg.HTTPAddr, NewAPIHandler(cfg, c, store, cfg.Tokens, logger))
+	deps, err := NewAPI(ctx, cfg, c, store, nil, logger)
+	if err != nil {
+		return err
+	}
+	defer deps.Close()
+	srv := api.NewServer(cfg.HTTPAddr, deps.Handler)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return err

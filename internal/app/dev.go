@@ -20,6 +20,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"remediator/api"
+	"remediator/internal/auth"
 	"remediator/internal/config"
 	"remediator/internal/demo"
 	"remediator/internal/devserver"
@@ -60,6 +61,7 @@ type Dev struct {
 	Handler http.Handler
 	Tokens  []DevToken
 	Demo    demo.Repo
+	api     *APIDeps
 }
 
 // StartDev starts the embedded server, worker and API handler on cfg.DataDir.
@@ -109,20 +111,28 @@ func StartDev(ctx context.Context, cfg config.Config, ports devserver.Ports, log
 		d.Worker = nil
 		return fail(fmt.Errorf("starting the worker: %w", err))
 	}
-	tokens := append([]config.Token{}, cfg.Tokens...)
+	// Dev credentials exist only here, in `remediator dev`.
+	devTokens := make([]auth.StaticToken, 0, len(d.Tokens))
 	for _, t := range d.Tokens {
-		parsed, err := config.ParseTokens(t.Subject + ":" + t.Role + ":" + t.Token)
+		st, err := auth.NewStaticToken(t.Subject, t.Token, []string{t.Role}, []string{"*"})
 		if err != nil {
 			return fail(err)
 		}
-		tokens = append(tokens, parsed...)
+		devTokens = append(devTokens, st)
 	}
-	d.Handler = NewAPIHandler(cfg, d.Client, comps.Ledger, tokens, logger)
+	if d.api, err = NewAPI(ctx, cfg, d.Client, comps.Ledger, devTokens, logger); err != nil {
+		return fail(err)
+	}
+	d.Handler = d.api.Handler
 	return d, nil
 }
 
 // Stop stops the worker, the client and the server, in that order.
 func (d *Dev) Stop() {
+	if d.api != nil {
+		d.api.Close()
+		d.api = nil
+	}
 	if d.Worker != nil {
 		d.Worker.Stop()
 		d.Worker = nil

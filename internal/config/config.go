@@ -4,15 +4,19 @@
 package config
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"remediator/internal/auth"
+	"remediator/internal/ratelimit"
 )
 
 // Mode separates the all-in-one dev process from production processes;
@@ -27,13 +31,6 @@ const (
 
 // Roles a principal can hold.
 var Roles = []string{"developer", "approver", "admin"}
-
-// Token is one configured bearer token; only its hash is kept.
-type Token struct {
-	Subject string
-	Roles   []string
-	Hash    [32]byte
-}
 
 // Temporal says how to reach the cluster.
 type Temporal struct {
@@ -63,7 +60,16 @@ type Config struct {
 	LogFormat       string
 	LogLevel        string
 	Temporal        Temporal
-	Tokens          []Token
+	Tokens          []auth.StaticToken
+	APIKeys         []auth.APIKey
+	JWT             *auth.JWTConfig
+	RedisURL        string
+	RateLimitPrefix string
+	RateLimits      string
+	TrustedProxies  []string
+	GitHubSecret    []byte
+	SlackSecret     []byte
+	WebhookMaxBytes int64
 	GitRoots        []string
 	RecipesFile     string
 	MaxDiffBytes    int
@@ -168,6 +174,28 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 		errs = append(errs, err)
 	}
 	c.Tokens = tokens
+	if c.APIKeys, err = auth.ParseAPIKeys(getenv("REMEDIATOR_API_KEYS")); err != nil {
+		errs = append(errs, fmt.Errorf("REMEDIATOR_API_KEYS: %w", err))
+	}
+	if c.JWT, err = loadJWT(env, durVar); err != nil {
+		errs = append(errs, err)
+	}
+	c.RedisURL = env("REDIS_URL", "")
+	c.RateLimitPrefix = env("REMEDIATOR_RATE_LIMIT_PREFIX", "remediator:rl")
+	c.RateLimits = env("REMEDIATOR_RATE_LIMITS", "")
+	if _, err := ratelimit.ParseRules(c.RateLimits, ratelimit.DefaultRules()); err != nil {
+		errs = append(errs, fmt.Errorf("REMEDIATOR_RATE_LIMITS: %w", err))
+	}
+	for _, p := range splitList(env("REMEDIATOR_TRUSTED_PROXIES", ""), ",") {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			errs = append(errs, fmt.Errorf("REMEDIATOR_TRUSTED_PROXIES: %q is neither an IP nor a CIDR", p))
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+	c.GitHubSecret = []byte(getenv("GITHUB_WEBHOOK_SECRET"))
+	c.SlackSecret = []byte(getenv("SLACK_SIGNING_SECRET"))
+	c.WebhookMaxBytes = int64(intVar("REMEDIATOR_WEBHOOK_MAX_BODY_BYTES", 25<<20))
 
 	if !slices.Contains([]string{"text", "json"}, c.LogFormat) {
 		errs = append(errs, fmt.Errorf("REMEDIATOR_LOG_FORMAT: %q is not text or json", c.LogFormat))
@@ -191,17 +219,48 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 }
 
 // ValidateAPI fails closed: outside dev mode the API refuses to start without
-// at least one credential.
+// at least one verifier (JWT, API keys or static tokens).
 func (c Config) ValidateAPI() error {
-	if c.Mode != ModeDev && len(c.Tokens) == 0 {
-		return errors.New("no API credentials configured: set REMEDIATOR_API_TOKENS (see README, Authentication)")
+	if c.Mode != ModeDev && len(c.Tokens) == 0 && len(c.APIKeys) == 0 && c.JWT == nil {
+		return errors.New("no API credentials configured: set REMEDIATOR_JWT_*, REMEDIATOR_API_KEYS or REMEDIATOR_API_TOKENS (see README, Authentication)")
 	}
 	return nil
 }
 
+// loadJWT returns nil when no JWT key source is configured.
+func loadJWT(env func(string, string) string, durVar func(string, time.Duration) time.Duration) (*auth.JWTConfig, error) {
+	secret, jwks, pemFile := env("REMEDIATOR_JWT_HS256_SECRET", ""), env("REMEDIATOR_JWT_JWKS_URL", ""), env("REMEDIATOR_JWT_PUBLIC_KEY_FILE", "")
+	if secret == "" && jwks == "" && pemFile == "" {
+		return nil, nil
+	}
+	cfg := &auth.JWTConfig{
+		HS256Secret:  []byte(secret),
+		JWKSURL:      jwks,
+		Issuer:       env("REMEDIATOR_JWT_ISSUER", ""),
+		Audience:     env("REMEDIATOR_JWT_AUDIENCE", ""),
+		RolesClaim:   env("REMEDIATOR_JWT_ROLES_CLAIM", auth.DefaultRolesClaim),
+		ReposClaim:   env("REMEDIATOR_JWT_REPOS_CLAIM", auth.DefaultReposClaim),
+		DefaultRepos: splitList(env("REMEDIATOR_JWT_DEFAULT_REPOS", ""), ","),
+		Leeway:       durVar("REMEDIATOR_JWT_LEEWAY", auth.DefaultLeeway),
+	}
+	if secret == "" {
+		cfg.HS256Secret = nil
+	}
+	if pemFile != "" {
+		b, err := os.ReadFile(pemFile)
+		if err != nil {
+			return nil, fmt.Errorf("REMEDIATOR_JWT_PUBLIC_KEY_FILE: %w", err)
+		}
+		cfg.PublicKeyPEM = b
+	}
+	return cfg, nil
+}
+
 // ParseTokens reads "subject:role|role:token" entries separated by commas.
-func ParseTokens(s string) ([]Token, error) {
-	var out []Token
+// Static tokens may act on every repository; use API keys or JWT claims for
+// repository scoping.
+func ParseTokens(s string) ([]auth.StaticToken, error) {
+	var out []auth.StaticToken
 	for _, entry := range splitList(s, ",") {
 		parts := strings.SplitN(entry, ":", 3)
 		if len(parts) != 3 || parts[2] == "" {
@@ -222,7 +281,11 @@ func ParseTokens(s string) ([]Token, error) {
 		if len(roles) == 0 {
 			return nil, fmt.Errorf("REMEDIATOR_API_TOKENS: %s has no role", parts[0])
 		}
-		out = append(out, Token{Subject: parts[0], Roles: roles, Hash: sha256.Sum256([]byte(parts[2]))})
+		tok, err := auth.NewStaticToken(parts[0], parts[2], roles, []string{"*"})
+		if err != nil {
+			return nil, fmt.Errorf("REMEDIATOR_API_TOKENS: %w", err)
+		}
+		out = append(out, tok)
 	}
 	return out, nil
 }
@@ -233,9 +296,10 @@ func (c Config) String() string {
 	for _, t := range c.Tokens {
 		subjects = append(subjects, t.Subject+"(***)")
 	}
-	return fmt.Sprintf("mode=%s data_dir=%s http=%s temporal=%s/%s tls=%t tokens=[%s] git_roots=%v approval_timeout=%s",
+	return fmt.Sprintf("mode=%s data_dir=%s http=%s temporal=%s/%s tls=%t tokens=[%s] api_keys=%d jwt=%t redis=%t trusted_proxies=%v github_webhook=%t slack=%t git_roots=%v approval_timeout=%s",
 		c.Mode, c.DataDir, c.HTTPAddr, c.Temporal.Address, c.Temporal.Namespace, c.Temporal.TLS,
-		strings.Join(subjects, ","), c.GitRoots, c.ApprovalTimeout)
+		strings.Join(subjects, ","), len(c.APIKeys), c.JWT != nil, c.RedisURL != "", c.TrustedProxies,
+		len(c.GitHubSecret) > 0, len(c.SlackSecret) > 0, c.GitRoots, c.ApprovalTimeout)
 }
 
 func splitList(s, sep string) []string {

@@ -10,8 +10,10 @@ import (
 	"os"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/workflow"
 
 	"remediator/internal/config"
+	"remediator/internal/correlation"
 	"remediator/internal/logging"
 )
 
@@ -22,6 +24,9 @@ func Dial(ctx context.Context, cfg config.Temporal, logger *slog.Logger) (client
 		HostPort:  cfg.Address,
 		Namespace: cfg.Namespace,
 		Logger:    logging.SDK(logger.With("component", "temporal-client")),
+		// The correlation id of the HTTP request flows into workflow and
+		// activity contexts through headers.
+		ContextPropagators: []workflow.ContextPropagator{correlation.Propagator{}},
 	}
 	if cfg.TLS {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.TLSServerName}

@@ -267,6 +267,23 @@ func (o *Orchestrator) Decide(ctx context.Context, v Vote) (Status, error) {
 	return st, nil
 }
 
+// RepoOf reads a remediation's repository from visibility, so callers can
+// check access before acting on it.
+func (o *Orchestrator) RepoOf(ctx context.Context, id string) (string, error) {
+	if !validID(id) {
+		return "", ErrNotFound
+	}
+	desc, err := o.c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return "", o.mapErr(err)
+	}
+	var repo string
+	if err := decode(desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[workflows.SearchAttrRepo], &repo); err != nil {
+		return "", fmt.Errorf("remediation %s has no repository attribute: %w", id, err)
+	}
+	return repo, nil
+}
+
 // Cancel requests cancellation; the workflow records Cancelled itself.
 func (o *Orchestrator) Cancel(ctx context.Context, id string) error {
 	if !validID(id) {

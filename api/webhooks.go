@@ -1,0 +1,174 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"remediator/internal/orchestrator"
+	"remediator/internal/webhook"
+)
+
+var (
+	deliveryPattern = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+	fullNamePattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$`)
+	fullSHAPattern  = regexp.MustCompile(`^[0-9a-f]{40}$`)
+)
+
+// webhookRequester is the principal recorded for remediations GitHub started.
+const webhookRequester = "github"
+
+type webhookResponse struct {
+	Status     string `json:"status"`
+	DeliveryID string `json:"delivery_id"`
+	WorkflowID string `json:"workflow_id,omitempty"`
+}
+
+// readRaw reads the raw body under max: signatures are computed over the
+// exact bytes, so nothing may decode or rewrite them first.
+func readRaw(c *gin.Context, max int64) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(c.Request.Body, max+1))
+	if err != nil {
+		return nil, newError(http.StatusBadRequest, "unreadable_body", "the request body could not be read")
+	}
+	if int64(len(body)) > max {
+		return nil, newError(http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than allowed")
+	}
+	return body, nil
+}
+
+type githubPayload struct {
+	Action     string `json:"action"`
+	Repository struct {
+		FullName string `json:"full_name"`
+	} `json:"repository"`
+	WorkflowRun *struct {
+		ID         int64  `json:"id"`
+		Name       string `json:"name"`
+		Conclusion string `json:"conclusion"`
+		HeadBranch string `json:"head_branch"`
+		HeadSHA    string `json:"head_sha"`
+		HTMLURL    string `json:"html_url"`
+	} `json:"workflow_run"`
+	CheckSuite *struct {
+		ID         int64  `json:"id"`
+		Conclusion string `json:"conclusion"`
+		HeadBranch string `json:"head_branch"`
+		HeadSHA    string `json:"head_sha"`
+	} `json:"check_suite"`
+}
+
+// githubWebhook verifies the HMAC over the raw body (no secret: every
+// delivery is rejected), answers ping, and turns failed workflow runs and
+// check suites into a remediation keyed on the failing commit, so replays of
+// a delivery and the workflow_run/check_suite pair of one failure start one
+// workflow. It acks fast: the work happens in the workflow.
+func (h *handler) githubWebhook(c *gin.Context) {
+	body, err := readRaw(c, h.opts.WebhookMaxBytes)
+	if err != nil {
+		writeError(c, h.logger, err)
+		return
+	}
+	if err := webhook.VerifyGitHub(h.opts.GitHubSecret, body, c.GetHeader("X-Hub-Signature-256")); err != nil {
+		code := "invalid_signature"
+		if errors.Is(err, webhook.ErrNoSecret) {
+			code = "webhook_not_configured"
+		}
+		h.logger.WarnContext(c.Request.Context(), "github delivery rejected", "reason", err.Error(),
+			"delivery", c.GetHeader("X-GitHub-Delivery"), "correlation_id", correlationID(c))
+		writeError(c, h.logger, newError(http.StatusUnauthorized, code, "the delivery signature is not valid"))
+		return
+	}
+	event, delivery := c.GetHeader("X-GitHub-Event"), c.GetHeader("X-GitHub-Delivery")
+	if event == "" || !deliveryPattern.MatchString(delivery) {
+		writeError(c, h.logger, newError(http.StatusBadRequest, "missing_headers", "X-GitHub-Event and X-GitHub-Delivery are required"))
+		return
+	}
+	if event == "ping" {
+		c.JSON(http.StatusOK, webhookResponse{Status: "pong", DeliveryID: delivery})
+		return
+	}
+	var p githubPayload
+	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&p); err != nil {
+		writeError(c, h.logger, newError(http.StatusBadRequest, "malformed_json", "the delivery is not a JSON object"))
+		return
+	}
+	var sb startBody
+	switch {
+	case event == "workflow_run" && p.Action == "completed" && p.WorkflowRun != nil && p.WorkflowRun.Conclusion == "failure":
+		sb = startBody{Ref: p.WorkflowRun.HeadBranch, SHA: p.WorkflowRun.HeadSHA,
+			FailureSummary: "GitHub workflow " + p.WorkflowRun.Name + " failed on " + p.WorkflowRun.HeadBranch,
+			LogExcerpt:     p.WorkflowRun.HTMLURL}
+	case event == "check_suite" && p.CheckSuite != nil && p.CheckSuite.Conclusion == "failure":
+		sb = startBody{Ref: p.CheckSuite.HeadBranch, SHA: p.CheckSuite.HeadSHA,
+			FailureSummary: "GitHub check suite failed on " + p.CheckSuite.HeadBranch}
+	default:
+		c.JSON(http.StatusAccepted, webhookResponse{Status: "ignored", DeliveryID: delivery})
+		return
+	}
+	sb.Repo = p.Repository.FullName
+	if !fullNamePattern.MatchString(sb.Repo) || !fullSHAPattern.MatchString(sb.SHA) {
+		writeError(c, h.logger, validationError(map[string]string{"repository": "owner/name and a 40-hex head sha are required"}))
+		return
+	}
+	if _, problems := validateStart(&sb, "", time.Now()); len(problems) > 0 {
+		writeError(c, h.logger, validationError(problems))
+		return
+	}
+	res, err := h.orch.Start(c.Request.Context(), orchestrator.StartRequest{
+		// One remediation per failing commit, whichever event reports it first.
+		IdempotencyKey: "github:" + sb.Repo + "@" + sb.SHA,
+		Requester:      webhookRequester, CorrelationID: correlationID(c),
+		Repo: sb.Repo, Ref: sb.Ref, SHA: sb.SHA, FailureSummary: sb.FailureSummary, LogExcerpt: sb.LogExcerpt,
+	})
+	if err != nil {
+		writeError(c, h.logger, err)
+		return
+	}
+	status := "accepted"
+	if res.Existing {
+		status = "duplicate"
+	}
+	h.logger.InfoContext(c.Request.Context(), "github delivery", "event", event, "delivery", delivery,
+		"workflow_id", res.ID, "status", status, "correlation_id", correlationID(c))
+	c.JSON(http.StatusAccepted, webhookResponse{Status: status, DeliveryID: delivery, WorkflowID: res.ID})
+}
+
+type slackResponse struct {
+	Text string `json:"text"`
+}
+
+// slackWebhook verifies Slack's v0 signature within its 5-minute window.
+// Linking Slack users to remediator identities (and thus approving from a
+// button) is not configured on this instance, so a verified action is
+// acknowledged without effect and says so.
+func (h *handler) slackWebhook(c *gin.Context) {
+	body, err := readRaw(c, h.opts.MaxBodyBytes)
+	if err != nil {
+		writeError(c, h.logger, err)
+		return
+	}
+	err = webhook.VerifySlack(h.opts.SlackSecret, body, c.GetHeader("X-Slack-Request-Timestamp"), c.GetHeader("X-Slack-Signature"), time.Now())
+	if err != nil {
+		code := "invalid_signature"
+		if errors.Is(err, webhook.ErrNoSecret) {
+			code = "webhook_not_configured"
+		}
+		h.logger.WarnContext(c.Request.Context(), "slack request rejected", "reason", err.Error(), "correlation_id", correlationID(c))
+		writeError(c, h.logger, newError(http.StatusUnauthorized, code, "the request signature is not valid"))
+		return
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil || form.Get("payload") == "" || !json.Valid([]byte(form.Get("payload"))) {
+		writeError(c, h.logger, newError(http.StatusBadRequest, "malformed_payload", "a form field payload with JSON is required"))
+		return
+	}
+	c.JSON(http.StatusOK, slackResponse{Text: "Received. Approve or reject remediations through the remediator API; Slack identities are not linked on this instance."})
+}
