@@ -6,6 +6,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -38,9 +41,12 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func startStack(t *testing.T, dataDir string, ports devserver.Ports) *stack {
+func startStack(t *testing.T, dataDir string, ports devserver.Ports, extraEnv ...string) *stack {
 	t.Helper()
 	env := map[string]string{"REMEDIATOR_DATA_DIR": dataDir}
+	for i := 0; i+1 < len(extraEnv); i += 2 {
+		env[extraEnv[i]] = extraEnv[i+1]
+	}
 	cfg, err := config.Load(config.ModeDev, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
@@ -222,9 +228,8 @@ func TestRemediationEndToEnd(t *testing.T) {
 	if desc.GetWorkflowExecutionInfo().GetExecution().GetRunId() == "" {
 		t.Fatal("no run")
 	}
-	runs, err := s.dev.Client.ListWorkflow(context.Background(), listReq(s, "WorkflowId = '"+id+"'"))
-	if err != nil || len(runs.GetExecutions()) != 1 {
-		t.Fatalf("want exactly one run of %s, got %d (%v)", id, len(runs.GetExecutions()), err)
+	if n := s.countRuns(id); n != 1 {
+		t.Fatalf("want exactly one run of %s, got %d", id, n)
 	}
 
 	if r := s.call("POST", "/api/remediations/"+id+"/approve", "bob", vote(st)); r.code != 409 {
@@ -307,5 +312,60 @@ func TestRestartKeepsAWaitingRemediation(t *testing.T) {
 	}, "Idempotency-Key", "restart-key")
 	if again.body["id"] != id || again.body["existing"] != true {
 		t.Fatalf("idempotency survives the restart: %v", again.body)
+	}
+}
+
+func TestGitHubDeliveryTwiceStartsOneWorkflow(t *testing.T) {
+	ports, err := devserver.FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "e2e-webhook-secret"
+	s := startStack(t, t.TempDir(), ports, "GITHUB_WEBHOOK_SECRET", secret)
+	body := `{"action":"completed","repository":{"full_name":"acme/api"},"workflow_run":{"id":7,"name":"CI","conclusion":"failure","head_branch":"main","head_sha":"89abcdef0123456789abcdef0123456789abcdef"}}`
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(body))
+	post := func(delivery string) map[string]any {
+		req, _ := http.NewRequest("POST", s.http.URL+"/webhooks/github", strings.NewReader(body))
+		req.Header.Set("X-GitHub-Event", "workflow_run")
+		req.Header.Set("X-GitHub-Delivery", delivery)
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&out)
+		if res.StatusCode != http.StatusAccepted {
+			t.Fatalf("delivery: %d %v", res.StatusCode, out)
+		}
+		return out
+	}
+	first := post("11111111-2222-3333-4444-555555555555")
+	second := post("11111111-2222-3333-4444-555555555555")
+	if first["status"] != "accepted" || second["status"] != "duplicate" || first["workflow_id"] != second["workflow_id"] {
+		t.Fatalf("replayed delivery: %v then %v", first, second)
+	}
+	id := first["workflow_id"].(string)
+	if n := s.countRuns(id); n != 1 {
+		t.Fatalf("want one workflow for the delivery, got %d", n)
+	}
+}
+
+// countRuns counts the runs of one workflow ID in visibility, waiting for the
+// (asynchronous) visibility store to show at least one.
+func (s *stack) countRuns(id string) int {
+	s.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		runs, err := s.dev.Client.ListWorkflow(context.Background(), listReq(s, "WorkflowId = '"+id+"'"))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if n := len(runs.GetExecutions()); n > 0 || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
