@@ -5,6 +5,8 @@
 package gitlocal
 
 import (
+	"remediator/internal/procgroup"
+
 	"bytes"
 	"context"
 	"errors"
@@ -429,7 +431,7 @@ func (p *Provider) run(ctx context.Context, dir string, extraEnv []string, stdin
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = 2 * time.Second
-	setProcessGroup(cmd)
+	procgroup.Set(cmd)
 	err := cmd.Run()
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {

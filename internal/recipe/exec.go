@@ -1,6 +1,8 @@
 package recipe
 
 import (
+	"remediator/internal/procgroup"
+
 	"context"
 	"errors"
 	"io"
@@ -75,12 +77,12 @@ func execute(ctx context.Context, s execSpec) error {
 		}
 	}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	setProcessGroup(cmd)
+	procgroup.Set(cmd)
 	err = cmd.Start()
 	closeAll(writers) // the children hold their own copies
 	if err == nil {
 		err = cmd.Wait()
-		killProcessGroup(cmd)
+		procgroup.Kill(cmd)
 	}
 	drained := make(chan struct{})
 	go func() {
