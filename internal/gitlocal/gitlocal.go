@@ -5,8 +5,6 @@
 package gitlocal
 
 import (
-	"remediator/internal/procgroup"
-
 	"bytes"
 	"context"
 	"errors"
@@ -19,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"remediator/internal/procgroup"
 )
 
 const (

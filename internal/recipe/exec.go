@@ -1,8 +1,6 @@
 package recipe
 
 import (
-	"remediator/internal/procgroup"
-
 	"context"
 	"errors"
 	"io"
@@ -12,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"remediator/internal/procgroup"
 )
 
 // errTimedOut distinguishes a command's own timeout from cancellation of the
