@@ -162,23 +162,37 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.
 	return nil
 }
 
-// RunWorker is `remediator worker`.
-func RunWorker(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+// boot is the common start of the production commands: configuration (and
+// an optional extra check of it), the logger, and a Temporal client.
+func boot(ctx context.Context, what string, getenv func(string) string, stderr io.Writer,
+	check func(config.Config) error) (config.Config, *slog.Logger, client.Client, error) {
 	cfg, err := config.Load(config.ModeProduction, getenv)
+	if err == nil && check != nil {
+		err = check(cfg)
+	}
 	if err != nil {
-		return err
+		return config.Config{}, nil, nil, err
 	}
 	logger := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
-	logger.Info("starting worker", "config", cfg.String())
-	comps, err := BuildActivities(cfg)
-	if err != nil {
-		return err
-	}
+	logger.Info("starting "+what, "config", cfg.String())
 	c, err := orchestrator.Dial(ctx, cfg.Temporal, logger)
+	if err != nil {
+		return config.Config{}, nil, nil, err
+	}
+	return cfg, logger, c, nil
+}
+
+// RunWorker is `remediator worker`.
+func RunWorker(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	cfg, logger, c, err := boot(ctx, "worker", getenv, stderr, nil)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	comps, err := BuildActivities(cfg)
+	if err != nil {
+		return err
+	}
 	w := NewWorker(c, comps.Acts, logger)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting worker: %w", err)
@@ -191,24 +205,15 @@ func RunWorker(ctx context.Context, getenv func(string) string, stderr io.Writer
 
 // RunAPI is `remediator api`: it refuses to start without credentials.
 func RunAPI(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
-	cfg, err := config.Load(config.ModeProduction, getenv)
-	if err != nil {
-		return err
-	}
-	if err := cfg.ValidateAPI(); err != nil {
-		return err
-	}
-	logger := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
-	logger.Info("starting api", "config", cfg.String())
-	store, err := ledger.Open(filepath.Join(cfg.DataDir, "decisions"))
-	if err != nil {
-		return err
-	}
-	c, err := orchestrator.Dial(ctx, cfg.Temporal, logger)
+	cfg, logger, c, err := boot(ctx, "api", getenv, stderr, config.Config.ValidateAPI)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	store, err := ledger.Open(filepath.Join(cfg.DataDir, "decisions"))
+	if err != nil {
+		return err
+	}
 	deps, err := NewAPI(ctx, cfg, c, store, nil, logger)
 	if err != nil {
 		return err
