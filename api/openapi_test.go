@@ -180,6 +180,31 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	})
 
+	t.Run("roles and limits match the route table", func(t *testing.T) {
+		byKey := map[string]oaOp{}
+		for _, o := range ops {
+			byKey[o.method+" "+ginPath(o.path)] = o
+		}
+		h := &handler{}
+		for _, rt := range h.routeTable() {
+			o, ok := byKey[rt.method+" "+rt.path]
+			if !ok {
+				t.Errorf("%s %s is not documented", rt.method, rt.path)
+				continue
+			}
+			if o.op.RateLimit != rt.rule {
+				t.Errorf("%s %s: document says rate limit %q, the router applies %q", rt.method, rt.path, o.op.RateLimit, rt.rule)
+			}
+			want := slices.Clone(rt.roles)
+			got := slices.Clone(o.op.RequiredRoles)
+			slices.Sort(want)
+			slices.Sort(got)
+			if !slices.Equal(want, got) {
+				t.Errorf("%s %s: document says roles %v, the router requires %v", rt.method, rt.path, got, want)
+			}
+		}
+	})
+
 	t.Run("error responses", func(t *testing.T) {
 		exempt := map[string]bool{"/livez": true, "/readyz": true, "/metrics": true} // nothing in them can fail with a 4xx
 		rules := []string{"generate", "approvals", "webhooks", "general"}

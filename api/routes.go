@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 )
@@ -21,30 +22,58 @@ const (
 	ruleGeneral   = "general"
 )
 
-// routes is the whole HTTP surface in one place: path, rate-limit rule,
-// required roles, handler. Authenticated routes are limited per principal,
-// public ones per client IP.
+// route is one row of the HTTP surface. The OpenAPI test checks every row's
+// roles and rule against the document, so the two cannot drift.
+type route struct {
+	method, path string
+	rule         string   // rate-limit rule; "" = not limited
+	roles        []string // nil = public (webhooks verify signatures instead)
+	handle       gin.HandlerFunc
+}
+
+// routeTable is the whole HTTP surface in one place. Authenticated routes
+// are limited per principal, public ones per client IP.
+func (h *handler) routeTable() []route {
+	anyRole := []string{roleDeveloper, roleApprover, roleAdmin}
+	approvers := []string{roleApprover, roleAdmin}
+	return []route{
+		{"GET", "/livez", "", nil, h.livez},
+		{"GET", "/readyz", "", nil, h.readyz},
+		{"GET", "/health", ruleGeneral, nil, h.health},
+		{"GET", "/openapi.yaml", ruleGeneral, nil, h.serveOpenAPI},
+		{"GET", "/metrics", "", nil, h.metrics},
+		{"POST", "/webhooks/github", ruleWebhooks, nil, h.githubWebhook},
+		{"POST", "/webhooks/slack", ruleWebhooks, nil, h.slackWebhook},
+		{"POST", "/api/remediations", ruleGenerate, []string{roleDeveloper, roleAdmin}, h.startRemediation},
+		{"GET", "/api/remediations", ruleGeneral, anyRole, h.listRemediations},
+		{"GET", "/api/remediations/:id", ruleGeneral, anyRole, h.getRemediation},
+		{"POST", "/api/remediations/:id/approve", ruleApprovals, approvers, h.vote(true)},
+		{"POST", "/api/remediations/:id/reject", ruleApprovals, approvers, h.vote(false)},
+		{"POST", "/api/remediations/:id/cancel", ruleGeneral, []string{roleAdmin}, h.cancelRemediation},
+		{"GET", "/api/decisions/:id", ruleGeneral, anyRole, h.getDecision},
+	}
+}
+
+// routes registers the table: /api routes authenticate first, then count
+// against their rule (writes fail closed when the limiter is down), then
+// check roles.
 func routes(r *gin.Engine, h *handler) {
-	r.GET("/livez", h.livez)
-	r.GET("/readyz", h.readyz)
-	r.GET("/health", h.limit(ruleGeneral, false), h.health)
-	r.GET("/openapi.yaml", h.limit(ruleGeneral, false), h.serveOpenAPI)
-	r.GET("/metrics", h.metrics)
-
-	r.POST("/webhooks/github", h.limit(ruleWebhooks, true), h.githubWebhook)
-	r.POST("/webhooks/slack", h.limit(ruleWebhooks, true), h.slackWebhook)
-
 	authed := r.Group("/api", authenticate(h.logger, h.opts.Auth))
-	anyRole := requireRole(h.logger, roleDeveloper, roleApprover, roleAdmin)
-	approvers := requireRole(h.logger, roleApprover, roleAdmin)
-	authed.POST("/remediations", h.limit(ruleGenerate, true), requireRole(h.logger, roleDeveloper, roleAdmin), h.startRemediation)
-	authed.GET("/remediations", h.limit(ruleGeneral, false), anyRole, h.listRemediations)
-	authed.GET("/remediations/:id", h.limit(ruleGeneral, false), anyRole, h.getRemediation)
-	authed.POST("/remediations/:id/approve", h.limit(ruleApprovals, true), approvers, h.vote(true))
-	authed.POST("/remediations/:id/reject", h.limit(ruleApprovals, true), approvers, h.vote(false))
-	authed.POST("/remediations/:id/cancel", h.limit(ruleGeneral, true), requireRole(h.logger, roleAdmin), h.cancelRemediation)
-	authed.GET("/decisions/:id", h.limit(ruleGeneral, false), anyRole, h.getDecision)
-
+	for _, rt := range h.routeTable() {
+		var chain []gin.HandlerFunc
+		if rt.rule != "" {
+			chain = append(chain, h.limit(rt.rule, rt.method != http.MethodGet))
+		}
+		if rt.roles != nil {
+			chain = append(chain, requireRole(h.logger, rt.roles...))
+		}
+		chain = append(chain, rt.handle)
+		if rest, ok := strings.CutPrefix(rt.path, "/api/"); ok {
+			authed.Handle(rt.method, "/"+rest, chain...)
+		} else {
+			r.Handle(rt.method, rt.path, chain...)
+		}
+	}
 	r.NoRoute(func(c *gin.Context) {
 		writeError(c, h.logger, newError(http.StatusNotFound, "not_found", "no such route"))
 	})
