@@ -137,16 +137,22 @@ func (r *remediation) vote(ctx workflow.Context, req ApprovalRequest, approve bo
 		r.verdict = verdictApproved
 		return r.answer(PhaseOpeningPR)
 	}
-	return r.st
+	return r.answer(r.st.Phase)
 }
 
-// answer is the state a settled vote caused: the main loop moves to next
-// right after the handler returns, so the Update reports that phase instead
-// of the one about to be left. (The phase itself, and its search attribute,
-// change in the main loop, keeping the command order of existing histories.)
+// answer is what an Update returns: the state its vote caused. A settling
+// vote reports the phase the main loop moves to right after the handler
+// returns (the phase itself, and its search attribute, change in the main
+// loop, keeping the command order of existing histories). The diff is left
+// out: Update results are stored in history, and the status query serves it.
 func (r *remediation) answer(next Phase) Status {
 	st := r.st
 	st.Phase = next
+	if st.Fix != nil {
+		fix := *st.Fix
+		fix.Diff = ""
+		st.Fix = &fix
+	}
 	return st
 }
 

@@ -144,6 +144,8 @@ func (s *RemediationSuite) TestApproveOpensPR() {
 	s.True(out.accepted)
 	s.Len(out.status.Votes, 1, "the Update answers with the new state")
 	s.Equal(PhaseOpeningPR, out.status.Phase, "the Update reports the phase its vote caused")
+	s.Equal(testDigest, out.status.Fix.Digest)
+	s.Empty(out.status.Fix.Diff, "Update results (kept in history) leave the diff to the status query")
 	st := s.result()
 	s.Equal(PhaseCompleted, st.Phase)
 	s.Require().NotNil(st.PR)
