@@ -321,3 +321,54 @@ func TestJWTPrincipalThroughTheAPI(t *testing.T) {
 		t.Fatalf("expired JWT: %d %s (%+v)", rec.Code, rec.Body, eb)
 	}
 }
+
+func slackActionBody(user, actionID, value string) string {
+	payload := fmt.Sprintf(`{"type":"block_actions","user":{"id":%q},"actions":[{"action_id":%q,"value":%q}]}`, user, actionID, value)
+	return "payload=" + url.QueryEscape(payload)
+}
+
+func TestSlackButtonsVoteAsTheLinkedPrincipal(t *testing.T) {
+	orch := &fakeOrch{}
+	h := NewHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), orch, Options{
+		Auth: testAuth(t), SlackSecret: []byte("slack-secret"),
+		SlackUsers: map[string]auth.Principal{
+			"U0ALICE": {Subject: "alice", Roles: []string{"approver"}, Repos: []string{"acme/*"}},
+			"U0DEV":   {Subject: "dev", Roles: []string{"developer"}, Repos: []string{"*"}},
+		},
+	})
+	digest := strings.Repeat("a", 64)
+	click := func(user, action, id string) string {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, slackReq("slack-secret", slackActionBody(user, action, id+"|dec_1|"+digest), time.Now()))
+		if rec.Code != 200 {
+			t.Fatalf("slack answers 200 with a text, got %d %s", rec.Code, rec.Body)
+		}
+		return rec.Body.String()
+	}
+	if txt := click("U0STRANGER", "remediation_approve", "rem-1"); !strings.Contains(txt, "not linked") {
+		t.Fatalf("unlinked user: %s", txt)
+	}
+	if txt := click("U0DEV", "remediation_approve", "rem-1"); !strings.Contains(txt, "approver role") {
+		t.Fatalf("developer: %s", txt)
+	}
+	if txt := click("U0ALICE", "remediation_approve", "rem-other"); !strings.Contains(txt, "No such remediation") {
+		t.Fatalf("a repository outside the linked scope: %s", txt)
+	}
+	if len(orch.votes) != 0 {
+		t.Fatalf("refused clicks must not vote: %+v", orch.votes)
+	}
+	if txt := click("U0ALICE", "remediation_approve", "rem-1"); !strings.Contains(txt, "Approved by alice") {
+		t.Fatalf("linked approver: %s", txt)
+	}
+	click("U0ALICE", "remediation_reject", "rem-2")
+	if len(orch.votes) != 2 {
+		t.Fatalf("votes: %+v", orch.votes)
+	}
+	v := orch.votes[0]
+	if v.Actor != "alice" || !v.Approve || v.Channel != "slack" || v.DiffDigest != digest || v.DecisionID != "dec_1" {
+		t.Fatalf("approve vote: %+v", v)
+	}
+	if r := orch.votes[1]; r.Approve || r.Reason == "" {
+		t.Fatalf("a Slack reject carries a reason: %+v", r)
+	}
+}

@@ -8,12 +8,14 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"remediator/internal/orchestrator"
 	"remediator/internal/webhook"
+	"remediator/workflows"
 )
 
 var (
@@ -145,10 +147,29 @@ type slackResponse struct {
 	Text string `json:"text"`
 }
 
-// slackWebhook verifies Slack's v0 signature within its 5-minute window.
-// Linking Slack users to remediator identities (and thus approving from a
-// button) is not configured on this instance, so a verified action is
-// acknowledged without effect and says so.
+// Slack button action ids; the button value is "<remediation id>|<decision id>|<diff digest>".
+const (
+	slackApprove = "remediation_approve"
+	slackReject  = "remediation_reject"
+)
+
+type slackAction struct {
+	Type string `json:"type"`
+	User struct {
+		ID string `json:"id"`
+	} `json:"user"`
+	Actions []struct {
+		ActionID string `json:"action_id"`
+		Value    string `json:"value"`
+	} `json:"actions"`
+}
+
+// slackWebhook verifies Slack's v0 signature within its 5-minute window, then
+// turns an Approve/Reject button into the same Update the API uses, as the
+// remediator principal linked to the Slack user (REMEDIATOR_SLACK_USERS), so
+// roles, repository scope, four-eyes and the digest binding all apply.
+// Slack shows the answer text to the clicking user; refusals are 200s with a
+// reason, because Slack displays nothing else.
 func (h *handler) slackWebhook(c *gin.Context) {
 	body, err := readRaw(c, h.opts.MaxBodyBytes)
 	if err != nil {
@@ -166,9 +187,55 @@ func (h *handler) slackWebhook(c *gin.Context) {
 		return
 	}
 	form, err := url.ParseQuery(string(body))
-	if err != nil || form.Get("payload") == "" || !json.Valid([]byte(form.Get("payload"))) {
+	var act slackAction
+	if err != nil || form.Get("payload") == "" || json.Unmarshal([]byte(form.Get("payload")), &act) != nil {
 		writeError(c, h.logger, newError(http.StatusBadRequest, "malformed_payload", "a form field payload with JSON is required"))
 		return
 	}
-	c.JSON(http.StatusOK, slackResponse{Text: "Received. Approve or reject remediations through the remediator API; Slack identities are not linked on this instance."})
+	c.JSON(http.StatusOK, slackResponse{Text: h.slackVote(c, act)})
+}
+
+// slackVote returns the text Slack shows for the action.
+func (h *handler) slackVote(c *gin.Context, act slackAction) string {
+	if act.Type != "block_actions" || len(act.Actions) != 1 ||
+		(act.Actions[0].ActionID != slackApprove && act.Actions[0].ActionID != slackReject) {
+		return "Nothing to do for this action."
+	}
+	p, ok := h.opts.SlackUsers[act.User.ID]
+	if !ok {
+		return "Your Slack account is not linked to a remediator identity, so your vote was not counted."
+	}
+	if !p.HasRole(roleApprover, roleAdmin) {
+		return "Voting needs the approver role."
+	}
+	parts := strings.Split(act.Actions[0].Value, "|")
+	if len(parts) != 3 || !digestPattern.MatchString(parts[2]) || !decisionPattern.MatchString(parts[1]) {
+		return "This button does not name a remediation."
+	}
+	approve := act.Actions[0].ActionID == slackApprove
+	c.Set(ctxPrincipal, p)
+	if err := h.checkAccess(c, parts[0]); err != nil {
+		return "No such remediation."
+	}
+	v := orchestrator.Vote{ID: parts[0], Approve: approve, Actor: p.Subject, Roles: p.Roles, DecisionID: parts[1],
+		DiffDigest: parts[2], Channel: workflows.ChannelSlack, RequestID: correlationID(c)}
+	if !approve {
+		v.Reason = "rejected in Slack by " + p.Subject
+	}
+	st, err := h.orch.Decide(c.Request.Context(), v)
+	var rej *orchestrator.RejectedError
+	switch {
+	case errors.As(err, &rej):
+		return "Not counted: " + rej.Message
+	case errors.Is(err, orchestrator.ErrNotFound):
+		return "No such remediation."
+	case err != nil:
+		h.logger.ErrorContext(c.Request.Context(), "slack vote failed", "error", err, "correlation_id", correlationID(c))
+		return "The vote could not be delivered; try again."
+	}
+	verb := "Approved"
+	if !approve {
+		verb = "Rejected"
+	}
+	return verb + " by " + p.Subject + "; " + st.ID + " is now " + string(st.Phase) + "."
 }

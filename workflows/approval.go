@@ -32,7 +32,11 @@ func (r *remediation) setup(ctx workflow.Context) error {
 		approve := u.approve
 		err := workflow.SetUpdateHandlerWithOptions(ctx, u.name,
 			func(ctx workflow.Context, req ApprovalRequest) (Status, error) {
-				return r.vote(ctx, req, approve, ChannelAPI), nil
+				channel := ChannelAPI
+				if req.Channel == ChannelSlack {
+					channel = ChannelSlack
+				}
+				return r.vote(ctx, req, approve, channel), nil
 			},
 			workflow.UpdateHandlerOptions{
 				Validator: func(ctx workflow.Context, req ApprovalRequest) error {

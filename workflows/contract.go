@@ -91,6 +91,7 @@ const (
 // Channels through which a vote can arrive.
 const (
 	ChannelAPI    = "api"
+	ChannelSlack  = "slack"
 	ChannelSignal = "signal"
 )
 

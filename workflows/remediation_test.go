@@ -156,6 +156,19 @@ func (s *RemediationSuite) TestApproveOpensPR() {
 	s.Equal(ChannelAPI, st.Votes[0].Channel)
 }
 
+func (s *RemediationSuite) TestSlackVoteKeepsItsChannel() {
+	s.happyPathMocks()
+	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.Anything).Return(testPR, nil).Once()
+	s.expectOutcome(PhaseCompleted)
+	req := approval("alice", RoleApprover)
+	req.Channel = ChannelSlack
+	s.at(time.Minute, func() { s.update(UpdateApprove, "slack-1", req) })
+	s.env.ExecuteWorkflow(Remediation, input())
+	st := s.result()
+	s.Require().Len(st.Votes, 1)
+	s.Equal(ChannelSlack, st.Votes[0].Channel)
+}
+
 func (s *RemediationSuite) TestRejectEndsWithoutPR() {
 	s.happyPathMocks()
 	s.expectOutcome(PhaseRejected)

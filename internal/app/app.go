@@ -134,7 +134,7 @@ func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store *ledg
 	orch := orchestrator.New(c, cfg.Temporal.Namespace, cfg.ApprovalTimeout)
 	deps.Handler = api.NewHandler(logger.With("component", "api"), orch, api.Options{
 		Auth: authn, Limiter: limiter, LimitStore: limitStore, TrustedProxies: cfg.TrustedProxies,
-		GitHubSecret: cfg.GitHubSecret, SlackSecret: cfg.SlackSecret, WebhookMaxBytes: cfg.WebhookMaxBytes,
+		GitHubSecret: cfg.GitHubSecret, SlackSecret: cfg.SlackSecret, SlackUsers: cfg.SlackUsers, WebhookMaxBytes: cfg.WebhookMaxBytes,
 		Metrics:   promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Decisions: store, MaxBodyBytes: cfg.MaxBodyBytes, PublicURL: cfg.PublicURL,
 		UIURL: cfg.UIURL, DefaultApprovalTimeout: cfg.ApprovalTimeout, Version: Version(),

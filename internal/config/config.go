@@ -69,6 +69,7 @@ type Config struct {
 	TrustedProxies  []string
 	GitHubSecret    []byte
 	SlackSecret     []byte
+	SlackUsers      map[string]auth.Principal
 	WebhookMaxBytes int64
 	GitRoots        []string
 	RecipesFile     string
@@ -195,6 +196,9 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 	}
 	c.GitHubSecret = []byte(getenv("GITHUB_WEBHOOK_SECRET"))
 	c.SlackSecret = []byte(getenv("SLACK_SIGNING_SECRET"))
+	if c.SlackUsers, err = ParseSlackUsers(getenv("REMEDIATOR_SLACK_USERS")); err != nil {
+		errs = append(errs, err)
+	}
 	c.WebhookMaxBytes = int64(intVar("REMEDIATOR_WEBHOOK_MAX_BODY_BYTES", 25<<20))
 
 	if !slices.Contains([]string{"text", "json"}, c.LogFormat) {
@@ -286,6 +290,37 @@ func ParseTokens(s string) ([]auth.StaticToken, error) {
 			return nil, fmt.Errorf("REMEDIATOR_API_TOKENS: %w", err)
 		}
 		out = append(out, tok)
+	}
+	return out, nil
+}
+
+var slackUserPattern = regexp.MustCompile(`^[UW][A-Z0-9]{2,20}$`)
+
+// ParseSlackUsers links Slack user ids to principals:
+// "U012AB3CD=alice:approver|admin:acme/*|tools/*" entries separated by commas.
+// Only linked users can approve or reject from Slack buttons, with the roles
+// and repositories given here.
+func ParseSlackUsers(s string) (map[string]auth.Principal, error) {
+	out := map[string]auth.Principal{}
+	for _, entry := range splitList(s, ",") {
+		user, rest, ok := strings.Cut(entry, "=")
+		parts := strings.Split(rest, ":")
+		if !ok || !slackUserPattern.MatchString(user) || len(parts) != 3 || !subjectPattern.MatchString(parts[0]) {
+			return nil, errors.New("REMEDIATOR_SLACK_USERS: entries look like U012AB3CD=subject:role|role:repoglob|repoglob")
+		}
+		roles, repos := splitList(parts[1], "|"), splitList(parts[2], "|")
+		for _, r := range roles {
+			if !slices.Contains(Roles, r) {
+				return nil, fmt.Errorf("REMEDIATOR_SLACK_USERS: unknown role %q for %s", r, user)
+			}
+		}
+		if len(roles) == 0 || len(repos) == 0 {
+			return nil, fmt.Errorf("REMEDIATOR_SLACK_USERS: %s needs at least one role and one repository glob", user)
+		}
+		if _, dup := out[user]; dup {
+			return nil, fmt.Errorf("REMEDIATOR_SLACK_USERS: %s is listed twice", user)
+		}
+		out[user] = auth.Principal{Subject: parts[0], Roles: roles, Repos: repos, Method: "slack"}
 	}
 	return out, nil
 }

@@ -68,3 +68,19 @@ func TestInvalidValuesAreReported(t *testing.T) {
 		}
 	}
 }
+
+func TestSlackUsers(t *testing.T) {
+	users, err := ParseSlackUsers("U012AB3CD=alice:approver|admin:acme/*|tools/*, W0BOB=bob:approver:*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := users["U012AB3CD"]
+	if a.Subject != "alice" || len(a.Roles) != 2 || !a.CanAccessRepo("acme/api") || a.CanAccessRepo("other/x") {
+		t.Fatalf("alice: %+v", a)
+	}
+	for _, bad := range []string{"alice=approver", "U1=alice:root:*", "U012=alice:approver:", "U012=alice:approver:*,U012=bob:approver:*"} {
+		if _, err := ParseSlackUsers(bad); err == nil {
+			t.Errorf("%q: expected an error", bad)
+		}
+	}
+}

@@ -87,6 +87,8 @@ type Vote struct {
 	DiffDigest string
 	Comment    string
 	Reason     string
+	// Channel is where the vote was cast ("api" or "slack"); default "api".
+	Channel string
 }
 
 // ListFilter narrows List; empty fields match everything.
@@ -243,6 +245,10 @@ func (o *Orchestrator) Decide(ctx context.Context, v Vote) (Status, error) {
 	if v.Approve {
 		name = workflows.UpdateApprove
 	}
+	channel := workflows.ChannelAPI
+	if v.Channel == workflows.ChannelSlack {
+		channel = workflows.ChannelSlack
+	}
 	requestID := v.RequestID
 	if requestID == "" {
 		requestID = uuid.NewString()
@@ -254,7 +260,7 @@ func (o *Orchestrator) Decide(ctx context.Context, v Vote) (Status, error) {
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 		Args: []any{workflows.ApprovalRequest{
 			Actor: v.Actor, Roles: v.Roles, DecisionID: v.DecisionID, DiffDigest: v.DiffDigest,
-			Comment: v.Comment, Reason: v.Reason, Channel: workflows.ChannelAPI,
+			Comment: v.Comment, Reason: v.Reason, Channel: channel,
 		}},
 	})
 	if err != nil {
