@@ -47,8 +47,8 @@ type Options struct {
 	// GitHubSecret and SlackSecret verify webhooks; empty rejects every delivery.
 	GitHubSecret, SlackSecret []byte
 	// SlackUsers links Slack user ids to principals allowed to vote from buttons.
-	SlackUsers map[string]auth.Principal
-	WebhookMaxBytes           int64
+	SlackUsers      map[string]auth.Principal
+	WebhookMaxBytes int64
 	// Metrics serves /metrics (Prometheus text format); nil answers 404.
 	Metrics                http.Handler
 	Decisions              DecisionReader
