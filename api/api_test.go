@@ -40,7 +40,8 @@ func (f *fakeOrch) Start(_ context.Context, r orchestrator.StartRequest) (orches
 func (f *fakeOrch) Get(_ context.Context, id string) (orchestrator.Status, error) {
 	return orchestrator.Status{ID: id, Repo: repoOf(id)}, f.err
 }
-func (f *fakeOrch) RepoOf(_ context.Context, id string) (string, error) { return repoOf(id), f.err }
+// RepoOf succeeds so that error-mapping tests reach the call under test.
+func (f *fakeOrch) RepoOf(_ context.Context, id string) (string, error) { return repoOf(id), nil }
 func (f *fakeOrch) Decide(_ context.Context, v orchestrator.Vote) (orchestrator.Status, error) {
 	f.votes = append(f.votes, v)
 	return orchestrator.Status{ID: v.ID}, f.err
@@ -178,6 +179,9 @@ func TestBodiesAreStrict(t *testing.T) {
 		{"malformed", `{"repo":`, "", 400},
 		{"wrong type", `{"repo":5}`, "", 422},
 		{"not json", `repo=x`, "application/x-www-form-urlencoded", 415},
+		{"no content type", validStart, "none", 415},
+		{"null", `null`, "", 400},
+		{"array", `[]`, "", 400},
 		{"missing fields", `{}`, "", 422},
 		{"bad sha", `{"repo":"/x","failure_summary":"y","sha":"XYZ"}`, "", 422},
 		{"bad ref", `{"repo":"/x","failure_summary":"y","ref":"a..b"}`, "", 422},
@@ -193,7 +197,9 @@ func TestBodiesAreStrict(t *testing.T) {
 		if ct == "" {
 			ct = "application/json"
 		}
-		req.Header.Set("Content-Type", ct)
+		if ct != "none" {
+			req.Header.Set("Content-Type", ct)
+		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		if rec.Code != tc.want {

@@ -16,11 +16,9 @@ import (
 // object with unknown fields refused and nothing after it: a small valid
 // object followed by junk must not pass.
 func (h *handler) readJSON(c *gin.Context, dst any) error {
-	if ct := c.GetHeader("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
-			return newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "send application/json")
-		}
+	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "send Content-Type: application/json")
 	}
 	body, err := io.ReadAll(io.LimitReader(c.Request.Body, h.opts.MaxBodyBytes+1))
 	if err != nil {
@@ -29,8 +27,8 @@ func (h *handler) readJSON(c *gin.Context, dst any) error {
 	if int64(len(body)) > h.opts.MaxBodyBytes {
 		return newError(http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than allowed")
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return newError(http.StatusBadRequest, "empty_body", "a JSON object is required")
+	if trimmed := bytes.TrimSpace(body); len(trimmed) == 0 || trimmed[0] != '{' {
+		return newError(http.StatusBadRequest, "not_an_object", "the body must be one JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

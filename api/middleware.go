@@ -102,10 +102,19 @@ func authenticate(logger *slog.Logger, a *auth.Authenticator) gin.HandlerFunc {
 			writeError(c, logger, newError(http.StatusUnauthorized, code, "authentication failed"))
 			return
 		}
+		if !subjectPattern.MatchString(p.Subject) {
+			// Subjects become search attributes, memo values and Update IDs.
+			logger.InfoContext(c.Request.Context(), "authentication failed", "code", auth.CodeInvalidToken, "error", "unusable subject", "correlation_id", correlationID(c))
+			writeError(c, logger, newError(http.StatusUnauthorized, auth.CodeInvalidToken, "authentication failed"))
+			return
+		}
 		c.Set(ctxPrincipal, p)
 		c.Next()
 	}
 }
+
+// subjectPattern bounds principal names (JWT `sub` is otherwise free text).
+var subjectPattern = regexp.MustCompile(`^[A-Za-z0-9._@|+-]{1,128}$`)
 
 // requireRole answers 403 unless the principal holds one of roles.
 func requireRole(logger *slog.Logger, roles ...string) gin.HandlerFunc {

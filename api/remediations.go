@@ -83,7 +83,7 @@ func (h *handler) startRemediation(c *gin.Context) {
 	res, err := h.orch.Start(c.Request.Context(), orchestrator.StartRequest{
 		IdempotencyKey: key, Requester: p.Subject, CorrelationID: correlationID(c),
 		Repo: b.Repo, Ref: b.Ref, SHA: b.SHA, FailureSummary: b.FailureSummary, LogExcerpt: b.LogExcerpt,
-		IncidentID: b.IncidentID, ApprovalTimeout: timeout,
+		IncidentID: b.IncidentID, ApprovalTimeout: timeout, DeadlineSpec: b.Deadline,
 	})
 	if err != nil {
 		writeError(c, h.logger, err)
@@ -157,10 +157,13 @@ func validateStart(b *startBody, key string, now time.Time) (time.Duration, map[
 }
 
 func (h *handler) getRemediation(c *gin.Context) {
-	st, err := h.orch.Get(c.Request.Context(), c.Param("id"))
-	if err == nil && !h.mayAccess(c, st.Repo) {
-		err = orchestrator.ErrNotFound
+	// Scope first: an out-of-scope remediation must answer exactly like a
+	// missing one, whatever state the worker is in.
+	if err := h.checkAccess(c, c.Param("id")); err != nil {
+		writeError(c, h.logger, err)
+		return
 	}
+	st, err := h.orch.Get(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		writeError(c, h.logger, err)
 		return
@@ -213,6 +216,11 @@ func (h *handler) listRemediations(c *gin.Context) {
 	}
 	if len(problems) > 0 {
 		writeError(c, h.logger, validationError(problems))
+		return
+	}
+	if f.Repo != "" && !h.mayAccess(c, f.Repo) {
+		// Nothing there is visible to this principal: not even whether it exists.
+		c.JSON(http.StatusOK, orchestrator.ListResult{Items: []orchestrator.Summary{}})
 		return
 	}
 	res, err := h.orch.List(c.Request.Context(), f)

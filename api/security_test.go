@@ -248,7 +248,8 @@ func TestGitHubWebhookIsVerifiedAndFailsClosed(t *testing.T) {
 		t.Fatalf("signed failure: %d %s", rec.Code, rec.Body)
 	}
 	st := orch.started[0]
-	if st.Repo != "acme/api" || st.Requester != "github" || st.IdempotencyKey != "github:acme/api@0123456789abcdef0123456789abcdef01234567" {
+	if st.Repo != "acme/api" || st.Requester != "webhook:github" || st.IdempotencyKey != "github:acme/api@0123456789abcdef0123456789abcdef01234567" ||
+		st.Fingerprint != "acme/api@0123456789abcdef0123456789abcdef01234567" {
 		t.Fatalf("start keyed on the source event: %+v", st)
 	}
 	ok := `{"action":"completed","repository":{"full_name":"acme/api"},"workflow_run":{"id":43,"conclusion":"success","head_sha":"0123456789abcdef0123456789abcdef01234567"}}`

@@ -25,7 +25,8 @@ var (
 )
 
 // webhookRequester is the principal recorded for remediations GitHub started.
-const webhookRequester = "github"
+// The ':' keeps it apart from every configured subject, which cannot contain one.
+const webhookRequester = "webhook:github"
 
 type webhookResponse struct {
 	Status     string `json:"status"`
@@ -127,6 +128,7 @@ func (h *handler) githubWebhook(c *gin.Context) {
 	res, err := h.orch.Start(c.Request.Context(), orchestrator.StartRequest{
 		// One remediation per failing commit, whichever event reports it first.
 		IdempotencyKey: "github:" + sb.Repo + "@" + sb.SHA,
+		Fingerprint:    sb.Repo + "@" + sb.SHA,
 		Requester:      webhookRequester, CorrelationID: correlationID(c),
 		Repo: sb.Repo, Ref: sb.Ref, SHA: sb.SHA, FailureSummary: sb.FailureSummary, LogExcerpt: sb.LogExcerpt,
 	})
@@ -154,8 +156,9 @@ const (
 )
 
 type slackAction struct {
-	Type string `json:"type"`
-	User struct {
+	Type      string `json:"type"`
+	TriggerID string `json:"trigger_id"`
+	User      struct {
 		ID string `json:"id"`
 	} `json:"user"`
 	Actions []struct {
@@ -218,7 +221,7 @@ func (h *handler) slackVote(c *gin.Context, act slackAction) string {
 		return "No such remediation."
 	}
 	v := orchestrator.Vote{ID: parts[0], Approve: approve, Actor: p.Subject, Roles: p.Roles, DecisionID: parts[1],
-		DiffDigest: parts[2], Channel: workflows.ChannelSlack, RequestID: correlationID(c)}
+		DiffDigest: parts[2], Channel: workflows.ChannelSlack, RequestID: "slack:" + act.TriggerID}
 	if !approve {
 		v.Reason = "rejected in Slack by " + p.Subject
 	}

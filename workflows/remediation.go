@@ -135,8 +135,12 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 	}
 
 	r.setPhase(ctx, PhaseOpeningPR, "")
+	// Once approved, the change is opened even if a cancel arrives meanwhile:
+	// abandoning a half-run OpenPR would leave a branch that the record calls
+	// Cancelled. The run then ends Completed, with the truth recorded.
+	openCtx, _ := workflow.NewDisconnectedContext(ctx)
 	var pr activities.PullRequest
-	prCtx := workflow.WithActivityOptions(ctx, openPROptions)
+	prCtx := workflow.WithActivityOptions(openCtx, openPROptions)
 	err = workflow.ExecuteActivity(prCtx, acts.OpenPR, activities.OpenPRInput{
 		RemediationID: r.in.ID,
 		Repo:          r.fix.Repo,
@@ -148,11 +152,14 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 		Title:         prTitle(r.in, r.fix),
 		Body:          prBody(r.in, r.st),
 		CommitTime:    r.st.UpdatedAt,
-	}).Get(ctx, &pr)
+	}).Get(openCtx, &pr)
 	if err != nil {
-		return r.endOnError(ctx, "opening the change request failed", err)
+		return r.end(ctx, PhaseFailed, "opening the change request failed: "+errMessage(err))
 	}
 	r.st.PR = &pr
+	if ctx.Err() != nil {
+		return r.end(ctx, PhaseCompleted, "cancel requested after approval; the change was already being opened")
+	}
 	return r.end(ctx, PhaseCompleted, "")
 }
 
@@ -162,26 +169,26 @@ func (r *remediation) endOnError(ctx workflow.Context, what string, err error) (
 	if ctx.Err() != nil || temporal.IsCanceledError(err) {
 		return r.end(ctx, PhaseCancelled, "cancelled")
 	}
-	msg := err.Error()
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		msg = appErr.Error()
-		if appErr.Type() != "" {
-			msg = appErr.Type() + ": " + msg
-		}
-	}
-	return r.end(ctx, PhaseFailed, what+": "+msg)
+	return r.end(ctx, PhaseFailed, what+": "+errMessage(err))
 }
 
-// end records the terminal phase everywhere and returns the final status. A
-// cancelled run still writes its outcome, from a disconnected context.
+// errMessage keeps an activity failure's type and message for the reason.
+func errMessage(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() != "" {
+		return appErr.Type() + ": " + appErr.Error()
+	}
+	return err.Error()
+}
+
+// end records the terminal phase everywhere and returns the final status.
+// The outcome is written from a disconnected context, so cancellation
+// cannot skip it.
 func (r *remediation) end(ctx workflow.Context, phase Phase, reason string) (Status, error) {
 	r.setPhase(ctx, phase, reason)
 	cancelled := phase == PhaseCancelled
-	recCtx := ctx
-	if cancelled {
-		recCtx, _ = workflow.NewDisconnectedContext(ctx)
-	}
+	// Disconnected: a cancel arriving now must not lose the ledger's record.
+	recCtx, _ := workflow.NewDisconnectedContext(ctx)
 	var pr *activities.PullRequest
 	if r.st.PR != nil {
 		pr = r.st.PR

@@ -387,6 +387,22 @@ func (s *RemediationSuite) TestCancelWhileAwaitingApproval() {
 	s.env.AssertNotCalled(s.T(), "OpenPR", mock.Anything, mock.Anything)
 }
 
+func (s *RemediationSuite) TestCancelWhileOpeningPRStillRecordsTheChange() {
+	s.happyPathMocks()
+	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.Anything).After(10*time.Minute).Return(testPR, nil).Once()
+	s.expectOutcome(PhaseCompleted)
+	s.at(time.Minute, func() { s.update(UpdateApprove, "u1", approval("alice", RoleApprover)) })
+	s.at(2*time.Minute, func() {
+		s.Equal(PhaseOpeningPR, s.status().Phase)
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Remediation, input())
+	st := s.result()
+	s.Equal(PhaseCompleted, st.Phase, "the change was opened, so the record must say so")
+	s.Require().NotNil(st.PR)
+	s.Contains(st.Reason, "cancel requested after approval")
+}
+
 func TestPhaseTerminal(t *testing.T) {
 	terminal := 0
 	for _, p := range Phases {

@@ -19,7 +19,8 @@ func TestReplayCommittedHistories(t *testing.T) {
 		t.Fatal(err)
 	}
 	required := map[string]bool{"approved.json": false, "rejected.json": false, "expired.json": false,
-		"awaiting-approval.json": false, "awaiting-then-approved.json": false}
+		"awaiting-approval.json": false, "awaiting-then-approved.json": false,
+		"cancelled.json": false, "failed-no-fix.json": false}
 	for _, f := range files {
 		if _, ok := required[filepath.Base(f)]; ok {
 			required[filepath.Base(f)] = true

@@ -71,13 +71,17 @@ func BuildActivities(cfg config.Config) (Components, error) {
 	}, nil
 }
 
-// NewWorker builds the worker with every workflow and activity registered.
-func NewWorker(c client.Client, acts *activities.Activities, logger *slog.Logger) sdkworker.Worker {
+// NewWorker builds the worker with every workflow and activity registered;
+// onFatal (may be nil) learns that the worker stopped polling for good.
+func NewWorker(c client.Client, acts *activities.Activities, logger *slog.Logger, onFatal func(error)) sdkworker.Worker {
 	return worker.New(c, acts, sdkworker.Options{
 		MaxConcurrentActivityExecutionSize: 20,
 		WorkerStopTimeout:                  10 * time.Second,
 		OnFatalError: func(err error) {
 			logger.Error("worker stopped on a fatal error", "error", err)
+			if onFatal != nil {
+				onFatal(err)
+			}
 		},
 	})
 }
@@ -101,6 +105,12 @@ func (d *APIDeps) Close() {
 // the dev tokens.
 func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store *ledger.Store, extra []auth.StaticToken, logger *slog.Logger) (*APIDeps, error) {
 	deps := &APIDeps{}
+	ok := false
+	defer func() {
+		if !ok { // release what was built before the failure
+			deps.Close()
+		}
+	}()
 	authn := &auth.Authenticator{APIKeys: cfg.APIKeys, Tokens: append(append([]auth.StaticToken{}, cfg.Tokens...), extra...)}
 	if cfg.JWT != nil {
 		v, err := auth.NewJWTVerifier(ctx, *cfg.JWT)
@@ -139,6 +149,7 @@ func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store *ledg
 		Decisions: store, MaxBodyBytes: cfg.MaxBodyBytes, PublicURL: cfg.PublicURL,
 		UIURL: cfg.UIURL, DefaultApprovalTimeout: cfg.ApprovalTimeout, Version: Version(),
 	})
+	ok = true
 	return deps, nil
 }
 
@@ -193,14 +204,25 @@ func RunWorker(ctx context.Context, getenv func(string) string, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	w := NewWorker(c, comps.Acts, logger)
+	// A worker that stopped polling must not look alive: exit with its error.
+	fatal := make(chan error, 1)
+	w := NewWorker(c, comps.Acts, logger, func(err error) {
+		select {
+		case fatal <- err:
+		default:
+		}
+	})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting worker: %w", err)
 	}
-	<-ctx.Done()
-	logger.Info("stopping worker")
-	w.Stop()
-	return nil
+	select {
+	case <-ctx.Done():
+		logger.Info("stopping worker")
+		w.Stop()
+		return nil
+	case err := <-fatal:
+		return fmt.Errorf("worker stopped: %w", err)
+	}
 }
 
 // RunAPI is `remediator api`: it refuses to start without credentials.

@@ -106,7 +106,7 @@ func StartDev(ctx context.Context, cfg config.Config, ports devserver.Ports, log
 	if d.Client, err = orchestrator.Dial(ctx, cfg.Temporal, logger); err != nil {
 		return fail(err)
 	}
-	d.Worker = NewWorker(d.Client, comps.Acts, logger)
+	d.Worker = NewWorker(d.Client, comps.Acts, logger, nil)
 	if err := d.Worker.Start(); err != nil {
 		d.Worker = nil
 		return fail(fmt.Errorf("starting the worker: %w", err))

@@ -154,7 +154,7 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 	}
 	c.PublicURL = strings.TrimRight(env("REMEDIATOR_PUBLIC_URL", "http://"+c.HTTPAddr), "/")
 	defaultUI := ""
-	if mode == ModeDev {
+	if mode == ModeDev && c.Dev.UIPort != 0 {
 		defaultUI = fmt.Sprintf("http://127.0.0.1:%d", c.Dev.UIPort)
 	}
 	c.UIURL = strings.TrimRight(env("TEMPORAL_UI_URL", defaultUI), "/")
@@ -215,6 +215,10 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 	}
 	if c.Dev.FrontendPort < 1024 || c.Dev.FrontendPort > 65000 {
 		errs = append(errs, errors.New("REMEDIATOR_DEV_FRONTEND_PORT must be between 1024 and 65000"))
+	}
+	if c.MaxDiffBytes < 1024 || c.MaxDiffBytes > 1<<20 {
+		// The diff travels in workflow history; Temporal refuses payloads over 2 MB.
+		errs = append(errs, errors.New("REMEDIATOR_MAX_DIFF_BYTES must be between 1024 and 1048576"))
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, errors.New("REMEDIATOR_MAX_BODY_BYTES must be at least 1024"))

@@ -78,7 +78,7 @@ func TestSlackUsers(t *testing.T) {
 	if a.Subject != "alice" || len(a.Roles) != 2 || !a.CanAccessRepo("acme/api") || a.CanAccessRepo("other/x") {
 		t.Fatalf("alice: %+v", a)
 	}
-	for _, bad := range []string{"alice=approver", "U1=alice:root:*", "U012=alice:approver:", "U012=alice:approver:*,U012=bob:approver:*"} {
+	for _, bad := range []string{"alice=approver", "U012AB3CD=alice:root:*", "U012=alice:approver:", "U012=alice:approver:*,U012=bob:approver:*"} {
 		if _, err := ParseSlackUsers(bad); err == nil {
 			t.Errorf("%q: expected an error", bad)
 		}

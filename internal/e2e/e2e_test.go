@@ -243,6 +243,15 @@ func TestRemediationEndToEnd(t *testing.T) {
 	if list["items"].([]any)[0].(map[string]any)["repo"] != s.dev.Demo.Path {
 		t.Fatalf("list: %v", list)
 	}
+	// A retry naming the same absolute deadline, a moment later, is the same request.
+	deadline := time.Now().Add(2 * time.Hour).UTC().Format(time.RFC3339)
+	withDeadline := map[string]string{"repo": s.dev.Demo.Path, "failure_summary": "deadline check", "deadline": deadline}
+	d1 := s.call("POST", "/api/remediations", "dev", withDeadline, "Idempotency-Key", "deadline-key")
+	time.Sleep(1100 * time.Millisecond)
+	d2 := s.call("POST", "/api/remediations", "dev", withDeadline, "Idempotency-Key", "deadline-key")
+	if d1.code != 202 || d2.code != 202 || d1.body["id"] != d2.body["id"] || d2.body["existing"] != true {
+		t.Fatalf("retry with an RFC 3339 deadline: %d %v / %d %v", d1.code, d1.body, d2.code, d2.body)
+	}
 	if r := s.call("GET", "/api/remediations/rem-000000000000000000000000", "dev", nil); r.code != 404 {
 		t.Fatalf("unknown id: %d", r.code)
 	}
@@ -325,9 +334,10 @@ func TestGitHubDeliveryTwiceStartsOneWorkflow(t *testing.T) {
 	body := `{"action":"completed","repository":{"full_name":"acme/api"},"workflow_run":{"id":7,"name":"CI","conclusion":"failure","head_branch":"main","head_sha":"89abcdef0123456789abcdef0123456789abcdef"}}`
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write([]byte(body))
+	event := "workflow_run"
 	post := func(delivery string) map[string]any {
 		req, _ := http.NewRequest("POST", s.http.URL+"/webhooks/github", strings.NewReader(body))
-		req.Header.Set("X-GitHub-Event", "workflow_run")
+		req.Header.Set("X-GitHub-Event", event)
 		req.Header.Set("X-GitHub-Delivery", delivery)
 		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
 		res, err := http.DefaultClient.Do(req)
@@ -344,6 +354,15 @@ func TestGitHubDeliveryTwiceStartsOneWorkflow(t *testing.T) {
 	}
 	first := post("11111111-2222-3333-4444-555555555555")
 	second := post("11111111-2222-3333-4444-555555555555")
+	// The check_suite of the same failing commit coalesces with it.
+	body = `{"action":"completed","repository":{"full_name":"acme/api"},"check_suite":{"id":9,"conclusion":"failure","head_branch":"main","head_sha":"89abcdef0123456789abcdef0123456789abcdef"}}`
+	mac = hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(body))
+	event = "check_suite"
+	suite := post("66666666-2222-3333-4444-555555555555")
+	if suite["status"] != "duplicate" || suite["workflow_id"] != first["workflow_id"] {
+		t.Fatalf("check_suite for the same commit: %v", suite)
+	}
 	if first["status"] != "accepted" || second["status"] != "duplicate" || first["workflow_id"] != second["workflow_id"] {
 		t.Fatalf("replayed delivery: %v then %v", first, second)
 	}

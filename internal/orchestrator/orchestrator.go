@@ -66,6 +66,13 @@ type StartRequest struct {
 	LogExcerpt      string
 	IncidentID      string
 	ApprovalTimeout time.Duration
+	// DeadlineSpec is the deadline as the caller wrote it; it, not the
+	// remaining duration, identifies the request, so a retry matches.
+	DeadlineSpec string
+	// Fingerprint, when set, replaces the request hash: sources that report
+	// one failure through several events (GitHub's workflow_run and
+	// check_suite) match on what identifies the failure only.
+	Fingerprint string
 }
 
 // StartResult names the remediation; Existing is true when the request was
@@ -149,7 +156,15 @@ func IDFor(req StartRequest) string {
 
 // requestHash fingerprints what the request asks for (not who or when).
 func requestHash(req StartRequest) string {
-	b, _ := json.Marshal([]string{req.Repo, req.Ref, req.SHA, req.FailureSummary, req.LogExcerpt, req.IncidentID, req.ApprovalTimeout.String()})
+	if req.Fingerprint != "" {
+		sum := sha256.Sum256([]byte("fingerprint\x00" + req.Fingerprint))
+		return hex.EncodeToString(sum[:])
+	}
+	deadline := req.DeadlineSpec
+	if deadline == "" && req.ApprovalTimeout != 0 {
+		deadline = req.ApprovalTimeout.String()
+	}
+	b, _ := json.Marshal([]string{req.Repo, req.Ref, req.SHA, req.FailureSummary, req.LogExcerpt, req.IncidentID, deadline})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
@@ -253,9 +268,13 @@ func (o *Orchestrator) Decide(ctx context.Context, v Vote) (Status, error) {
 	if requestID == "" {
 		requestID = uuid.NewString()
 	}
+	// A vote waits for the workflow to process it; without a worker that
+	// would be forever.
+	ctx, cancel := context.WithTimeout(ctx, o.queryTimeout)
+	defer cancel()
 	handle, err := o.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   v.ID,
-		UpdateID:     v.Actor + ":" + requestID,
+		UpdateID:     updateID(v.Actor, requestID),
 		UpdateName:   name,
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 		Args: []any{workflows.ApprovalRequest{
@@ -303,6 +322,10 @@ func (o *Orchestrator) Cancel(ctx context.Context, id string) error {
 		return rejected(ErrConflict, "already_ended", "the remediation already ended")
 	}
 	if err := o.c.CancelWorkflow(ctx, id, ""); err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) { // it ended between Describe and Cancel
+			return rejected(ErrConflict, "already_ended", "the remediation already ended")
+		}
 		return o.mapErr(err)
 	}
 	return nil
@@ -396,9 +419,12 @@ func (o *Orchestrator) mapUpdateErr(ctx context.Context, id string, err error) e
 func (o *Orchestrator) mapErr(err error) error {
 	var nf *serviceerror.NotFound
 	var nsnf *serviceerror.NamespaceNotFound
+	var invalid *serviceerror.InvalidArgument
 	switch {
 	case errors.As(err, &nf):
 		return ErrNotFound
+	case errors.As(err, &invalid):
+		return rejected(ErrInvalid, "invalid_argument", "the workflow service refused the request as invalid")
 	case errors.As(err, &nsnf):
 		return unavailable(err)
 	case errors.Is(err, context.Canceled):
@@ -407,10 +433,17 @@ func (o *Orchestrator) mapErr(err error) error {
 	return unavailable(err)
 }
 
+// updateID makes the Update ID from the actor and the request id without
+// ambiguity (both may contain any character).
+func updateID(actor, requestID string) string {
+	sum := sha256.Sum256([]byte(actor + "\x00" + requestID))
+	return "vote-" + hex.EncodeToString(sum[:16])
+}
+
 func unavailable(err error) error { return fmt.Errorf("%w: %v", ErrUnavailable, err) }
 
 func validID(id string) bool {
-	if !strings.HasPrefix(id, workflows.IDPrefix) || len(id) > 64 {
+	if !strings.HasPrefix(id, workflows.IDPrefix) || len(id) == len(workflows.IDPrefix) || len(id) > 64 {
 		return false
 	}
 	for _, r := range id[len(workflows.IDPrefix):] {

@@ -22,7 +22,8 @@ const (
 	// DefaultTimeout applies to recipes that do not set one.
 	DefaultTimeout = 2 * time.Minute
 	// MaxTimeout keeps a misconfigured recipe from tying up a worker.
-	MaxTimeout = 30 * time.Minute
+	// It stays below the GenerateFix activity's start-to-close timeout (15m).
+	MaxTimeout = 10 * time.Minute
 	// maxRecipeFile bounds LoadFile's input; recipe files are small.
 	maxRecipeFile = 1 << 20
 )
