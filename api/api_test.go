@@ -40,6 +40,7 @@ func (f *fakeOrch) Start(_ context.Context, r orchestrator.StartRequest) (orches
 func (f *fakeOrch) Get(_ context.Context, id string) (orchestrator.Status, error) {
 	return orchestrator.Status{ID: id, Repo: repoOf(id)}, f.err
 }
+
 // RepoOf succeeds so that error-mapping tests reach the call under test.
 func (f *fakeOrch) RepoOf(_ context.Context, id string) (string, error) { return repoOf(id), nil }
 func (f *fakeOrch) Decide(_ context.Context, v orchestrator.Vote) (orchestrator.Status, error) {
