@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"remediator/internal/auth"
 	"remediator/internal/ledger"
@@ -50,7 +51,9 @@ type Options struct {
 	SlackUsers      map[string]auth.Principal
 	WebhookMaxBytes int64
 	// Metrics serves /metrics (Prometheus text format); nil answers 404.
-	Metrics                http.Handler
+	Metrics http.Handler
+	// Registerer receives the per-route rate-limit counters; nil keeps them unregistered.
+	Registerer             prometheus.Registerer
 	Decisions              DecisionReader
 	MaxBodyBytes           int64
 	PublicURL              string
@@ -63,6 +66,8 @@ type handler struct {
 	logger *slog.Logger
 	orch   Orchestrator
 	opts   Options
+	// limited counts rate-limit decisions per route and outcome.
+	limited *prometheus.CounterVec
 }
 
 // NewHandler builds the whole HTTP surface.
@@ -86,7 +91,15 @@ func NewHandler(logger *slog.Logger, orch Orchestrator, opts Options) http.Handl
 		logger.Error("invalid trusted proxies; trusting none", "error", err)
 		_ = r.SetTrustedProxies(nil)
 	}
-	h := &handler{logger: logger, orch: orch, opts: opts}
+	h := &handler{logger: logger, orch: orch, opts: opts, limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "remediator_http_ratelimit_total",
+		Help: "Rate-limit decisions per route: allowed, limited, or error (store unavailable).",
+	}, []string{"method", "route", "outcome"})}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(h.limited); err != nil {
+			logger.Error("registering rate-limit counters", "error", err)
+		}
+	}
 	r.Use(withCorrelationID(), recovery(logger), securityHeaders(), accessLog(logger))
 	routes(r, h)
 	return r

@@ -27,6 +27,14 @@ func (h *handler) limit(rule string, write bool) gin.HandlerFunc {
 			key = "principal:" + p.Method + ":" + p.Subject
 		}
 		res, err := h.opts.Limiter.Take(c.Request.Context(), rule, key)
+		outcome := ratelimit.OutcomeAllowed
+		switch {
+		case err != nil:
+			outcome = ratelimit.OutcomeError
+		case res.Limited:
+			outcome = ratelimit.OutcomeLimited
+		}
+		h.limited.WithLabelValues(c.Request.Method, c.FullPath(), outcome).Inc()
 		if err != nil {
 			if errors.Is(err, ratelimit.ErrStoreUnavailable) && !write {
 				h.logger.WarnContext(c.Request.Context(), "rate limit store unavailable; letting a read pass", "rule", rule, "error", err)

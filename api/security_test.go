@@ -19,6 +19,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/ulule/limiter/v3"
 
@@ -27,14 +29,40 @@ import (
 )
 
 func limitedHandler(t *testing.T, orch *fakeOrch, store *ratelimit.Store, rules map[string]limiter.Rate, proxies []string) http.Handler {
+	return limitedHandlerWithMetrics(t, orch, store, rules, proxies, nil)
+}
+
+func limitedHandlerWithMetrics(t *testing.T, orch *fakeOrch, store *ratelimit.Store, rules map[string]limiter.Rate, proxies []string, reg *prometheus.Registry) http.Handler {
 	t.Helper()
 	lim, err := ratelimit.New(store, rules, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), orch, Options{
-		Auth: testAuth(t), Limiter: lim, LimitStore: store, TrustedProxies: proxies, MaxBodyBytes: 4096,
-	})
+	opts := Options{Auth: testAuth(t), Limiter: lim, LimitStore: store, TrustedProxies: proxies, MaxBodyBytes: 4096}
+	if reg != nil {
+		opts.Registerer = reg
+		opts.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	}
+	return NewHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), orch, opts)
+}
+
+func TestRateLimitCountersPerRoute(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := limitedHandlerWithMetrics(t, &fakeOrch{}, memStore(t), rules(t, "approvals=1-H"), nil, reg)
+	do(t, h, "POST", "/api/remediations/rem-1/approve", approverTok, validVote)
+	do(t, h, "POST", "/api/remediations/rem-1/approve", approverTok, validVote)
+	do(t, h, "GET", "/api/remediations", approverTok, "")
+	rec, _ := do(t, h, "GET", "/metrics", "", "")
+	body := rec.Body.String()
+	for _, want := range []string{
+		`remediator_http_ratelimit_total{method="POST",outcome="allowed",route="/api/remediations/:id/approve"} 1`,
+		`remediator_http_ratelimit_total{method="POST",outcome="limited",route="/api/remediations/:id/approve"} 1`,
+		`remediator_http_ratelimit_total{method="GET",outcome="allowed",route="/api/remediations"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 func rules(t *testing.T, spec string) map[string]limiter.Rate {

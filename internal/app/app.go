@@ -145,7 +145,7 @@ func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store *ledg
 	deps.Handler = api.NewHandler(logger.With("component", "api"), orch, api.Options{
 		Auth: authn, Limiter: limiter, LimitStore: limitStore, TrustedProxies: cfg.TrustedProxies,
 		GitHubSecret: cfg.GitHubSecret, SlackSecret: cfg.SlackSecret, SlackUsers: cfg.SlackUsers, WebhookMaxBytes: cfg.WebhookMaxBytes,
-		Metrics:   promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Registerer: reg,
 		Decisions: store, MaxBodyBytes: cfg.MaxBodyBytes, PublicURL: cfg.PublicURL,
 		UIURL: cfg.UIURL, DefaultApprovalTimeout: cfg.ApprovalTimeout, Version: Version(),
 	})
