@@ -10,7 +10,8 @@ func TestIDsAreStableAndScoped(t *testing.T) {
 	base := StartRequest{IdempotencyKey: "k1", Requester: "dev", Repo: "/r", FailureSummary: "gofmt"}
 	other := base
 	other.Requester = "eve"
-	if IDFor(base) != IDFor(base) || IDFor(base) == IDFor(other) {
+	again := base
+	if IDFor(base) != IDFor(again) || IDFor(base) == IDFor(other) {
 		t.Fatal("an Idempotency-Key is stable per caller and scoped to it")
 	}
 	if !validID(IDFor(base)) || !strings.HasPrefix(IDFor(base), "rem-") {
@@ -48,7 +49,8 @@ func TestUpdateIDIsUnambiguous(t *testing.T) {
 	if updateID("a:b", "c") == updateID("a", "b:c") {
 		t.Fatal("actor and request id must not run into each other")
 	}
-	if updateID("alice", "k") != updateID("alice", "k") {
+	first, retry := updateID("alice", "k"), updateID("alice", "k")
+	if first != retry {
 		t.Fatal("a retried vote keeps its Update ID")
 	}
 }
