@@ -258,3 +258,16 @@ func TestMissingClientsFailNonRetryably(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestHeadRefIsNoBaseBranch(t *testing.T) {
+	f := newFixture(t, nil)
+	for ref, want := range map[string]string{"main": "main", "HEAD": ""} {
+		fix, err := f.generate(t, activities.GenerateFixInput{Repo: f.repo.Path, Ref: ref, FailureSummary: f.repo.FailureSummary, LogExcerpt: f.repo.LogExcerpt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fix.BaseBranch != want {
+			t.Errorf("ref %s: base branch %q, want %q", ref, fix.BaseBranch, want)
+		}
+	}
+}

@@ -3,8 +3,6 @@ package activities
 import (
 	"context"
 	"errors"
-	"os"
-	"os/exec"
 	"regexp"
 
 	"remediator/internal/gitlocal"
@@ -38,21 +36,19 @@ func (f *LocalFixer) Generate(ctx context.Context, in GenerateFixInput) (Fix, er
 		return Fix{}, recipeError(err)
 	}
 	baseBranch := ""
-	if in.Ref != "" && !hexSHA.MatchString(in.Ref) && isBranch(ctx, path, in.Ref) {
-		baseBranch = in.Ref
+	if in.Ref != "" && !hexSHA.MatchString(in.Ref) {
+		isBranch, err := f.Git.IsBranch(ctx, path, in.Ref)
+		if err != nil {
+			return Fix{}, gitError(err)
+		}
+		if isBranch {
+			baseBranch = in.Ref
+		}
 	}
 	return Fix{
 		Recipe: fx.Recipe, Summary: fx.Summary, Diff: fx.Diff, Files: fx.Files, Digest: fx.Digest,
 		Repo: path, BaseBranch: baseBranch, BaseSHA: fx.BaseSHA, Validated: fx.Validated, Check: fx.Check,
 	}, nil
-}
-
-// isBranch tells a branch from HEAD, tags and other revisions: only a
-// branch can be the base of a change request.
-func isBranch(ctx context.Context, repoPath, ref string) bool {
-	cmd := exec.CommandContext(ctx, "git", "-C", repoPath, "show-ref", "--verify", "--quiet", "refs/heads/"+ref)
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0")
-	return cmd.Run() == nil
 }
 
 // LocalGit opens change requests as branches plus records in local repositories.

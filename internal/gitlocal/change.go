@@ -268,6 +268,18 @@ func (p *Provider) push(ctx context.Context, op, dir, head, branch string) error
 	return wrapErr(KindTransient, op, err)
 }
 
+// IsBranch tells a branch from HEAD, tags and other revisions: only a branch
+// can be the base of a change request.
+func (p *Provider) IsBranch(ctx context.Context, repo, name string) (bool, error) {
+	const op = "is branch"
+	r, err := p.openRepo(ctx, op, repo)
+	if err != nil {
+		return false, err
+	}
+	_, ok, err := p.branchTip(ctx, op, r, name)
+	return ok, err
+}
+
 func (p *Provider) branchTip(ctx context.Context, op string, r *repoInfo, branch string) (string, bool, error) {
 	out, err := p.gitDir(ctx, r, nil, "rev-parse", "--verify", "--quiet", "--end-of-options", "refs/heads/"+branch+"^{commit}")
 	if err != nil {
