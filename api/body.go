@@ -20,12 +20,9 @@ func (h *handler) readJSON(c *gin.Context, dst any) error {
 	if err != nil || mt != "application/json" {
 		return newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "send Content-Type: application/json")
 	}
-	body, err := io.ReadAll(io.LimitReader(c.Request.Body, h.opts.MaxBodyBytes+1))
+	body, err := readRaw(c, h.opts.MaxBodyBytes)
 	if err != nil {
-		return newError(http.StatusBadRequest, "unreadable_body", "the request body could not be read")
-	}
-	if int64(len(body)) > h.opts.MaxBodyBytes {
-		return newError(http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than allowed")
+		return err
 	}
 	if trimmed := bytes.TrimSpace(body); len(trimmed) == 0 || trimmed[0] != '{' {
 		return newError(http.StatusBadRequest, "not_an_object", "the body must be one JSON object")

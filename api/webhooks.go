@@ -47,6 +47,18 @@ func readRaw(c *gin.Context, max int64) ([]byte, error) {
 	return body, nil
 }
 
+// rejectSignature answers 401 for a webhook whose signature failed (or whose
+// secret is missing) and logs why; the reason never reaches the caller.
+func (h *handler) rejectSignature(c *gin.Context, source string, err error) {
+	code := "invalid_signature"
+	if errors.Is(err, webhook.ErrNoSecret) {
+		code = "webhook_not_configured"
+	}
+	h.logger.WarnContext(c.Request.Context(), "webhook rejected", "source", source, "reason", err.Error(),
+		"delivery", c.GetHeader("X-GitHub-Delivery"), "correlation_id", correlationID(c))
+	writeError(c, h.logger, newError(http.StatusUnauthorized, code, "the request signature is not valid"))
+}
+
 type githubPayload struct {
 	Action     string `json:"action"`
 	Repository struct {
@@ -80,13 +92,7 @@ func (h *handler) githubWebhook(c *gin.Context) {
 		return
 	}
 	if err := webhook.VerifyGitHub(h.opts.GitHubSecret, body, c.GetHeader("X-Hub-Signature-256")); err != nil {
-		code := "invalid_signature"
-		if errors.Is(err, webhook.ErrNoSecret) {
-			code = "webhook_not_configured"
-		}
-		h.logger.WarnContext(c.Request.Context(), "github delivery rejected", "reason", err.Error(),
-			"delivery", c.GetHeader("X-GitHub-Delivery"), "correlation_id", correlationID(c))
-		writeError(c, h.logger, newError(http.StatusUnauthorized, code, "the delivery signature is not valid"))
+		h.rejectSignature(c, "github", err)
 		return
 	}
 	event, delivery := c.GetHeader("X-GitHub-Event"), c.GetHeader("X-GitHub-Delivery")
@@ -181,12 +187,7 @@ func (h *handler) slackWebhook(c *gin.Context) {
 	}
 	err = webhook.VerifySlack(h.opts.SlackSecret, body, c.GetHeader("X-Slack-Request-Timestamp"), c.GetHeader("X-Slack-Signature"), time.Now())
 	if err != nil {
-		code := "invalid_signature"
-		if errors.Is(err, webhook.ErrNoSecret) {
-			code = "webhook_not_configured"
-		}
-		h.logger.WarnContext(c.Request.Context(), "slack request rejected", "reason", err.Error(), "correlation_id", correlationID(c))
-		writeError(c, h.logger, newError(http.StatusUnauthorized, code, "the request signature is not valid"))
+		h.rejectSignature(c, "slack", err)
 		return
 	}
 	form, err := url.ParseQuery(string(body))
