@@ -189,10 +189,6 @@ func (r *remediation) end(ctx workflow.Context, phase Phase, reason string) (Sta
 	cancelled := phase == PhaseCancelled
 	// Disconnected: a cancel arriving now must not lose the ledger's record.
 	recCtx, _ := workflow.NewDisconnectedContext(ctx)
-	var pr *activities.PullRequest
-	if r.st.PR != nil {
-		pr = r.st.PR
-	}
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(recCtx, ledgerOptions), acts.RecordOutcome,
 		activities.RecordOutcomeInput{
 			RemediationID: r.in.ID,
@@ -200,7 +196,7 @@ func (r *remediation) end(ctx workflow.Context, phase Phase, reason string) (Sta
 			Phase:         string(phase),
 			Reason:        reason,
 			Votes:         r.st.Votes,
-			PR:            pr,
+			PR:            r.st.PR,
 		}).Get(recCtx, nil)
 	if err != nil {
 		r.logger.Error("recording the outcome failed", "error", err)
