@@ -3,11 +3,13 @@ package gitlocal
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -22,8 +24,10 @@ import (
 // fix. Branch is the idempotency key: the same Branch always maps to the same
 // change.
 type ChangeRequest struct {
-	Repo, Branch, BaseBranch, BaseSHA, Diff, Title, Body string
-	RemediationID                                        string
+	Repo, Branch, BaseBranch, BaseSHA, Title, Body string
+	RemediationID                                  string
+	// Patch is the exact diff to apply, as bytes.
+	Patch []byte
 	// CommitTime becomes the author and committer date, so that retries of the
 	// same request produce the same commit. Zero means "now".
 	CommitTime time.Time
@@ -46,9 +50,16 @@ type record struct {
 
 // OpenChange is safe to retry blindly: an existing change for req.Branch is
 // returned (Created=false) if it carries the same base and content, a branch
-// left behind by a crash between push and record is adopted, and a branch
-// with different content is a KindConflict. Created is true for exactly one
-// call per change: the one that wrote the record (including adoption).
+// left behind by a crash between creating the ref and writing the record is
+// adopted, and a branch with different content is a KindConflict. Created is
+// true for exactly one call per change: the one that wrote the record
+// (including adoption).
+//
+// Nothing runs in the target repository but plumbing with hardened
+// configuration: the tree is built in a private index, the commit written
+// with commit-tree, and the branch created with update-ref (create-only). No
+// push, so none of the repository's receive hooks or
+// core.alternateRefsCommand can run.
 func (p *Provider) OpenChange(ctx context.Context, req ChangeRequest) (Change, error) {
 	const op = "open change"
 	r, err := p.openRepo(ctx, op, req.Repo)
@@ -70,14 +81,14 @@ func (p *Provider) OpenChange(ctx context.Context, req ChangeRequest) (Change, e
 		return Change{}, newErr(KindInvalidRepo, op, "body contains NUL")
 	case req.BaseSHA == "":
 		return Change{}, newErr(KindInvalidRepo, op, "base sha is required")
-	case strings.TrimSpace(req.Diff) == "":
+	case len(bytes.TrimSpace(req.Patch)) == 0:
 		return Change{}, newErr(KindPatch, op, "empty diff")
 	}
 	base, err := p.resolveCommit(ctx, op, r, req.BaseSHA)
 	if err != nil {
 		return Change{}, err
 	}
-	digest := sha256Hex(req.Diff)
+	digest := sha256Hex(req.Patch)
 
 	if ch, ok, err := p.existing(ctx, op, r, req, base, digest); err != nil || ok {
 		return ch, err
@@ -91,11 +102,10 @@ func (p *Provider) OpenChange(ctx context.Context, req ChangeRequest) (Change, e
 		return ch, err
 	}
 
-	dir, tree, cleanup, err := p.applyScratch(ctx, op, r, base, req.Diff)
+	tree, err := p.applyIndex(ctx, op, r, base, req.Patch)
 	if err != nil {
 		return Change{}, err
 	}
-	defer cleanup()
 
 	var head string
 	var createdAt time.Time
@@ -113,15 +123,15 @@ func (p *Provider) OpenChange(ctx context.Context, req ChangeRequest) (Change, e
 			when = time.Now()
 		}
 		createdAt = time.Unix(when.Unix(), 0).UTC()
-		if head, err = p.commit(ctx, op, dir, tree, base, req, createdAt); err != nil {
+		if head, err = p.commit(ctx, op, r, tree, base, req, createdAt); err != nil {
 			return Change{}, err
 		}
-		if perr := p.push(ctx, op, dir, head, req.Branch); perr != nil {
+		if cerr := p.createBranch(ctx, op, r, head, req.Branch); cerr != nil {
 			// Someone bypassing our lock may have created the branch meanwhile;
 			// accept it if it is exactly our change.
 			tip, exists, err := p.branchTip(ctx, op, r, req.Branch)
 			if err != nil || !exists {
-				return Change{}, perr
+				return Change{}, cerr
 			}
 			if head, createdAt, err = p.adopt(ctx, op, r, req.Branch, tip, base, tree); err != nil {
 				return Change{}, err
@@ -167,7 +177,7 @@ func (p *Provider) existing(ctx context.Context, op string, r *repoInfo, req Cha
 	if rec.DiffSHA256 != digest {
 		// The diff text differs; it may still produce the same tree (e.g.
 		// different context lines), in which case it is the same change.
-		_, tree, cleanup, err := p.applyScratch(ctx, op, r, base, req.Diff)
+		tree, err := p.applyIndex(ctx, op, r, base, req.Patch)
 		if err != nil {
 			if KindOf(err) == KindPatch {
 				return Change{}, false, newErr(KindConflict, op,
@@ -175,7 +185,6 @@ func (p *Provider) existing(ctx context.Context, op string, r *repoInfo, req Cha
 			}
 			return Change{}, false, err
 		}
-		cleanup()
 		info, err := p.commitInfo(ctx, op, r, rec.HeadSHA)
 		if err != nil || info.tree != tree {
 			return Change{}, false, newErr(KindConflict, op,
@@ -201,54 +210,54 @@ func (p *Provider) adopt(ctx context.Context, op string, r *repoInfo, branch, ti
 	return tip, info.committed, nil
 }
 
-// applyScratch applies diff on top of base in the index of a scratch clone
-// (no work tree is materialised) and returns the resulting tree.
-func (p *Provider) applyScratch(ctx context.Context, op string, r *repoInfo, base, diff string) (dir, tree string, cleanup func(), err error) {
-	dir, cleanup, err = p.cloneScratch(ctx, op, r)
+// applyIndex applies patch on top of base in a private index file (under the
+// scratch dir, never in the repository) and returns the resulting tree. The
+// blobs and tree it writes land in the repository's object store, which is
+// where the commit needs them.
+func (p *Provider) applyIndex(ctx context.Context, op string, r *repoInfo, base string, patch []byte) (string, error) {
+	tmp, cleanup, err := p.scratchDir(op)
 	if err != nil {
-		return "", "", nil, err
+		return "", err
 	}
-	fail := func(err error) (string, string, func(), error) {
-		cleanup()
-		return "", "", nil, err
+	defer cleanup()
+	env := []string{"GIT_INDEX_FILE=" + filepath.Join(tmp, "index")}
+	if _, err := p.runGitDir(ctx, r, env, nil, "read-tree", base); err != nil {
+		return "", wrapErr(KindTransient, op, err)
 	}
-	if _, err := p.run(ctx, dir, nil, nil, "read-tree", base); err != nil {
-		return fail(wrapErr(KindTransient, op, err))
-	}
-	if _, err := p.run(ctx, dir, nil, []byte(diff), "apply", "--cached", "--whitespace=nowarn"); err != nil {
+	if _, err := p.runGitDir(ctx, r, env, patch, "apply", "--cached", "--whitespace=nowarn"); err != nil {
 		if ctx.Err() != nil || !isExitError(err) {
-			return fail(wrapErr(KindTransient, op, err))
+			return "", wrapErr(KindTransient, op, err)
 		}
 		var ge *gitError
 		msg := err.Error()
 		if errors.As(err, &ge) && ge.stderr != "" {
 			msg = ge.stderr
 		}
-		return fail(newErr(KindPatch, op, "diff does not apply to %s: %s", base, msg))
+		return "", newErr(KindPatch, op, "diff does not apply to %s: %s", base, msg)
 	}
-	out, err := p.run(ctx, dir, nil, nil, "write-tree")
+	out, err := p.runGitDir(ctx, r, env, nil, "write-tree")
 	if err != nil {
-		return fail(wrapErr(KindTransient, op, err))
+		return "", wrapErr(KindTransient, op, err)
 	}
-	tree = strings.TrimSpace(string(out))
+	tree := strings.TrimSpace(string(out))
 	baseInfo, err := p.commitInfo(ctx, op, r, base)
 	if err != nil {
-		return fail(err)
+		return "", err
 	}
 	if tree == baseInfo.tree {
-		return fail(newErr(KindPatch, op, "diff applies to %s but changes nothing", base))
+		return "", newErr(KindPatch, op, "diff applies to %s but changes nothing", base)
 	}
-	return dir, tree, cleanup, nil
+	return tree, nil
 }
 
-func (p *Provider) commit(ctx context.Context, op, dir, tree, base string, req ChangeRequest, when time.Time) (string, error) {
+func (p *Provider) commit(ctx context.Context, op string, r *repoInfo, tree, base string, req ChangeRequest, when time.Time) (string, error) {
 	msg := req.Title
 	if strings.TrimSpace(req.Body) != "" {
 		msg += "\n\n" + strings.TrimRight(req.Body, "\n")
 	}
 	msg += "\n"
 	date := fmt.Sprintf("@%d +0000", when.Unix())
-	out, err := p.run(ctx, dir, []string{"GIT_AUTHOR_DATE=" + date, "GIT_COMMITTER_DATE=" + date}, []byte(msg),
+	out, err := p.runGitDir(ctx, r, []string{"GIT_AUTHOR_DATE=" + date, "GIT_COMMITTER_DATE=" + date}, []byte(msg),
 		"commit-tree", "--no-gpg-sign", "-p", base, tree)
 	if err != nil {
 		return "", wrapErr(KindTransient, op, err)
@@ -260,11 +269,11 @@ func (p *Provider) commit(ctx context.Context, op, dir, tree, base string, req C
 	return head, nil
 }
 
-// push creates the branch only if it does not exist yet (empty lease), so a
-// push can never overwrite a branch somebody else made.
-func (p *Provider) push(ctx context.Context, op, dir, head, branch string) error {
-	ref := "refs/heads/" + branch
-	_, err := p.run(ctx, dir, nil, nil, "push", "--quiet", "--no-verify", "--force-with-lease="+ref+":", "origin", head+":"+ref)
+// createBranch creates the branch only if it does not exist yet (the old
+// value is the null id), so it can never overwrite a branch somebody else
+// made. The reference-transaction hook does not run (hardening).
+func (p *Provider) createBranch(ctx context.Context, op string, r *repoInfo, head, branch string) error {
+	_, err := p.gitDir(ctx, r, nil, "update-ref", "-m", "remediator: open change", "refs/heads/"+branch, head, strings.Repeat("0", len(head)))
 	return wrapErr(KindTransient, op, err)
 }
 
@@ -394,11 +403,20 @@ func (p *Provider) ListChanges(ctx context.Context, repo string) ([]Change, erro
 	if err != nil {
 		return nil, err
 	}
-	dir := recordsDir(r)
-	entries, err := os.ReadDir(dir)
+	root, err := os.OpenRoot(r.commonDir)
+	if err != nil {
+		return nil, wrapErr(KindTransient, op, err)
+	}
+	defer root.Close()
+	dir, err := root.Open(recordsDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return []Change{}, nil
 	}
+	if err != nil {
+		return nil, wrapErr(KindTransient, op, err)
+	}
+	entries, err := dir.ReadDir(-1)
+	_ = dir.Close()
 	if err != nil {
 		return nil, wrapErr(KindTransient, op, err)
 	}
@@ -408,7 +426,7 @@ func (p *Provider) ListChanges(ctx context.Context, repo string) ([]Change, erro
 		if e.IsDir() || strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".json") {
 			continue
 		}
-		rec, err := loadRecord(op, filepath.Join(dir, name))
+		rec, err := loadRecord(op, root, filepath.Join(recordsDir, name))
 		if err != nil {
 			return nil, err
 		}
@@ -424,9 +442,11 @@ func (p *Provider) ListChanges(ctx context.Context, repo string) ([]Change, erro
 	return changes, nil
 }
 
-func recordsDir(r *repoInfo) string {
-	return filepath.Join(r.commonDir, "remediator", "changes")
-}
+// recordsDir is where change records live, relative to the repository's
+// common git dir. Every access goes through an os.Root of that dir: a
+// repository that makes it (or anything in it) a link leading outside gets
+// an error, not a write somewhere else.
+var recordsDir = filepath.Join("remediator", "changes")
 
 // branchFileName maps a branch name to a file name injectively ("/" and the
 // escape character itself are escaped).
@@ -435,7 +455,12 @@ func branchFileName(branch string) string {
 }
 
 func (p *Provider) readRecord(op string, r *repoInfo, branch string) (record, bool, error) {
-	rec, err := loadRecord(op, filepath.Join(recordsDir(r), branchFileName(branch)))
+	root, err := os.OpenRoot(r.commonDir)
+	if err != nil {
+		return record{}, false, wrapErr(KindTransient, op, err)
+	}
+	defer root.Close()
+	rec, err := loadRecord(op, root, filepath.Join(recordsDir, branchFileName(branch)))
 	if errors.Is(err, fs.ErrNotExist) {
 		return record{}, false, nil
 	}
@@ -445,14 +470,25 @@ func (p *Provider) readRecord(op string, r *repoInfo, branch string) (record, bo
 	return rec, true, nil
 }
 
-func loadRecord(op, path string) (record, error) {
-	data, err := os.ReadFile(path)
+// maxRecordBytes bounds what is read back from a repository's git dir.
+const maxRecordBytes = 1 << 20
+
+func loadRecord(op string, root *os.Root, name string) (record, error) {
+	f, err := root.Open(name)
 	if err != nil {
 		return record{}, wrapErr(KindTransient, op, err)
 	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxRecordBytes+1))
+	if err != nil {
+		return record{}, wrapErr(KindTransient, op, err)
+	}
+	if len(data) > maxRecordBytes {
+		return record{}, newErr(KindTransient, op, "change record %s is larger than %d bytes", name, maxRecordBytes)
+	}
 	var rec record
 	if err := json.Unmarshal(data, &rec); err != nil {
-		return record{}, newErr(KindTransient, op, "corrupt change record %s: %v", path, err)
+		return record{}, newErr(KindTransient, op, "corrupt change record %s: %v", name, err)
 	}
 	return rec, nil
 }
@@ -460,20 +496,28 @@ func loadRecord(op, path string) (record, error) {
 // writeRecord is atomic (temp file, fsync, rename) so readers never see a
 // half-written record, even across a crash.
 func (p *Provider) writeRecord(r *repoInfo, rec record) error {
-	dir := recordsDir(r)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	root, err := os.OpenRoot(r.commonDir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := root.MkdirAll(recordsDir, 0o755); err != nil {
 		return err
 	}
 	data, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".tmp-*.json")
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return err
+	}
+	tmp := filepath.Join(recordsDir, ".tmp-"+hex.EncodeToString(rnd[:])+".json")
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
+	defer root.Remove(tmp)
 	if _, err := f.Write(append(data, '\n')); err != nil {
 		_ = f.Close()
 		return err
@@ -485,10 +529,10 @@ func (p *Provider) writeRecord(r *repoInfo, rec record) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, branchFileName(rec.Branch))); err != nil {
+	if err := root.Rename(tmp, filepath.Join(recordsDir, branchFileName(rec.Branch))); err != nil {
 		return err
 	}
-	if d, err := os.Open(dir); err == nil {
+	if d, err := root.Open(recordsDir); err == nil {
 		_ = d.Sync()
 		_ = d.Close()
 	}
@@ -513,19 +557,26 @@ func (p *Provider) lockRepo(ctx context.Context, op string, r *repoInfo) (func()
 	if err != nil {
 		return nil, lockErr(err)
 	}
-	if err := os.MkdirAll(filepath.Join(r.commonDir, "remediator"), 0o755); err != nil {
+	root, err := os.OpenRoot(r.commonDir)
+	if err != nil {
 		unlockMem()
 		return nil, wrapErr(KindTransient, op, err)
 	}
-	unlockFile, err := lockFile(lctx, filepath.Join(r.commonDir, "remediator", "lock"))
+	if err := root.MkdirAll("remediator", 0o755); err != nil {
+		_ = root.Close()
+		unlockMem()
+		return nil, wrapErr(KindTransient, op, err)
+	}
+	unlockFile, err := lockFile(lctx, root, filepath.Join("remediator", "lock"))
 	if err != nil {
+		_ = root.Close()
 		unlockMem()
 		return nil, lockErr(err)
 	}
-	return func() { unlockFile(); unlockMem() }, nil
+	return func() { unlockFile(); _ = root.Close(); unlockMem() }, nil
 }
 
-func sha256Hex(s string) string {
+func sha256Hex[T string | []byte](s T) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
 }

@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -230,6 +232,65 @@ func (p *Provider) openRepo(ctx context.Context, op, repo string) (*repoInfo, er
 	return info, nil
 }
 
+// Canonical is the one way an untrusted repository reference becomes one the
+// service acts on: a local path or file:// URL, or a forge-style "owner/name"
+// looked up under each root in order, resolved through every symlink, "."
+// and "..", checked to be the top of a git repository under the roots, and
+// returned as the real path. Callers show nothing of the error but "not a
+// repository this service can act on": whether a path exists, is outside the
+// roots or is no repository must not be told apart by clients.
+func (p *Provider) Canonical(ctx context.Context, repo string) (string, error) {
+	const op = "canonical"
+	if isForgeName(repo) {
+		for _, root := range p.roots {
+			r, err := p.openRepo(ctx, op, filepath.Join(root, filepath.FromSlash(repo)))
+			if err == nil {
+				return r.path, nil
+			}
+			if KindOf(err) != KindInvalidRepo {
+				return "", err
+			}
+		}
+		return "", newErr(KindInvalidRepo, op, "no repository %s under the roots", repo)
+	}
+	r, err := p.openRepo(ctx, op, repo)
+	if err != nil {
+		return "", err
+	}
+	return r.path, nil
+}
+
+// forgeName is "owner/name" as forges spell it.
+var forgeName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$`)
+
+func isForgeName(s string) bool {
+	if !forgeName.MatchString(s) {
+		return false
+	}
+	for _, el := range strings.Split(s, "/") {
+		if el == "." || el == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// ScopeNames are the names a canonical repository answers to in repository
+// globs: its path, and its path relative to each root holding it (so a
+// principal scoped to "teamA/**" sees <root>/teamA/...).
+func (p *Provider) ScopeNames(canonical string) []string {
+	names := []string{canonical}
+	for _, root := range p.roots {
+		if rel, err := filepath.Rel(root, canonical); err == nil && canonical != root && under(canonical, root) {
+			names = append(names, filepath.ToSlash(rel))
+		}
+	}
+	return names
+}
+
+// Roots are the configured roots, cleaned and resolved.
+func (p *Provider) Roots() []string { return slices.Clone(p.roots) }
+
 // ceiling stops git's upward repository discovery at dir itself, so that a
 // plain directory nested in some other repository is never mistaken for it.
 func ceiling(dir string) string {
@@ -288,40 +349,85 @@ func isHexSHA(s string) bool {
 	return true
 }
 
-// Checkout gives fix generators a disposable work tree so that commands they
-// run can never touch the user's repository. The clone shares the source's
-// object store (alternates) to stay cheap, has no remotes, and sits detached
-// at the resolved commit. cleanup is idempotent.
-func (p *Provider) Checkout(ctx context.Context, repo, sha string) (dir string, cleanup func(), err error) {
+// Workspace is a disposable checkout for fix generators. Its git dir lives
+// outside the work tree, so a sandbox can bind it read-only while commands
+// write the work tree, and the service's own git calls name it explicitly.
+type Workspace struct {
+	Dir     string // the work tree
+	GitDir  string // its git dir (the work tree's .git is a gitfile pointing here)
+	Cleanup func() // idempotent
+}
+
+// workspaceConfig is the whole git configuration of a workspace: symlinks
+// are checked out as plain files holding the link text, so no tracked link
+// can lead a command out of the checkout, and nothing the configuration could
+// name runs.
+var workspaceConfig = [][2]string{
+	{"core.symlinks", "false"},
+	{"core.hooksPath", os.DevNull},
+	{"core.fsmonitor", "false"},
+	{"gc.auto", "0"},
+	{"maintenance.auto", "false"},
+}
+
+// Checkout gives fix generators a disposable work tree at sha. The target
+// repository is read only through its object store (an alternate of a fresh
+// git dir of ours): none of its configuration, hooks or attributes drivers
+// is consulted, and no transport (upload-pack) runs in it. cleanup is
+// idempotent.
+func (p *Provider) Checkout(ctx context.Context, repo, sha string) (Workspace, error) {
 	const op = "checkout"
 	r, err := p.openRepo(ctx, op, repo)
 	if err != nil {
-		return "", nil, err
+		return Workspace{}, err
 	}
 	full, err := p.resolveCommit(ctx, op, r, sha)
 	if err != nil {
-		return "", nil, err
+		return Workspace{}, err
 	}
-	dir, cleanup, err = p.cloneScratch(ctx, op, r)
+	tmp, cleanup, err := p.scratchDir(op)
 	if err != nil {
-		return "", nil, err
+		return Workspace{}, err
 	}
-	steps := [][]string{
-		{"-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", full, "--"},
-		{"remote", "remove", "origin"},
+	name := strings.TrimSuffix(filepath.Base(r.path), ".git")
+	if name == "" || name == "." || name == string(filepath.Separator) {
+		name = "repo"
 	}
-	for _, args := range steps {
-		if _, err := p.run(ctx, dir, nil, nil, args...); err != nil {
-			cleanup()
-			return "", nil, wrapErr(KindTransient, op, err)
+	ws := Workspace{Dir: filepath.Join(tmp, name), GitDir: filepath.Join(tmp, "git"), Cleanup: cleanup}
+	fail := func(err error) (Workspace, error) {
+		cleanup()
+		return Workspace{}, wrapErr(KindTransient, op, err)
+	}
+	if _, err := p.run(ctx, tmp, nil, nil, "init", "--quiet", "--template=", "--separate-git-dir="+ws.GitDir, "--", ws.Dir); err != nil {
+		return fail(err)
+	}
+	alternates := filepath.Join(ws.GitDir, "objects", "info", "alternates")
+	if err := os.MkdirAll(filepath.Dir(alternates), 0o755); err != nil {
+		return fail(err)
+	}
+	if err := os.WriteFile(alternates, []byte(filepath.Join(r.commonDir, "objects")+"\n"), 0o644); err != nil {
+		return fail(err)
+	}
+	for _, kv := range workspaceConfig {
+		if _, err := p.WorkspaceGit(ctx, ws, nil, "config", kv[0], kv[1]); err != nil {
+			return fail(err)
 		}
 	}
-	return dir, cleanup, nil
+	if _, err := p.WorkspaceGit(ctx, ws, nil, "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", full, "--"); err != nil {
+		return fail(err)
+	}
+	return ws, nil
 }
 
-// cloneScratch makes a --shared, not-checked-out clone of r in a fresh
-// directory under the scratch dir.
-func (p *Provider) cloneScratch(ctx context.Context, op string, r *repoInfo) (string, func(), error) {
+// WorkspaceGit runs git on a workspace with its git dir and work tree named
+// explicitly, so a command that replaced the work tree's .git cannot point
+// the service's own git calls elsewhere.
+func (p *Provider) WorkspaceGit(ctx context.Context, ws Workspace, stdin []byte, args ...string) ([]byte, error) {
+	return p.run(ctx, ws.Dir, nil, stdin, append([]string{"--git-dir=" + ws.GitDir, "--work-tree=" + ws.Dir}, args...)...)
+}
+
+// scratchDir makes a fresh private directory under the scratch dir.
+func (p *Provider) scratchDir(op string) (string, func(), error) {
 	if err := os.MkdirAll(p.scratch, 0o755); err != nil {
 		return "", nil, wrapErr(KindTransient, op, err)
 	}
@@ -330,17 +436,7 @@ func (p *Provider) cloneScratch(ctx context.Context, op string, r *repoInfo) (st
 		return "", nil, wrapErr(KindTransient, op, err)
 	}
 	var once sync.Once
-	cleanup := func() { once.Do(func() { removeAll(tmp) }) }
-	name := strings.TrimSuffix(filepath.Base(r.path), ".git")
-	if name == "" || name == "." || name == string(filepath.Separator) {
-		name = "repo"
-	}
-	dir := filepath.Join(tmp, name)
-	if _, err := p.run(ctx, tmp, nil, nil, "clone", "--quiet", "--shared", "--no-checkout", "--template=", "--", r.path, dir); err != nil {
-		cleanup()
-		return "", nil, wrapErr(KindTransient, op, err)
-	}
-	return dir, cleanup, nil
+	return tmp, func() { once.Do(func() { removeAll(tmp) }) }, nil
 }
 
 // removeAll also removes trees that tools made read-only (the Go module
@@ -380,6 +476,31 @@ func isExitError(err error) bool {
 	return errors.As(err, &ee)
 }
 
+// hardening is put on the command line of every git call. Command-line
+// configuration outranks every file, including the target repository's own
+// config (and anything it includes), so nothing a repository configures can
+// run a program in the worker: no hooks (core.hooksPath), no fsmonitor, no
+// transport at all (protocol.allow: the provider never pushes or clones, so
+// receive-pack, upload-pack and core.alternateRefsCommand never run), no
+// credential helper, no automatic gc or maintenance, no signing program.
+// Filter, textconv and diff drivers need configuration to run; the provider
+// never checks out from, adds to, or diffs with drivers in a target
+// repository, and workspaces have a configuration of our own.
+var hardening = []string{
+	"-c", "core.hooksPath=" + os.DevNull,
+	"-c", "core.fsmonitor=false",
+	"-c", "protocol.allow=never",
+	"-c", "credential.helper=",
+	"-c", "gc.auto=0",
+	"-c", "maintenance.auto=false",
+	"-c", "commit.gpgSign=false",
+	"-c", "core.pager=cat",
+}
+
+// Hardening returns the command-line configuration every git call on
+// repository content needs, for packages that run git themselves.
+func Hardening() []string { return slices.Clone(hardening) }
+
 // env is the whole environment git runs with: nothing is inherited except
 // PATH, so user or system git configuration, credentials helpers and GIT_*
 // variables of the service process cannot change behaviour.
@@ -411,7 +532,12 @@ func (p *Provider) env(extra []string) []string {
 // gitDir runs git against a validated repository without relying on
 // repository discovery.
 func (p *Provider) gitDir(ctx context.Context, r *repoInfo, stdin []byte, args ...string) ([]byte, error) {
-	return p.run(ctx, r.gitDir, nil, stdin, append([]string{"--git-dir=" + r.gitDir}, args...)...)
+	return p.runGitDir(ctx, r, nil, stdin, args...)
+}
+
+// runGitDir is gitDir with extra environment (a private index, dates).
+func (p *Provider) runGitDir(ctx context.Context, r *repoInfo, env []string, stdin []byte, args ...string) ([]byte, error) {
+	return p.run(ctx, r.gitDir, env, stdin, append([]string{"--git-dir=" + r.gitDir}, args...)...)
 }
 
 // run executes git in dir and returns stdout. Failures carry stderr.
@@ -421,7 +547,7 @@ func (p *Provider) run(ctx context.Context, dir string, extraEnv []string, stdin
 		ctx, cancel = context.WithTimeout(ctx, defaultCmdTimeout)
 		defer cancel()
 	}
-	cmd := exec.CommandContext(ctx, p.git, args...)
+	cmd := exec.CommandContext(ctx, p.git, append(slices.Clone(hardening), args...)...)
 	cmd.Dir = dir
 	cmd.Env = p.env(extraEnv)
 	if stdin != nil {

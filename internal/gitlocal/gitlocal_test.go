@@ -94,7 +94,7 @@ func (f *fixture) request(branch string) gitlocal.ChangeRequest {
 		Branch:        branch,
 		BaseBranch:    "main",
 		BaseSHA:       f.c2,
-		Diff:          fixDiff,
+		Patch:         []byte(fixDiff),
 		Title:         "Fix greeting",
 		Body:          "# Why\n\nThe greeting was wrong.",
 		RemediationID: strings.TrimPrefix(branch, "autofix/"),
@@ -184,7 +184,7 @@ func TestInvalidRepo(t *testing.T) {
 	} {
 		_, _, err := f.p.Resolve(ctx, repo, "")
 		wantKind(t, err, gitlocal.KindInvalidRepo)
-		if _, _, err := f.p.Checkout(ctx, repo, f.c1); gitlocal.KindOf(err) != gitlocal.KindInvalidRepo {
+		if _, err := f.p.Checkout(ctx, repo, f.c1); gitlocal.KindOf(err) != gitlocal.KindInvalidRepo {
 			t.Errorf("Checkout(%q): %v", repo, err)
 		}
 	}
@@ -203,10 +203,11 @@ func TestInvalidRepo(t *testing.T) {
 
 func TestCheckout(t *testing.T) {
 	f := newFixture(t)
-	dir, cleanup, err := f.p.Checkout(context.Background(), f.repo, f.c1)
+	ws, err := f.p.Checkout(context.Background(), f.repo, f.c1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	dir, cleanup := ws.Dir, ws.Cleanup
 	got, err := os.ReadFile(filepath.Join(dir, "hello.txt"))
 	if err != nil {
 		t.Fatal(err)
@@ -232,7 +233,7 @@ func TestCheckout(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("cleanup left %s: %v", dir, err)
 	}
-	_, _, err = f.p.Checkout(context.Background(), f.repo, "deadbeef")
+	_, err = f.p.Checkout(context.Background(), f.repo, "deadbeef")
 	wantKind(t, err, gitlocal.KindNotFound)
 }
 
@@ -298,19 +299,19 @@ func TestOpenChange(t *testing.T) {
 
 	// The same change with a diff that differs only textually is still the same change.
 	alt := req
-	alt.Diff = strings.Replace(fixDiff, "diff --git a/hello.txt b/hello.txt\n", "", 1)
+	alt.Patch = []byte(strings.Replace(fixDiff, "diff --git a/hello.txt b/hello.txt\n", "", 1))
 	if got, err := f.p.OpenChange(ctx, alt); err != nil || got.Created || got.HeadSHA != ch.HeadSHA {
 		t.Errorf("textually different diff: %+v, %v", got, err)
 	}
 
 	// A different fix for the same branch is a conflict, as is a different base.
 	other := req
-	other.Diff = strings.Replace(fixDiff, "hello fixed world", "bye", 1)
+	other.Patch = []byte(strings.Replace(fixDiff, "hello fixed world", "bye", 1))
 	_, err = f.p.OpenChange(ctx, other)
 	wantKind(t, err, gitlocal.KindConflict)
 	rebased := req
 	rebased.BaseSHA = f.c1
-	rebased.Diff = "--- a/hello.txt\n+++ b/hello.txt\n@@ -1 +1 @@\n-hello\n+hi\n"
+	rebased.Patch = []byte("--- a/hello.txt\n+++ b/hello.txt\n@@ -1 +1 @@\n-hello\n+hi\n")
 	_, err = f.p.OpenChange(ctx, rebased)
 	wantKind(t, err, gitlocal.KindConflict)
 }
@@ -416,17 +417,17 @@ func TestOpenChangeRejects(t *testing.T) {
 	ctx := context.Background()
 
 	bad := f.request("autofix/patch")
-	bad.Diff = strings.Replace(fixDiff, "-hello world", "-goodbye world", 1)
+	bad.Patch = []byte(strings.Replace(fixDiff, "-hello world", "-goodbye world", 1))
 	_, err := f.p.OpenChange(ctx, bad)
 	wantKind(t, err, gitlocal.KindPatch)
 
 	garbage := f.request("autofix/garbage")
-	garbage.Diff = "this is not a diff\n"
+	garbage.Patch = []byte("this is not a diff\n")
 	_, err = f.p.OpenChange(ctx, garbage)
 	wantKind(t, err, gitlocal.KindPatch)
 
 	escape := f.request("autofix/escape")
-	escape.Diff = "--- /dev/null\n+++ b/../../evil.txt\n@@ -0,0 +1 @@\n+evil\n"
+	escape.Patch = []byte("--- /dev/null\n+++ b/../../evil.txt\n@@ -0,0 +1 @@\n+evil\n")
 	_, err = f.p.OpenChange(ctx, escape)
 	wantKind(t, err, gitlocal.KindPatch)
 
@@ -458,7 +459,7 @@ func TestListAndFindChanges(t *testing.T) {
 	later.CommitTime = time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
 	earlier := f.request("autofix/b")
 	earlier.BaseSHA = f.c1
-	earlier.Diff = "--- a/hello.txt\n+++ b/hello.txt\n@@ -1 +1 @@\n-hello\n+hi\n"
+	earlier.Patch = []byte("--- a/hello.txt\n+++ b/hello.txt\n@@ -1 +1 @@\n-hello\n+hi\n")
 	sameTime := f.request("autofix/c")
 	sameTime.CommitTime = later.CommitTime
 	for _, r := range []gitlocal.ChangeRequest{later, earlier, sameTime} {

@@ -16,18 +16,18 @@ const staleLockAge = 10 * time.Minute
 
 // lockFile emulates an exclusive lock with an O_EXCL file; a lock older than
 // staleLockAge is considered abandoned and broken.
-func lockFile(ctx context.Context, path string) (func(), error) {
+func lockFile(ctx context.Context, root *os.Root, path string) (func(), error) {
 	for {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		f, err := root.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 		if err == nil {
 			_ = f.Close()
-			return func() { _ = os.Remove(path) }, nil
+			return func() { _ = root.Remove(path) }, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
 			return nil, err
 		}
-		if st, serr := os.Stat(path); serr == nil && time.Since(st.ModTime()) > staleLockAge {
-			_ = os.Remove(path)
+		if st, serr := root.Stat(path); serr == nil && time.Since(st.ModTime()) > staleLockAge {
+			_ = root.Remove(path)
 			continue
 		}
 		t := time.NewTimer(20 * time.Millisecond)

@@ -10,11 +10,11 @@ import (
 	"time"
 )
 
-// lockFile takes an exclusive flock on path, polling until ctx is done. flock
+// lockFile takes an exclusive flock on path (inside root), polling until ctx is done. flock
 // is released by the kernel when the process dies, so a crash never leaves a
 // stale lock behind.
-func lockFile(ctx context.Context, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+func lockFile(ctx context.Context, root *os.Root, path string) (func(), error) {
+	f, err := root.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err
 	}

@@ -39,7 +39,9 @@ const (
 )
 
 // Error keeps the recipe involved and a human-readable reason next to the
-// Kind; the reason includes the tail of command output where useful.
+// Kind. Output (the tail of the command's output) and Err are for the log
+// only: a command's output may echo file contents. Summary is what may be
+// shown to API callers.
 type Error struct {
 	Kind   Kind
 	Recipe string
@@ -47,9 +49,13 @@ type Error struct {
 	Err    error
 	// Paths lists the offending paths for KindDeniedPath.
 	Paths []string
+	// Output is the tail of the command's output.
+	Output string
 }
 
-func (e *Error) Error() string {
+// Summary names the recipe, the kind and the reason, without command output
+// or wrapped errors.
+func (e *Error) Summary() string {
 	var b strings.Builder
 	b.WriteString("recipe")
 	if e.Recipe != "" {
@@ -59,10 +65,18 @@ func (e *Error) Error() string {
 	if e.Msg != "" {
 		b.WriteString(": " + e.Msg)
 	}
-	if e.Err != nil {
-		fmt.Fprintf(&b, ": %v", e.Err)
-	}
 	return b.String()
+}
+
+func (e *Error) Error() string {
+	msg := e.Summary()
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	if e.Output != "" {
+		msg += "\noutput:\n" + e.Output
+	}
+	return msg
 }
 
 func (e *Error) Unwrap() error { return e.Err }

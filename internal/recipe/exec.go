@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"remediator/internal/procgroup"
+	"remediator/internal/sandbox"
 )
 
 // errTimedOut distinguishes a command's own timeout from cancellation of the
@@ -162,18 +163,26 @@ func (h *headBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// commandEnv is the complete environment of recipe commands and of the git
-// calls in the checkout: enough for Go tooling to work offline against the
-// host's caches, and nothing from the service's own secrets or settings.
-func commandEnv(home string) []string {
+// setup fixes what every recipe command gets: the sandbox (unsandboxed, with
+// its limits, when none is configured), an environment with nothing of the
+// worker's own (no secrets, no HOME: the sandbox gives each command an empty
+// one), and read-only access to the Go toolchain and module cache so Go
+// recipes work offline. Each command has a private GOCACHE under its HOME:
+// a shared build cache could be poisoned by one repository for the next.
+func (g *Generator) setup(ctx context.Context) {
+	g.sandbox = g.Sandbox
+	if g.sandbox == nil {
+		if g.sandbox, g.setupErr = sandbox.New(ctx, sandbox.Options{Mode: sandbox.ModeOff}); g.setupErr != nil {
+			return
+		}
+	}
 	path := os.Getenv("PATH")
 	if path == "" {
 		path = "/usr/local/bin:/usr/bin:/bin"
 	}
 	const date = "@946684800 +0000" // fixed so recipes that commit are reproducible
-	env := []string{
+	g.env = []string{
 		"PATH=" + path,
-		"HOME=" + home,
 		"LC_ALL=C",
 		"GOFLAGS=-mod=mod",
 		"GOPROXY=off",
@@ -184,19 +193,38 @@ func commandEnv(home string) []string {
 		"GIT_AUTHOR_NAME=remediator", "GIT_AUTHOR_EMAIL=remediator@localhost", "GIT_AUTHOR_DATE=" + date,
 		"GIT_COMMITTER_NAME=remediator", "GIT_COMMITTER_EMAIL=remediator@localhost", "GIT_COMMITTER_DATE=" + date,
 	}
-	for _, k := range []string{"GOROOT", "GOPATH", "GOMODCACHE", "GOCACHE", "GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GOINSECURE", "TMPDIR"} {
+	for _, k := range []string{"GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GOINSECURE"} {
 		if v := os.Getenv(k); v != "" {
-			env = append(env, k+"="+v)
+			g.env = append(g.env, k+"="+v)
 		}
 	}
-	if os.Getenv("GOCACHE") == "" {
-		// Go derives the default from XDG_CACHE_HOME, which is not passed on;
-		// pin it so builds stay warm.
-		if d, err := os.UserCacheDir(); err == nil {
-			env = append(env, "GOCACHE="+filepath.Join(d, "go-build"))
+	for k, v := range goPaths(ctx) {
+		g.env = append(g.env, k+"="+v)
+		g.readOnly = append(g.readOnly, v)
+	}
+}
+
+// goPaths asks the worker's Go toolchain, if there is one, where its GOROOT
+// and module cache are.
+func goPaths(ctx context.Context) map[string]string {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, goBin, "env", "GOROOT", "GOMODCACHE").Output()
+	if err != nil {
+		return nil
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	paths := map[string]string{}
+	for i, k := range []string{"GOROOT", "GOMODCACHE"} {
+		if i < len(lines) && filepath.IsAbs(lines[i]) {
+			paths[k] = filepath.Clean(lines[i])
 		}
 	}
-	return env
+	return paths
 }
 
 func chmodTree(dir string) error {

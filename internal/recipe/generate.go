@@ -9,12 +9,17 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
+
+	"remediator/internal/gitlocal"
+	"remediator/internal/sandbox"
 )
 
 const (
@@ -30,20 +35,32 @@ const (
 // would let a fix change how it is itself validated.
 func DefaultDeniedPaths() []string { return []string{".github/workflows/**"} }
 
-// Checkouter provides a disposable work tree at a commit;
+// Checkouter provides a disposable work tree at a commit, with tracked
+// symlinks checked out as plain files and its git dir outside the work tree;
 // *gitlocal.Provider satisfies it.
 type Checkouter interface {
-	Checkout(ctx context.Context, repo, sha string) (dir string, cleanup func(), err error)
+	Checkout(ctx context.Context, repo, sha string) (gitlocal.Workspace, error)
 }
 
 // Generator turns a CI failure into a proposed fix. The zero values of
 // MaxDiffBytes (256 KiB) and DeniedPaths (nil: DefaultDeniedPaths; use an
 // empty non-nil slice to deny nothing) are sensible defaults.
+//
+// Recipe commands and checks run in Sandbox (nil: unsandboxed, but still
+// with its resource limits and an empty HOME): only the checkout is
+// writable, its git dir and the Go toolchain and module cache are readable.
 type Generator struct {
 	Checkout     Checkouter
 	Recipes      []Recipe
 	MaxDiffBytes int
 	DeniedPaths  []string
+	Sandbox      *sandbox.Sandbox
+
+	once     sync.Once
+	setupErr error
+	sandbox  *sandbox.Sandbox
+	env      []string // the complete environment of recipe commands
+	readOnly []string // what they may read besides the system dirs
 }
 
 // Request identifies the failing commit and the evidence of the failure.
@@ -51,15 +68,17 @@ type Request struct {
 	Repo, SHA, FailureSummary, LogExcerpt string
 }
 
-// Fix is a proposed change ready for human review. Diff applies with
-// `git apply` (or gitlocal's OpenChange) on top of BaseSHA.
+// Fix is a proposed change ready for human review. Patch applies with
+// `git apply` (or gitlocal's OpenChange) on top of BaseSHA; it is bytes,
+// exactly as git produced them (files need not be UTF-8).
 type Fix struct {
-	Recipe, Summary, Diff string
-	Files                 []string // paths touched, sorted
-	Digest                string   // hex sha256 of Diff
-	BaseSHA               string
-	Validated             bool   // Check ran and passed
-	Check                 string // what ran, and its tail of output if useful
+	Recipe, Summary string
+	Patch           []byte
+	Files           []string // paths touched, sorted
+	Digest          string   // hex sha256 of Patch
+	BaseSHA         string
+	Validated       bool   // Check ran and passed
+	Check           string // the check that passed
 }
 
 // Generate tries the recipes whose Match fits the failure, in order, each in
@@ -105,17 +124,16 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Fix, error) {
 		return Fix{}, &Error{Kind: KindNoRecipe, Msg: "no recipe matches the failure"}
 	}
 
-	home, cleanupHome, err := commandHome()
-	if err != nil {
-		return Fix{}, &Error{Kind: KindTransient, Msg: "preparing command home", Err: err}
+	g.once.Do(func() { g.setup(ctx) })
+	if g.setupErr != nil {
+		return Fix{}, &Error{Kind: KindInvalid, Msg: "preparing the recipe sandbox", Err: g.setupErr}
 	}
-	defer cleanupHome()
-	env := commandEnv(home)
+	sb, env, readOnly := g.sandbox, g.env, g.readOnly
 
 	var ws *workspace
 	defer func() {
 		if ws != nil {
-			ws.cleanup()
+			ws.Cleanup()
 		}
 	}()
 	var tried []string
@@ -125,7 +143,8 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Fix, error) {
 			return Fix{}, &Error{Kind: KindTransient, Recipe: r.Name, Msg: "cancelled", Err: err}
 		}
 		if ws == nil {
-			if ws, err = g.checkout(ctx, req, env); err != nil {
+			var err error
+			if ws, err = g.checkout(ctx, req, sb, env, readOnly); err != nil {
 				return Fix{}, err
 			}
 		}
@@ -140,7 +159,7 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Fix, error) {
 		}
 		tried = append(tried, r.Name)
 		fix, err := ws.attempt(ctx, r, maxDiff, denied)
-		ws.cleanup()
+		ws.Cleanup()
 		ws = nil
 		if err == nil {
 			return fix, nil
@@ -164,37 +183,31 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Fix, error) {
 	return Fix{}, first
 }
 
-// commandHome picks HOME for recipe commands: the service's own, so Go's
-// module and build caches stay warm, or a temporary one if there is none.
-func commandHome() (string, func(), error) {
-	if h := os.Getenv("HOME"); h != "" {
-		return h, func() {}, nil
-	}
-	dir, err := os.MkdirTemp("", "remediator-home-")
-	if err != nil {
-		return "", nil, err
-	}
-	return dir, func() { removeAll(dir) }, nil
-}
-
 // workspace is one checkout, used by at most one recipe command.
 type workspace struct {
-	dir, base string
-	env       []string
-	cleanup   func()
-	tracked   []string
-	listed    bool
+	gitlocal.Workspace
+	base     string
+	env      []string
+	readOnly []string
+	sandbox  *sandbox.Sandbox
+	config   []byte // the git dir's configuration as the provider wrote it
+	tracked  []string
+	listed   bool
 }
 
-func (g *Generator) checkout(ctx context.Context, req Request, env []string) (*workspace, error) {
-	dir, cleanup, err := g.Checkout.Checkout(ctx, req.Repo, req.SHA)
+func (g *Generator) checkout(ctx context.Context, req Request, sb *sandbox.Sandbox, env, readOnly []string) (*workspace, error) {
+	w, err := g.Checkout.Checkout(ctx, req.Repo, req.SHA)
 	if err != nil {
 		return nil, &Error{Kind: KindTransient, Msg: "checkout failed", Err: err}
 	}
-	ws := &workspace{dir: dir, env: env, cleanup: cleanup}
+	ws := &workspace{Workspace: w, env: env, sandbox: sb, readOnly: append([]string{w.GitDir}, readOnly...)}
+	if ws.config, err = os.ReadFile(filepath.Join(w.GitDir, "config")); err != nil {
+		w.Cleanup()
+		return nil, &Error{Kind: KindTransient, Msg: "reading the checkout's configuration", Err: err}
+	}
 	out, err := ws.git(ctx, nil, "rev-parse", "--verify", "HEAD^{commit}")
 	if err != nil {
-		cleanup()
+		w.Cleanup()
 		return nil, &Error{Kind: KindTransient, Msg: "checkout has no HEAD", Err: err}
 	}
 	ws.base = strings.TrimSpace(string(out))
@@ -222,33 +235,42 @@ func (ws *workspace) tracks(ctx context.Context, patterns []string) (bool, error
 }
 
 func (ws *workspace) attempt(ctx context.Context, r Recipe, maxDiff int, denied []string) (Fix, error) {
-	fail := func(kind Kind, err error, format string, args ...any) (Fix, error) {
-		return Fix{}, &Error{Kind: kind, Recipe: r.Name, Msg: fmt.Sprintf(format, args...), Err: err}
+	fail := func(kind Kind, err error, out *tailBuffer, format string, args ...any) (Fix, error) {
+		e := &Error{Kind: kind, Recipe: r.Name, Msg: fmt.Sprintf(format, args...), Err: err}
+		if out != nil {
+			e.Output = out.String()
+		}
+		return Fix{}, e
 	}
 	out := &tailBuffer{max: outputTail}
 	err := ws.shell(ctx, r.Command, r.Timeout, out)
 	switch {
 	case errors.Is(err, errTimedOut):
-		return fail(KindTimeout, nil, "command timed out after %s%s", r.Timeout, suffix(out))
+		return fail(KindTimeout, nil, out, "command timed out after %s", r.Timeout)
 	case ctx.Err() != nil:
-		return fail(KindTransient, ctx.Err(), "cancelled while running the command")
+		return fail(KindTransient, ctx.Err(), out, "cancelled while running the command")
 	case isExit(err):
-		return fail(KindNoChange, err, "command failed%s", suffix(out))
+		return fail(KindNoChange, err, out, "command failed")
 	case err != nil:
-		return fail(KindTransient, err, "could not run the command")
+		return fail(KindTransient, err, out, "could not run the command")
 	}
 
 	if _, err := ws.git(ctx, nil, "add", "--all"); err != nil {
-		return fail(KindTransient, err, "staging the result")
+		return fail(KindTransient, err, nil, "staging the result")
 	}
-	names, err := ws.git(ctx, nil, "diff", "--cached", "--name-only", "-z", "--no-renames", "--no-relative", ws.base, "--")
+	raw, err := ws.git(ctx, nil, "diff", "--cached", "--raw", "-z", "--no-abbrev", "--no-renames", "--no-relative", ws.base, "--")
 	if err != nil {
-		return fail(KindTransient, err, "listing changed files")
+		return fail(KindTransient, err, nil, "listing changed files")
 	}
-	files := splitNUL(names)
-	sort.Strings(files)
+	files, links := parseRaw(raw)
 	if len(files) == 0 {
-		return fail(KindNoChange, nil, "command produced no change%s", suffix(out))
+		return fail(KindNoChange, nil, out, "command produced no change")
+	}
+	if len(links) > 0 {
+		// A link's target is a path: changing one would let a fix point
+		// the repository anywhere, so it is refused like a denied path.
+		return Fix{}, &Error{Kind: KindDeniedPath, Recipe: r.Name, Paths: links,
+			Msg: "fix creates or changes symbolic links or submodules: " + strings.Join(links, ", ")}
 	}
 	var bad []string
 	for _, f := range files {
@@ -266,23 +288,23 @@ func (ws *workspace) attempt(ctx context.Context, r Recipe, maxDiff int, denied 
 	diff := &headBuffer{max: maxDiff}
 	if _, err := ws.git(ctx, diff, "diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-textconv",
 		"--no-renames", "--no-relative", "--src-prefix=a/", "--dst-prefix=b/", ws.base, "--"); err != nil {
-		return fail(KindTransient, err, "computing the diff")
+		return fail(KindTransient, err, nil, "computing the diff")
 	}
 	if diff.overflow {
-		return fail(KindTooLarge, nil, "diff of %d files exceeds %d bytes", len(files), maxDiff)
+		return fail(KindTooLarge, nil, nil, "diff of %d files exceeds %d bytes", len(files), maxDiff)
 	}
 	if len(diff.buf) == 0 {
-		return fail(KindNoChange, nil, "command produced an empty diff")
+		return fail(KindNoChange, nil, out, "command produced an empty diff")
 	}
 
 	fix := Fix{
 		Recipe:  r.Name,
 		Summary: summary(r, len(files)),
-		Diff:    string(diff.buf),
+		Patch:   bytes.Clone(diff.buf),
 		Files:   files,
 		BaseSHA: ws.base,
 	}
-	sum := sha256.Sum256(diff.buf)
+	sum := sha256.Sum256(fix.Patch)
 	fix.Digest = hex.EncodeToString(sum[:])
 
 	if r.Check != "" {
@@ -290,22 +312,42 @@ func (ws *workspace) attempt(ctx context.Context, r Recipe, maxDiff int, denied 
 		err := ws.shell(ctx, r.Check, r.Timeout, out)
 		switch {
 		case errors.Is(err, errTimedOut):
-			return fail(KindTimeout, nil, "check timed out after %s%s", r.Timeout, suffix(out))
+			return fail(KindTimeout, nil, out, "check timed out after %s", r.Timeout)
 		case ctx.Err() != nil:
-			return fail(KindTransient, ctx.Err(), "cancelled while running the check")
+			return fail(KindTransient, ctx.Err(), out, "cancelled while running the check")
 		case isExit(err):
-			return fail(KindCheckFailed, err, "check %q failed%s", r.Check, suffix(out))
+			return fail(KindCheckFailed, err, out, "the check did not pass")
 		case err != nil:
-			return fail(KindTransient, err, "could not run the check")
+			return fail(KindTransient, err, out, "could not run the check")
 		}
 		fix.Validated = true
-		fix.Check = r.Check + "\n(passed)"
-		if s := out.String(); s != "" {
-			fix.Check += "\n" + s
-		}
+		fix.Check = r.Check
 	}
 	return fix, nil
 }
+
+// parseRaw reads `git diff --raw -z`: ":oldmode newmode oldsha newsha
+// status\0path\0" per file. It returns every path, sorted, and those whose
+// old or new mode is a symbolic link (120000) or a submodule (160000).
+func parseRaw(raw []byte) (files, links []string) {
+	fields := strings.Split(string(raw), "\x00")
+	for i := 0; i+1 < len(fields); i += 2 {
+		meta, path := fields[i], fields[i+1]
+		if !strings.HasPrefix(meta, ":") || path == "" {
+			continue
+		}
+		files = append(files, path)
+		modes := strings.Fields(strings.TrimPrefix(meta, ":"))
+		if len(modes) >= 2 && (isLinkMode(modes[0]) || isLinkMode(modes[1])) {
+			links = append(links, path)
+		}
+	}
+	sort.Strings(files)
+	sort.Strings(links)
+	return files, links
+}
+
+func isLinkMode(m string) bool { return m == "120000" || m == "160000" }
 
 func summary(r Recipe, n int) string {
 	what := r.Description
@@ -331,27 +373,53 @@ func isExit(err error) bool {
 	return errors.As(err, &ee)
 }
 
+// shell runs a recipe's command or check in the sandbox: the checkout
+// writable, its git dir and the toolchain read-only. Whatever the command did
+// to the git dir's configuration (it can, when unsandboxed) is undone before
+// the service's own git calls read it.
 func (ws *workspace) shell(ctx context.Context, script string, timeout time.Duration, out *tailBuffer) error {
-	return execute(ctx, execSpec{
-		dir:     ws.dir,
-		env:     ws.env,
-		args:    []string{"sh", "-c", script},
-		timeout: timeout,
-		stdout:  out,
-		stderr:  out,
-	})
+	argv, env, cleanup, err := ws.sandbox.Command(sandbox.Spec{Dir: ws.Dir, ReadOnly: ws.readOnly, Env: ws.env, Script: script})
+	defer cleanup()
+	if err != nil {
+		return err
+	}
+	err = execute(ctx, execSpec{dir: ws.Dir, env: env, args: argv, timeout: timeout, stdout: out, stderr: out})
+	if rerr := ws.restoreConfig(); rerr != nil && err == nil {
+		err = rerr
+	}
+	return err
 }
 
-// git runs git in the checkout. A recipe command may have rewritten the
-// checkout's config, so features that would execute configured programs are
-// switched off.
+// restoreConfig rewrites the git dir's configuration as the provider wrote
+// it (replacing, never following, whatever is at its path).
+func (ws *workspace) restoreConfig() error {
+	path := filepath.Join(ws.GitDir, "config")
+	if err := os.RemoveAll(path); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(ws.config); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// git runs the service's own git calls on the workspace: git dir and work
+// tree named explicitly (a command may have replaced the work tree's .git),
+// with the provider's hardening, so nothing configured can run.
 func (ws *workspace) git(ctx context.Context, stdout *headBuffer, args ...string) ([]byte, error) {
 	var buf bytes.Buffer
 	stderr := &tailBuffer{max: outputTail}
+	argv := append([]string{"git"}, gitlocal.Hardening()...)
+	argv = append(argv, "--git-dir="+ws.GitDir, "--work-tree="+ws.Dir)
 	spec := execSpec{
-		dir:     ws.dir,
+		dir:     ws.Dir,
 		env:     ws.env,
-		args:    append([]string{"git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=" + os.DevNull}, args...),
+		args:    append(argv, args...),
 		timeout: gitTimeout,
 		stdout:  &buf,
 		stderr:  stderr,

@@ -84,7 +84,7 @@ func applyFresh(t *testing.T, repo string, fix recipe.Fix) string {
 	run(t, filepath.Dir(clone), "git", "clone", "-q", repo, clone)
 	run(t, clone, "git", "checkout", "-q", "--detach", fix.BaseSHA)
 	patch := filepath.Join(t.TempDir(), "fix.patch")
-	if err := os.WriteFile(patch, []byte(fix.Diff), 0o644); err != nil {
+	if err := os.WriteFile(patch, fix.Patch, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	run(t, clone, "git", "apply", "--index", patch)
@@ -122,12 +122,12 @@ func TestGofmtRecipeFixesDemo(t *testing.T) {
 	if !reflect.DeepEqual(fix.Files, []string{"main.go", "util.go"}) {
 		t.Errorf("Files = %v", fix.Files)
 	}
-	sum := sha256.Sum256([]byte(fix.Diff))
+	sum := sha256.Sum256(fix.Patch)
 	if fix.Digest != hex.EncodeToString(sum[:]) {
 		t.Errorf("Digest %s is not sha256 of the diff", fix.Digest)
 	}
-	if !strings.Contains(fix.Diff, "diff --git a/main.go b/main.go") || !strings.Contains(fix.Check, "gofmt") {
-		t.Errorf("diff/check look wrong:\n%s\n%s", fix.Diff, fix.Check)
+	if !strings.Contains(string(fix.Patch), "diff --git a/main.go b/main.go") || !strings.Contains(fix.Check, "gofmt") {
+		t.Errorf("diff/check look wrong:\n%s\n%s", fix.Patch, fix.Check)
 	}
 	clone := applyFresh(t, d.Path, fix)
 	if out := run(t, clone, "gofmt", "-l", "."); out != "" {
@@ -145,7 +145,7 @@ func TestGofmtRecipeFixesDemo(t *testing.T) {
 	// The fix is what gitlocal opens as a change.
 	ch, err := e.p.OpenChange(context.Background(), gitlocal.ChangeRequest{
 		Repo: d.Path, Branch: "autofix/demo", BaseBranch: d.Branch, BaseSHA: fix.BaseSHA,
-		Diff: fix.Diff, Title: "Format Go code", CommitTime: time.Unix(1714564800, 0),
+		Patch: fix.Patch, Title: "Format Go code", CommitTime: time.Unix(1714564800, 0),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +206,7 @@ func TestNoChange(t *testing.T) {
 
 	// A failing command is not a fix either, even if it changed files.
 	fix, err = e.generate(t, &recipe.Generator{Recipes: custom(recipe.Recipe{Name: "broken", Command: "echo x >> main.go; echo boom >&2; exit 3"})})
-	if re := wantKind(t, fix, err, recipe.KindNoChange); !strings.Contains(re.Msg, "boom") {
+	if re := wantKind(t, fix, err, recipe.KindNoChange); !strings.Contains(re.Output, "boom") {
 		t.Errorf("error should carry the command output: %v", err)
 	}
 
@@ -273,7 +273,7 @@ func TestCheckFailed(t *testing.T) {
 	gofmt.Check = "echo 'still broken'; exit 1"
 	fix, err := e.generate(t, &recipe.Generator{Recipes: []recipe.Recipe{gofmt}})
 	re := wantKind(t, fix, err, recipe.KindCheckFailed)
-	if !strings.Contains(re.Msg, "still broken") {
+	if !strings.Contains(re.Output, "still broken") {
 		t.Errorf("message should include the check output: %v", err)
 	}
 
@@ -318,8 +318,8 @@ func TestGoModTidyRecipe(t *testing.T) {
 	if fix.Recipe != "go-mod-tidy" || !fix.Validated || !reflect.DeepEqual(fix.Files, []string{"go.mod"}) {
 		t.Fatalf("unexpected fix %+v", fix)
 	}
-	if !strings.Contains(fix.Diff, "+require example.com/lib") {
-		t.Errorf("diff does not add the requirement:\n%s", fix.Diff)
+	if !strings.Contains(string(fix.Patch), "+require example.com/lib") {
+		t.Errorf("diff does not add the requirement:\n%s", fix.Patch)
 	}
 	clone := applyFresh(t, repo, fix)
 	run(t, clone, "go", "build", "./...") // GOFLAGS=-mod=readonly: go.mod must be complete
