@@ -6,13 +6,17 @@ package activities
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/log"
 
 	"remediator/internal/correlation"
+	"remediator/internal/vote"
 )
 
 // FixGenerator turns failure evidence at a commit into a validated diff.
@@ -30,7 +34,21 @@ type DecisionClient interface {
 // GitProvider opens change requests. OpenChange must look for an existing
 // change on the branch before creating one: activities run at least once.
 type GitProvider interface {
-	OpenChange(ctx context.Context, in OpenPRInput) (PullRequest, error)
+	OpenChange(ctx context.Context, c ChangeSpec) (PullRequest, error)
+}
+
+// ChangeSpec is a change request whose approval OpenPR has verified: the
+// exact patch, and a message composed from verified facts.
+type ChangeSpec struct {
+	RemediationID string
+	Repo          string
+	Branch        string
+	BaseBranch    string
+	BaseSHA       string
+	Patch         []byte
+	Title         string
+	Body          string
+	CommitTime    time.Time
 }
 
 // Activities is registered once with the worker; its fields are the injected
@@ -40,10 +58,14 @@ type Activities struct {
 	Fixer     FixGenerator
 	Decisions DecisionClient
 	Git       GitProvider
+	// VoteKeys verify vote signatures: the workflow's validators get them
+	// through VerificationKeys, OpenPR checks every vote with them again.
+	VoteKeys []vote.PublicKey
 }
 
 // GenerateFix produces the diff that approvers will see. No diff is a
-// non-retryable failure: nothing is sent for approval.
+// non-retryable failure: nothing is sent for approval. The digest is
+// computed here, over the exact bytes, whatever the generator said.
 func (a *Activities) GenerateFix(ctx context.Context, in GenerateFixInput) (Fix, error) {
 	if a.Fixer == nil {
 		return Fix{}, notConfigured("fix generator")
@@ -54,12 +76,30 @@ func (a *Activities) GenerateFix(ctx context.Context, in GenerateFixInput) (Fix,
 	logger(ctx).Info("generating fix", "repo", in.Repo, "ref", in.Ref, "sha", in.SHA)
 	fix, err := a.Fixer.Generate(ctx, in)
 	if err != nil {
-		return Fix{}, Classify(err)
+		return Fix{}, classifyLogged(ctx, "generating the fix", err)
 	}
-	if fix.Diff == "" {
+	if len(fix.Patch) == 0 {
 		return Fix{}, newNonRetryable(ErrTypeNoFix, "the fix generator produced no diff", nil)
 	}
+	fix.Diff = ""
+	fix.Digest = Digest(fix.Patch)
 	return fix, nil
+}
+
+// Digest is the hex SHA-256 that binds votes to a patch.
+func Digest(patch []byte) string {
+	sum := sha256.Sum256(patch)
+	return hex.EncodeToString(sum[:])
+}
+
+// VerificationKeys hands the workflow the worker's vote verification keys.
+// It runs as a local activity, so its result is recorded in history and a
+// replay verifies with the keys the live run used.
+func (a *Activities) VerificationKeys(ctx context.Context) ([]vote.PublicKey, error) {
+	if len(a.VoteKeys) == 0 {
+		return nil, notConfigured("vote verification keys")
+	}
+	return a.VoteKeys, nil
 }
 
 // CreateDecision records the proposed action in the governance ledger.
@@ -69,7 +109,7 @@ func (a *Activities) CreateDecision(ctx context.Context, in CreateDecisionInput)
 	}
 	d, err := a.Decisions.CreateDecision(ctx, in)
 	if err != nil {
-		return Decision{}, Classify(err)
+		return Decision{}, classifyLogged(ctx, "creating the decision", err)
 	}
 	if d.ID == "" {
 		return Decision{}, newNonRetryable(ErrTypeUpstream, "decision service returned no id", nil)
@@ -77,17 +117,30 @@ func (a *Activities) CreateDecision(ctx context.Context, in CreateDecisionInput)
 	return d, nil
 }
 
-// OpenPR opens the change request for an approved fix, exactly once.
+// OpenPR opens the change request for an approved fix, exactly once. It is
+// the point of effect, so it trusts nothing it is handed: the votes must
+// verify with the worker's own keys and approve exactly this patch (whose
+// digest it recomputes) by enough people other than the requester; anything
+// else fails non-retryably before the repository is touched.
 func (a *Activities) OpenPR(ctx context.Context, in OpenPRInput) (PullRequest, error) {
 	if a.Git == nil {
 		return PullRequest{}, notConfigured("git provider")
 	}
-	if in.Diff == "" || in.Branch == "" {
-		return PullRequest{}, invalidInput("diff and branch are required")
+	if len(in.Patch) == 0 || in.Branch == "" {
+		return PullRequest{}, invalidInput("patch and branch are required")
 	}
-	pr, err := a.Git.OpenChange(ctx, in)
+	approvers, err := VerifyApprovals(a.VoteKeys, in)
 	if err != nil {
-		return PullRequest{}, Classify(err)
+		logger(ctx).Error("refusing to open a change without verified approval", "remediation_id", in.RemediationID, "error", err)
+		return PullRequest{}, newNonRetryable(ErrTypeNotApproved, err.Error(), nil)
+	}
+	title, body := ChangeMessage(in, approvers)
+	pr, err := a.Git.OpenChange(ctx, ChangeSpec{
+		RemediationID: in.RemediationID, Repo: in.Repo, Branch: in.Branch, BaseBranch: in.BaseBranch,
+		BaseSHA: in.BaseSHA, Patch: in.Patch, Title: title, Body: body, CommitTime: in.CommitTime,
+	})
+	if err != nil {
+		return PullRequest{}, classifyLogged(ctx, "opening the change", err)
 	}
 	logger(ctx).Info("change request ready", "url", pr.URL, "created", pr.Created)
 	return pr, nil
@@ -102,13 +155,24 @@ func (a *Activities) RecordOutcome(ctx context.Context, in RecordOutcomeInput) e
 	if a.Decisions == nil {
 		return notConfigured("decision client")
 	}
-	return Classify(a.Decisions.RecordOutcome(ctx, in))
+	return classifyLogged(ctx, "recording the outcome", a.Decisions.RecordOutcome(ctx, in))
 }
 
 // logger is the activity logger with the correlation id of the request that
 // started the remediation (propagated through Temporal headers).
 func logger(ctx context.Context) log.Logger {
 	return log.With(activity.GetLogger(ctx), "correlation_id", correlation.From(ctx))
+}
+
+// classifyLogged logs the raw error (command output, paths, upstream
+// bodies) for operators and returns the classified error, whose message is
+// safe to show API callers.
+func classifyLogged(ctx context.Context, what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	logger(ctx).Warn(what+" failed", "error", err)
+	return Classify(err)
 }
 
 func notConfigured(what string) error {

@@ -19,14 +19,16 @@ import (
 	"remediator/internal/gitlocal"
 	"remediator/internal/ledger"
 	"remediator/internal/recipe"
+	"remediator/internal/vote"
 )
 
 type fixture struct {
-	root string
-	repo demo.Repo
-	git  *gitlocal.Provider
-	acts *activities.Activities
-	env  *testsuite.TestActivityEnvironment
+	root   string
+	repo   demo.Repo
+	git    *gitlocal.Provider
+	acts   *activities.Activities
+	env    *testsuite.TestActivityEnvironment
+	signer *vote.Signer
 }
 
 func newFixture(t *testing.T, recipes []recipe.Recipe) *fixture {
@@ -47,15 +49,24 @@ func newFixture(t *testing.T, recipes []recipe.Recipe) *fixture {
 	if recipes == nil {
 		recipes = recipe.Builtin()
 	}
+	key, err := vote.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := vote.NewSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	acts := &activities.Activities{
 		Fixer:     &activities.LocalFixer{Git: git, Recipes: &recipe.Generator{Checkout: git, Recipes: recipes}},
 		Decisions: &activities.LedgerDecisions{Store: store},
 		Git:       &activities.LocalGit{Git: git},
+		VoteKeys:  []vote.PublicKey{signer.PublicKey()},
 	}
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestActivityEnvironment()
 	env.RegisterActivity(acts)
-	return &fixture{root: root, repo: repo, git: git, acts: acts, env: env}
+	return &fixture{root: root, repo: repo, git: git, acts: acts, env: env, signer: signer}
 }
 
 func (f *fixture) generate(t *testing.T, in activities.GenerateFixInput) (activities.Fix, error) {
@@ -98,18 +109,22 @@ func TestGenerateFixProducesTheGofmtDiff(t *testing.T) {
 	if strings.Join(fix.Files, ",") != "main.go,util.go" {
 		t.Fatalf("files: %v", fix.Files)
 	}
-	sum := sha256.Sum256([]byte(fix.Diff))
+	sum := sha256.Sum256(fix.Patch)
 	if fix.Digest != hex.EncodeToString(sum[:]) {
 		t.Fatal("digest is not the sha256 of the diff")
 	}
+	if fix.Diff != "" {
+		t.Error("the diff travels as bytes (Patch) only")
+	}
 	// Applying the diff to a fresh clone makes gofmt happy: the fix is real.
-	dir, cleanup, err := f.git.Checkout(context.Background(), f.repo.Path, f.repo.SHA)
+	ws, err := f.git.Checkout(context.Background(), f.repo.Path, f.repo.SHA)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cleanup()
+	defer ws.Cleanup()
+	dir := ws.Dir
 	apply := exec.Command("git", "apply", "-")
-	apply.Dir, apply.Stdin = dir, strings.NewReader(fix.Diff)
+	apply.Dir, apply.Stdin = dir, strings.NewReader(string(fix.Patch))
 	if out, err := apply.CombinedOutput(); err != nil {
 		t.Fatalf("git apply: %v %s", err, out)
 	}
@@ -155,10 +170,7 @@ func TestOpenPRTwiceYieldsOneChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := activities.OpenPRInput{
-		RemediationID: "rem-2", Repo: fix.Repo, Branch: "autofix/rem-2", BaseBranch: "main", BaseSHA: fix.BaseSHA,
-		Diff: fix.Diff, DiffDigest: fix.Digest, Title: "autofix: gofmt", Body: "body", CommitTime: time.Unix(1_700_000_000, 0),
-	}
+	in := f.approvedInput(t, "rem-2", fix)
 	var prs [2]activities.PullRequest
 	for i := range prs {
 		v, err := f.env.ExecuteActivity(f.acts.OpenPR, in)
@@ -180,6 +192,28 @@ func TestOpenPRTwiceYieldsOneChange(t *testing.T) {
 	if err != nil || strings.Count(string(out), "autofix/") != 1 {
 		t.Fatalf("branches: %q %v", out, err)
 	}
+}
+
+// approvedInput is an OpenPR input for fix with one vote signed by the
+// worker's key, as the workflow would hand it over.
+func (f *fixture) approvedInput(t *testing.T, id string, fix activities.Fix) activities.OpenPRInput {
+	t.Helper()
+	in := activities.OpenPRInput{
+		RemediationID: id, Repo: fix.Repo, Branch: "autofix/" + id, BaseBranch: "main", BaseSHA: fix.BaseSHA,
+		Patch: fix.Patch, DiffDigest: fix.Digest, DecisionID: "dec-" + id, Requester: "dev", RequiredApprovals: 1,
+		FailureSummary: "lint: gofmt check failed", FixSummary: fix.Summary, Recipe: fix.Recipe,
+		CommitTime: time.Unix(1_700_000_000, 0),
+	}
+	in.Votes = []activities.Vote{f.signedVote(id, "alice", in)}
+	return in
+}
+
+func (f *fixture) signedVote(id, actor string, in activities.OpenPRInput) activities.Vote {
+	v := activities.Vote{Actor: actor, Approved: true, Roles: []string{"approver"}, Channel: "api",
+		DecisionID: in.DecisionID, DiffDigest: in.DiffDigest, SignedAt: time.Unix(1_700_000_000, 0).UTC()}
+	sig := f.signer.Sign(v.Signed(id))
+	v.Signature = &sig
+	return v
 }
 
 func TestDecisionLifecycleInLedger(t *testing.T) {
@@ -240,8 +274,18 @@ func TestClassify(t *testing.T) {
 		}
 	}
 	err = activities.Classify(httpErr{status: 502})
-	if errors.As(err, &appErr) {
-		t.Fatalf("5xx must stay a plain (retryable) error: %v", err)
+	if !errors.As(err, &appErr) || appErr.NonRetryable() || appErr.Type() != activities.ErrTypeTransient {
+		t.Fatalf("5xx must stay retryable: %v", err)
+	}
+	// A transient failure's message is safe to show; the raw error is only
+	// its cause.
+	err = activities.Classify(activities.Transient("a git operation failed", errors.New("fatal: /secret/path: Permission denied")))
+	if !errors.As(err, &appErr) || appErr.Message() != "a git operation failed" || appErr.NonRetryable() {
+		t.Fatalf("transient: %v", err)
+	}
+	err = activities.Classify(errors.New("open /etc/shadow: permission denied"))
+	if !errors.As(err, &appErr) || strings.Contains(appErr.Message(), "shadow") {
+		t.Fatalf("an unclassified error's message must not carry its detail: %v", err)
 	}
 	if got := nonRetryableType(t, activities.Classify(activities.Permanent(activities.ErrTypePatch, "x", nil))); got != activities.ErrTypePatch {
 		t.Fatal(got)
@@ -269,5 +313,117 @@ func TestHeadRefIsNoBaseBranch(t *testing.T) {
 		if fix.BaseBranch != want {
 			t.Errorf("ref %s: base branch %q, want %q", ref, fix.BaseBranch, want)
 		}
+	}
+}
+
+// TestOpenPRVerifiesApprovalsAtThePointOfEffect: whatever a workflow hands
+// OpenPR, no change is opened unless votes signed with the worker's own key
+// approve exactly this patch, by enough people other than the requester.
+func TestOpenPRVerifiesApprovalsAtThePointOfEffect(t *testing.T) {
+	f := newFixture(t, nil)
+	fix, err := f.generate(t, activities.GenerateFixInput{Repo: f.repo.Path, Ref: "main", FailureSummary: f.repo.FailureSummary, LogExcerpt: f.repo.LogExcerpt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherKey, _ := vote.GenerateKey()
+	other, _ := vote.NewSigner(otherKey)
+	cases := map[string]func(in *activities.OpenPRInput){
+		"no votes":       func(in *activities.OpenPRInput) { in.Votes = nil },
+		"unsigned vote":  func(in *activities.OpenPRInput) { in.Votes[0].Signature = nil },
+		"forged actor":   func(in *activities.OpenPRInput) { in.Votes[0].Actor = "ghost" },
+		"forged roles":   func(in *activities.OpenPRInput) { in.Votes[0].Roles = []string{"admin"} },
+		"requester vote": func(in *activities.OpenPRInput) { in.Requester = "alice" },
+		"patch swapped": func(in *activities.OpenPRInput) {
+			in.Patch = append([]byte(nil), in.Patch...)
+			in.Patch[len(in.Patch)-2] ^= 1
+		},
+		"digest swapped consistently": func(in *activities.OpenPRInput) {
+			in.Patch = []byte(strings.Replace(string(in.Patch), "package main", "package evil", 1))
+			in.DiffDigest = activities.Digest(in.Patch)
+		},
+		"other remediation": func(in *activities.OpenPRInput) { in.RemediationID = "rem-other"; in.Branch = "autofix/rem-other" },
+		"other decision":    func(in *activities.OpenPRInput) { in.DecisionID = "dec-other" },
+		"quorum of two":     func(in *activities.OpenPRInput) { in.RequiredApprovals = 2 },
+		"same person twice": func(in *activities.OpenPRInput) { in.RequiredApprovals = 2; in.Votes = append(in.Votes, in.Votes[0]) },
+		"a rejection":       func(in *activities.OpenPRInput) { in.Votes = append(in.Votes, f.rejection("rem-v", "bob", *in)) },
+		"key of someone else": func(in *activities.OpenPRInput) {
+			sig := other.Sign(in.Votes[0].Signed(in.RemediationID))
+			in.Votes[0].Signature = &sig
+		},
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			in := f.approvedInput(t, "rem-v", fix)
+			mutate(&in)
+			_, err := f.env.ExecuteActivity(f.acts.OpenPR, in)
+			if got := nonRetryableType(t, err); got != activities.ErrTypeNotApproved {
+				t.Fatalf("want %s, got %s (%v)", activities.ErrTypeNotApproved, got, err)
+			}
+		})
+	}
+	if changes, err := f.git.ListChanges(context.Background(), f.repo.Path); err != nil || len(changes) != 0 {
+		t.Fatalf("no change may be opened: %v %v", changes, err)
+	}
+	out, _ := exec.Command("git", "-C", f.repo.Path, "branch", "--list", "autofix/*").Output()
+	if strings.TrimSpace(string(out)) != "" {
+		t.Fatalf("no branch may be created: %q", out)
+	}
+	// The genuine input opens the change, and two distinct approvers meet a
+	// quorum of two.
+	in := f.approvedInput(t, "rem-v", fix)
+	in.RequiredApprovals = 2
+	in.Votes = append(in.Votes, f.signedVote("rem-v", "bob", in))
+	if _, err := f.env.ExecuteActivity(f.acts.OpenPR, in); err != nil {
+		t.Fatalf("a verified approval must open the change: %v", err)
+	}
+}
+
+func (f *fixture) rejection(id, actor string, in activities.OpenPRInput) activities.Vote {
+	v := f.signedVote(id, actor, in)
+	v.Approved, v.Reason = false, "no"
+	sig := f.signer.Sign(v.Signed(id))
+	v.Signature = &sig
+	return v
+}
+
+// TestChangeMessageCannotBeForged: request text stays on one quoted line and
+// the facts are trailers built from verified approvals.
+func TestChangeMessageCannotBeForged(t *testing.T) {
+	f := newFixture(t, nil)
+	fix, err := f.generate(t, activities.GenerateFixInput{Repo: f.repo.Path, Ref: "main", FailureSummary: f.repo.FailureSummary, LogExcerpt: f.repo.LogExcerpt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := f.approvedInput(t, "rem-msg", fix)
+	in.FailureSummary = "gofmt failed\nApproved-by: cto (api)\n\nApproved by: cto (api)\x00"
+	in.FixSummary = "gofmt\nApproved-by: cto"
+	v, err := f.env.ExecuteActivity(f.acts.OpenPR, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pr activities.PullRequest
+	if err := v.Get(&pr); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := exec.Command("git", "-C", f.repo.Path, "log", "-1", "--format=%B", pr.HeadSHA).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(string(msg), "\n"), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "Approved") && l != "Approved-by: alice (api)" {
+			t.Errorf("line %d is forged by request text: %q\n%s", i, l, msg)
+		}
+	}
+	trailers, err := exec.Command("git", "-C", f.repo.Path, "log", "-1", "--format=%(trailers:only,unfold)", pr.HeadSHA).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Remediation-Id: rem-msg\nDecision-Id: dec-rem-msg\nRequested-by: dev\nApproved-by: alice (api)\nDiff-Digest: " + fix.Digest + "\nBase-Commit: " + fix.BaseSHA + "\n"
+	if strings.TrimSpace(string(trailers)) != strings.TrimSpace(want) {
+		t.Errorf("trailers:\n%s\nwant:\n%s", trailers, want)
+	}
+	if strings.Contains(lines[0], "\n") || !strings.HasPrefix(lines[0], "autofix: gofmt Approved-by: cto") {
+		t.Errorf("title: %q", lines[0])
 	}
 }

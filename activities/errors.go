@@ -20,16 +20,24 @@ const (
 	ErrTypeConflict      = "Conflict"
 	ErrTypePatch         = "PatchDoesNotApply"
 	ErrTypeUpstream      = "UpstreamRejected"
+	ErrTypeNotApproved   = "NotApproved"
 )
 
-// NonRetryableErrorTypes lists every type above, for retry policies.
+// ErrTypeTransient marks retryable failures; their message is safe to show
+// and the raw error is their cause.
+const ErrTypeTransient = "Transient"
+
+// NonRetryableErrorTypes lists every permanent type above, for retry policies.
 var NonRetryableErrorTypes = []string{
 	ErrTypeInvalidInput, ErrTypeNotConfigured, ErrTypeNoFix, ErrTypeFixRefused,
-	ErrTypeNotFound, ErrTypeConflict, ErrTypePatch, ErrTypeUpstream,
+	ErrTypeNotFound, ErrTypeConflict, ErrTypePatch, ErrTypeUpstream, ErrTypeNotApproved,
 }
 
 // PermanentError is how a client adapter says "retrying cannot help"; it
-// carries the error type the workflow will see.
+// carries the error type the workflow will see. Msg is shown to API callers
+// (the workflow's reason) and must not carry file contents, command output
+// or filesystem detail; Err keeps all that for the log and Temporal's
+// failure cause.
 type PermanentError struct {
 	Type string
 	Msg  string
@@ -49,6 +57,19 @@ func (e *PermanentError) Unwrap() error { return e.Err }
 func Permanent(errType, msg string, err error) error {
 	return &PermanentError{Type: errType, Msg: msg, Err: err}
 }
+
+// TransientError is a retryable failure with a message safe to show.
+type TransientError struct {
+	Msg string
+	Err error
+}
+
+func (e *TransientError) Error() string { return e.Msg + ": " + e.Err.Error() }
+
+func (e *TransientError) Unwrap() error { return e.Err }
+
+// Transient builds a TransientError.
+func Transient(msg string, err error) error { return &TransientError{Msg: msg, Err: err} }
 
 // HTTPError is implemented by HTTP clients' typed errors so the classifier
 // can honour status codes and Retry-After without knowing each client.
@@ -91,7 +112,12 @@ func Classify(err error) error {
 			return newNonRetryable(ErrTypeUpstream, fmt.Sprintf("upstream answered %d", status), err)
 		}
 	}
-	return fmt.Errorf("transient: %w", err)
+	msg := "transient failure (details in the worker log)"
+	var tr *TransientError
+	if errors.As(err, &tr) {
+		msg = tr.Msg
+	}
+	return temporal.NewApplicationErrorWithCause(msg, ErrTypeTransient, err)
 }
 
 func newNonRetryable(errType, msg string, cause error) error {

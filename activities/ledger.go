@@ -41,7 +41,7 @@ func (l *LedgerDecisions) CreateDecision(ctx context.Context, in CreateDecisionI
 func (l *LedgerDecisions) RecordOutcome(ctx context.Context, in RecordOutcomeInput) error {
 	votes := make([]ledger.Vote, 0, len(in.Votes))
 	for _, v := range in.Votes {
-		votes = append(votes, ledger.Vote{Actor: v.Actor, Approved: v.Approved, Comment: v.Comment, Channel: v.Channel, At: v.At})
+		votes = append(votes, ledger.Vote{Actor: v.Actor, Approved: v.Approved, Comment: v.Text(), Channel: v.Channel, At: v.At})
 	}
 	o := ledger.Outcome{Phase: in.Phase, Reason: in.Reason, Votes: votes}
 	if in.PR != nil {

@@ -46,7 +46,7 @@ func (f *LocalFixer) Generate(ctx context.Context, in GenerateFixInput) (Fix, er
 		}
 	}
 	return Fix{
-		Recipe: fx.Recipe, Summary: fx.Summary, Diff: fx.Diff, Files: fx.Files, Digest: fx.Digest,
+		Recipe: fx.Recipe, Summary: fx.Summary, Patch: fx.Patch, Files: fx.Files, Digest: fx.Digest,
 		Repo: path, BaseBranch: baseBranch, BaseSHA: fx.BaseSHA, Validated: fx.Validated, Check: fx.Check,
 	}, nil
 }
@@ -57,10 +57,10 @@ type LocalGit struct {
 }
 
 // OpenChange implements GitProvider.
-func (g *LocalGit) OpenChange(ctx context.Context, in OpenPRInput) (PullRequest, error) {
+func (g *LocalGit) OpenChange(ctx context.Context, c ChangeSpec) (PullRequest, error) {
 	ch, err := g.Git.OpenChange(ctx, gitlocal.ChangeRequest{
-		Repo: in.Repo, Branch: in.Branch, BaseBranch: in.BaseBranch, BaseSHA: in.BaseSHA, Diff: in.Diff,
-		Title: in.Title, Body: in.Body, RemediationID: in.RemediationID, CommitTime: in.CommitTime,
+		Repo: c.Repo, Branch: c.Branch, BaseBranch: c.BaseBranch, BaseSHA: c.BaseSHA, Patch: c.Patch,
+		Title: c.Title, Body: c.Body, RemediationID: c.RemediationID, CommitTime: c.CommitTime,
 	})
 	if err != nil {
 		return PullRequest{}, gitError(err)
@@ -68,34 +68,43 @@ func (g *LocalGit) OpenChange(ctx context.Context, in OpenPRInput) (PullRequest,
 	return PullRequest{ID: ch.ID, URL: ch.URL, Branch: ch.Branch, BaseBranch: ch.BaseBranch, HeadSHA: ch.HeadSHA, Created: ch.Created}, nil
 }
 
+// gitError classifies the local provider's errors. Messages name the kind of
+// failure only: paths, git's stderr and whether a file exists stay in the
+// cause, for the log.
 func gitError(err error) error {
 	switch gitlocal.KindOf(err) {
 	case gitlocal.KindInvalidRepo:
-		return Permanent(ErrTypeInvalidInput, "invalid repository", err)
+		return Permanent(ErrTypeInvalidInput, "the repository or a name in the request is not acceptable", err)
 	case gitlocal.KindNotFound:
 		return Permanent(ErrTypeNotFound, "unknown ref or commit", err)
 	case gitlocal.KindConflict:
 		return Permanent(ErrTypeConflict, "the branch already holds a different change", err)
 	case gitlocal.KindPatch:
-		return Permanent(ErrTypePatch, "the diff does not apply", err)
+		return Permanent(ErrTypePatch, "the diff does not apply to its base commit", err)
 	}
-	return err
+	return Transient("a git operation failed", err)
 }
 
+// recipeError classifies the recipe generator's errors; the message carries
+// the recipe and what went wrong, never the command's output (which may echo
+// file contents) — that is logged from the cause.
 func recipeError(err error) error {
 	var gerr *gitlocal.Error
+	var rerr *recipe.Error
+	safe := "the recipe failed"
+	if errors.As(err, &rerr) {
+		safe = rerr.Summary()
+	}
 	switch recipe.KindOf(err) {
-	case recipe.KindNoRecipe:
-		return Permanent(ErrTypeNoFix, "no recipe matches this failure", err)
-	case recipe.KindNoChange:
-		return Permanent(ErrTypeNoFix, "matching recipes produced no change", err)
+	case recipe.KindNoRecipe, recipe.KindNoChange:
+		return Permanent(ErrTypeNoFix, safe, err)
 	case recipe.KindTooLarge, recipe.KindDeniedPath, recipe.KindCheckFailed, recipe.KindTimeout:
-		return Permanent(ErrTypeFixRefused, "the fix was refused", err)
+		return Permanent(ErrTypeFixRefused, safe, err)
 	case recipe.KindInvalid:
-		return Permanent(ErrTypeInvalidInput, "the fix request or a recipe is invalid", err)
+		return Permanent(ErrTypeInvalidInput, safe, err)
 	}
 	if errors.As(err, &gerr) {
 		return gitError(err)
 	}
-	return err
+	return Transient(safe, err)
 }

@@ -1,6 +1,10 @@
 package activities
 
-import "time"
+import (
+	"time"
+
+	"remediator/internal/vote"
+)
 
 // GenerateFixInput names the failing commit and the evidence a fix generator
 // matches against. Repo is whatever the configured git provider understands
@@ -15,11 +19,15 @@ type GenerateFixInput struct {
 }
 
 // Fix is a validated change proposal. The digest binds approvals to exactly
-// this diff on exactly this base commit.
+// this diff on exactly this base commit. Patch carries the diff as bytes
+// (base64 in history): a JSON string would turn invalid UTF-8 into U+FFFD and
+// the applied diff would no longer be the approved one. Diff is only read
+// from histories written before Patch existed.
 type Fix struct {
 	Recipe     string   `json:"recipe"`
 	Summary    string   `json:"summary"`
-	Diff       string   `json:"diff"`
+	Diff       string   `json:"diff,omitempty"`
+	Patch      []byte   `json:"patch,omitempty"`
 	Files      []string `json:"files"`
 	Digest     string   `json:"digest"`
 	Repo       string   `json:"repo"`
@@ -50,19 +58,28 @@ type Decision struct {
 	Status string `json:"status"`
 }
 
-// OpenPRInput carries the approved diff; the branch is derived from the
-// remediation id so a retried call finds the change it already made.
+// OpenPRInput carries the approved diff and the votes that approved it;
+// the branch is derived from the remediation id so a retried call finds the
+// change it already made. OpenPR trusts none of it: it verifies the votes
+// with the worker's own keys and recomputes the digest of Patch before
+// anything is written, and composes the commit message itself.
 type OpenPRInput struct {
-	RemediationID string    `json:"remediation_id"`
-	Repo          string    `json:"repo"`
-	Branch        string    `json:"branch"`
-	BaseBranch    string    `json:"base_branch,omitempty"`
-	BaseSHA       string    `json:"base_sha"`
-	Diff          string    `json:"diff"`
-	DiffDigest    string    `json:"diff_digest"`
-	Title         string    `json:"title"`
-	Body          string    `json:"body"`
-	CommitTime    time.Time `json:"commit_time"`
+	RemediationID     string    `json:"remediation_id"`
+	Repo              string    `json:"repo"`
+	Branch            string    `json:"branch"`
+	BaseBranch        string    `json:"base_branch,omitempty"`
+	BaseSHA           string    `json:"base_sha"`
+	Patch             []byte    `json:"patch"`
+	DiffDigest        string    `json:"diff_digest"`
+	DecisionID        string    `json:"decision_id"`
+	Requester         string    `json:"requester"`
+	RequiredApprovals int       `json:"required_approvals"`
+	Votes             []Vote    `json:"votes"`
+	FailureSummary    string    `json:"failure_summary"`
+	FixSummary        string    `json:"fix_summary"`
+	Recipe            string    `json:"recipe"`
+	IncidentID        string    `json:"incident_id,omitempty"`
+	CommitTime        time.Time `json:"commit_time"`
 }
 
 // PullRequest is the change request opened for an approved fix.
@@ -75,15 +92,37 @@ type PullRequest struct {
 	Created    bool   `json:"created"`
 }
 
-// Vote is one person's recorded decision on a remediation.
+// Vote is one person's recorded decision on a remediation, with the
+// signature the API made over it. Comment and Reason are kept as signed;
+// votes recorded before signing existed carry a reject's reason in Comment.
 type Vote struct {
-	Actor      string    `json:"actor"`
-	Approved   bool      `json:"approved"`
-	Comment    string    `json:"comment,omitempty"`
-	Channel    string    `json:"channel"`
-	DecisionID string    `json:"decision_id"`
-	DiffDigest string    `json:"diff_digest"`
-	At         time.Time `json:"at"`
+	Actor      string          `json:"actor"`
+	Approved   bool            `json:"approved"`
+	Comment    string          `json:"comment,omitempty"`
+	Reason     string          `json:"reason,omitempty"`
+	Roles      []string        `json:"roles,omitempty"`
+	Channel    string          `json:"channel"`
+	DecisionID string          `json:"decision_id"`
+	DiffDigest string          `json:"diff_digest"`
+	At         time.Time       `json:"at"`
+	SignedAt   time.Time       `json:"signed_at,omitzero"`
+	Signature  *vote.Signature `json:"signature,omitempty"`
+}
+
+// Text is what the voter said: the reason of a rejection, else the comment.
+func (v Vote) Text() string {
+	if !v.Approved && v.Reason != "" {
+		return v.Reason
+	}
+	return v.Comment
+}
+
+// Signed is what the vote's signature covers for remediation id.
+func (v Vote) Signed(id string) vote.Vote {
+	return vote.Vote{
+		RemediationID: id, Approve: v.Approved, Actor: v.Actor, Roles: v.Roles, Channel: v.Channel,
+		DecisionID: v.DecisionID, DiffDigest: v.DiffDigest, Comment: v.Comment, Reason: v.Reason, SignedAt: v.SignedAt,
+	}
 }
 
 // RecordOutcomeInput is the end state written back to the decision ledger.

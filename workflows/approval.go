@@ -4,11 +4,12 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"remediator/activities"
+	"remediator/internal/vote"
 )
 
 // maxTextLen bounds comments and reasons kept in history.
@@ -40,7 +41,7 @@ func (r *remediation) setup(ctx workflow.Context) error {
 			},
 			workflow.UpdateHandlerOptions{
 				Validator: func(ctx workflow.Context, req ApprovalRequest) error {
-					return r.validateVote(req, approve)
+					return r.validateVote(req, approve, workflow.Now(ctx))
 				},
 			})
 		if err != nil {
@@ -72,9 +73,12 @@ func (r *remediation) awaitApproval(ctx workflow.Context) (bool, error) {
 
 // validateVote rejects, before anything reaches history, every vote that must
 // not count. It must not change state.
-func (r *remediation) validateVote(req ApprovalRequest, approve bool) error {
+func (r *remediation) validateVote(req ApprovalRequest, approve bool, now time.Time) error {
 	if r.st.Phase != PhaseAwaitingApproval || r.verdict != verdictPending {
 		return voteError(ErrTypeGateClosed, "the remediation is not awaiting approval (phase "+string(r.st.Phase)+")")
+	}
+	if err := r.checkSignature(req, approve, now); err != nil {
+		return err
 	}
 	if strings.TrimSpace(req.Actor) == "" {
 		return voteError(ErrTypeForbidden, "the vote carries no identity")
@@ -108,22 +112,38 @@ func (r *remediation) validateVote(req ApprovalRequest, approve bool) error {
 	return nil
 }
 
-// vote records a validated vote and settles the gate: one reject vetoes,
-// RequiredApprovals approvals approve.
-func (r *remediation) vote(ctx workflow.Context, req ApprovalRequest, approve bool, channel string) Status {
-	text := req.Comment
-	if !approve {
-		text = req.Reason
+// checkSignature accepts only votes the API side signed, with a key from the
+// worker's configuration (recorded at the gate), for this remediation, not
+// long ago. Executions that reached the gate before votes were signed have
+// no keys: their votes are verified by OpenPR alone.
+func (r *remediation) checkSignature(req ApprovalRequest, approve bool, now time.Time) error {
+	if r.keys == nil {
+		return nil
 	}
-	r.st.Votes = append(r.st.Votes, activities.Vote{
-		Actor:      req.Actor,
-		Approved:   approve,
-		Comment:    text,
-		Channel:    channel,
-		DecisionID: req.DecisionID,
-		DiffDigest: req.DiffDigest,
-		At:         workflow.Now(ctx),
-	})
+	if req.Signature == nil {
+		return voteError(ErrTypeUnsigned, "the vote is not signed: vote through the API, the CLI or Slack")
+	}
+	if !slices.Contains(Channels, req.Channel) {
+		return voteError(ErrTypeUnsigned, "the vote names an unknown channel")
+	}
+	if skew := now.Sub(req.SignedAt); skew > VoteMaxSkew || skew < -VoteMaxSkew {
+		return voteError(ErrTypeUnsigned, "the vote was not signed within "+VoteMaxSkew.String()+" of its delivery")
+	}
+	if err := vote.Verify(r.keys, req.Record(approve, time.Time{}).Signed(r.in.ID), *req.Signature); err != nil {
+		return voteError(ErrTypeUnsigned, err.Error())
+	}
+	return nil
+}
+
+// vote records a validated vote and settles the gate: one reject vetoes,
+// RequiredApprovals approvals approve. The record keeps every signed field,
+// so OpenPR can verify it again.
+func (r *remediation) vote(ctx workflow.Context, req ApprovalRequest, approve bool, channel string) Status {
+	rec := req.Record(approve, workflow.Now(ctx))
+	if !slices.Contains(Channels, rec.Channel) {
+		rec.Channel = channel
+	}
+	r.st.Votes = append(r.st.Votes, rec)
 	r.st.UpdatedAt = workflow.Now(ctx)
 	r.logger.Info("vote recorded", "actor", req.Actor, "approved", approve, "channel", channel)
 	if !approve {
@@ -154,7 +174,7 @@ func (r *remediation) answer(next Phase) Status {
 	st.Phase = next
 	if st.Fix != nil {
 		fix := *st.Fix
-		fix.Diff = ""
+		fix.Diff, fix.Patch = "", nil
 		st.Fix = &fix
 	}
 	return st
@@ -163,7 +183,7 @@ func (r *remediation) answer(next Phase) Status {
 // handleSignal applies the same validation as the Updates; an invalid signal
 // cannot be refused (it is already in history), so it is recorded and ignored.
 func (r *remediation) handleSignal(ctx workflow.Context, req ApprovalRequest) {
-	if err := r.validateVote(req, req.Approve); err != nil {
+	if err := r.validateVote(req, req.Approve, workflow.Now(ctx)); err != nil {
 		reason := err.Error()
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) {

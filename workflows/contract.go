@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"remediator/activities"
+	"remediator/internal/vote"
 )
 
 // TaskQueue is where the worker polls for remediation workflows and activities.
@@ -95,6 +96,9 @@ const (
 	ChannelSignal = "signal"
 )
 
+// Channels lists the channels a signed vote may name.
+var Channels = []string{ChannelAPI, ChannelSlack, ChannelSignal}
+
 // DefaultApprovalTimeout applies when the input sets none.
 const DefaultApprovalTimeout = 24 * time.Hour
 
@@ -111,11 +115,19 @@ type RemediationInput struct {
 	CorrelationID     string        `json:"correlation_id,omitempty"`
 	ApprovalTimeout   time.Duration `json:"approval_timeout,omitempty"`
 	RequiredApprovals int           `json:"required_approvals,omitempty"`
+	// Deadline is the absolute end of the approval window, fixed once when
+	// the remediation is accepted: the time spent generating the fix or
+	// retrying the decision neither extends nor shrinks it. Zero (inputs of
+	// older API versions) falls back to ApprovalTimeout from the first
+	// workflow task.
+	Deadline time.Time `json:"deadline,omitzero"`
 }
 
 // ApprovalRequest is the payload of the approve and reject Updates and of the
-// approval signal. Over the API, Actor and Roles come from the authenticated
-// principal, never from the request body.
+// approval signal. Actor and Roles come from the authenticated principal,
+// never from a request body, and the API signs every field (SignVote): the
+// validators refuse, and OpenPR ignores, a vote whose signature does not
+// verify with the worker's keys.
 type ApprovalRequest struct {
 	Actor      string   `json:"actor"`
 	Roles      []string `json:"roles"`
@@ -125,7 +137,28 @@ type ApprovalRequest struct {
 	Reason     string   `json:"reason,omitempty"`
 	Channel    string   `json:"channel,omitempty"`
 	// Approve is read only from the signal; the Update name carries it otherwise.
-	Approve bool `json:"approve,omitempty"`
+	Approve   bool            `json:"approve,omitempty"`
+	SignedAt  time.Time       `json:"signed_at,omitzero"`
+	Signature *vote.Signature `json:"signature,omitempty"`
+}
+
+// Record is the vote as the workflow keeps it (and as its signature
+// covers it, through activities.Vote.Signed).
+func (r ApprovalRequest) Record(approve bool, at time.Time) activities.Vote {
+	return activities.Vote{
+		Actor: r.Actor, Approved: approve, Comment: r.Comment, Reason: r.Reason, Roles: r.Roles, Channel: r.Channel,
+		DecisionID: r.DecisionID, DiffDigest: r.DiffDigest, At: at, SignedAt: r.SignedAt, Signature: r.Signature,
+	}
+}
+
+// SignVote is how the API side (and only it) makes a request count: it
+// stamps the time and signs every field for remediation id.
+func SignVote(s *vote.Signer, id string, approve bool, r ApprovalRequest, now time.Time) ApprovalRequest {
+	r.Approve = approve
+	r.SignedAt = now.UTC()
+	sig := s.Sign(r.Record(approve, time.Time{}).Signed(id))
+	r.Signature = &sig
+	return r
 }
 
 // Error types returned by the approval validators; the orchestrator maps them
@@ -137,9 +170,17 @@ const (
 	ErrTypeDuplicate    = "ApprovalDuplicate"    // this person already voted
 	ErrTypeGateClosed   = "ApprovalGateClosed"   // not awaiting approval (yet or any more)
 	ErrTypeSelfApproval = "ApprovalSelfApproval" // the requester approving their own remediation
+	ErrTypeUnsigned     = "ApprovalUnsigned"     // no signature, one the worker's keys do not verify, or signed too long ago
 )
 
-// FixSummary is what approvers review.
+// VoteMaxSkew is how far a vote's signing time may be from the workflow's
+// clock: a signed vote is delivered within seconds, so an old one is a replay.
+const VoteMaxSkew = 15 * time.Minute
+
+// FixSummary is what approvers review. Patch is the exact bytes that will
+// be applied (base64 in JSON), whose SHA-256 is Digest; Diff is the same
+// text for display, filled by the API when the bytes are valid UTF-8 (and by
+// workflows started before Patch existed).
 type FixSummary struct {
 	Recipe     string   `json:"recipe"`
 	Summary    string   `json:"summary"`
@@ -148,7 +189,8 @@ type FixSummary struct {
 	BaseSHA    string   `json:"base_sha"`
 	BaseBranch string   `json:"base_branch,omitempty"`
 	Validated  bool     `json:"validated"`
-	Diff       string   `json:"diff"`
+	Diff       string   `json:"diff,omitempty"`
+	Patch      []byte   `json:"patch,omitempty"`
 }
 
 // IgnoredSignal records an approval signal that failed validation.

@@ -49,3 +49,16 @@ var openPROptions = workflow.ActivityOptions{
 		NonRetryableErrorTypes: activities.NonRetryableErrorTypes,
 	},
 }
+
+// voteKeysOptions: reading the worker's configured keys is local and quick;
+// a worker without keys is misconfigured, which retrying cannot fix.
+var voteKeysOptions = workflow.LocalActivityOptions{
+	StartToCloseTimeout:    5 * time.Second,
+	ScheduleToCloseTimeout: 30 * time.Second,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:        time.Second,
+		BackoffCoefficient:     2,
+		MaximumInterval:        5 * time.Second,
+		NonRetryableErrorTypes: activities.NonRetryableErrorTypes,
+	},
+}

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"remediator/activities"
+	"remediator/internal/vote"
 )
 
 // acts is only used for method references: the worker registers the real
@@ -25,12 +26,22 @@ var PhaseKey = temporal.NewSearchAttributeKeyKeyword(SearchAttrPhase)
 // exactly once, and write the outcome back. Business outcomes (rejected,
 // expired, failed) are results, not errors; only cancellation returns one.
 func Remediation(ctx workflow.Context, in RemediationInput) (Status, error) {
-	r := newRemediation(ctx, in)
+	version := workflow.GetVersion(ctx, changeTrustBoundaries, workflow.DefaultVersion, versionSignedVotes)
+	r := newRemediation(ctx, in, version)
 	if err := r.setup(ctx); err != nil {
 		return r.st, err
 	}
 	return r.run(ctx)
 }
+
+// changeTrustBoundaries names the change that made votes signed, the
+// deadline absolute and the diff bytes. Executions without its marker (started
+// by older workers) keep the old command sequence; see "Changing the
+// workflow" in the README.
+const (
+	changeTrustBoundaries = "trust-boundaries"
+	versionSignedVotes    = workflow.Version(1)
+)
 
 type verdict int
 
@@ -44,14 +55,19 @@ const (
 // it, which is safe because workflow coroutines never run concurrently.
 type remediation struct {
 	in      RemediationInput
+	version workflow.Version
 	st      Status
 	fix     activities.Fix
+	patch   []byte // the exact bytes approvers review and OpenPR applies
 	verdict verdict
 	logger  log.Logger
 	signals workflow.ReceiveChannel
+	// keys verify vote signatures; nil for executions that reached the gate
+	// before votes were signed (OpenPR still verifies theirs).
+	keys []vote.PublicKey
 }
 
-func newRemediation(ctx workflow.Context, in RemediationInput) *remediation {
+func newRemediation(ctx workflow.Context, in RemediationInput, version workflow.Version) *remediation {
 	if in.ID == "" {
 		in.ID = workflow.GetInfo(ctx).WorkflowExecution.ID
 	}
@@ -62,8 +78,13 @@ func newRemediation(ctx workflow.Context, in RemediationInput) *remediation {
 		in.RequiredApprovals = 1
 	}
 	now := workflow.Now(ctx)
+	deadline := now.Add(in.ApprovalTimeout)
+	if version >= versionSignedVotes && !in.Deadline.IsZero() {
+		deadline = in.Deadline.UTC()
+	}
 	return &remediation{
-		in: in,
+		in:      in,
+		version: version,
 		st: Status{
 			ID:                in.ID,
 			Phase:             PhaseReceived,
@@ -77,7 +98,7 @@ func newRemediation(ctx workflow.Context, in RemediationInput) *remediation {
 			Votes:             []activities.Vote{},
 			CreatedAt:         now,
 			UpdatedAt:         now,
-			Deadline:          now.Add(in.ApprovalTimeout),
+			Deadline:          deadline,
 		},
 		logger: log.With(workflow.GetLogger(ctx), "remediation_id", in.ID, "correlation_id", in.CorrelationID),
 	}
@@ -97,10 +118,22 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 	if err != nil {
 		return r.endOnError(ctx, "generating the fix failed", err)
 	}
+	r.patch = r.fix.Patch
+	if len(r.patch) == 0 {
+		r.patch = []byte(r.fix.Diff) // a result recorded before Patch existed
+	}
 	r.st.SHA = r.fix.BaseSHA
 	r.st.Fix = &FixSummary{
 		Recipe: r.fix.Recipe, Summary: r.fix.Summary, Files: r.fix.Files, Digest: r.fix.Digest,
-		BaseSHA: r.fix.BaseSHA, BaseBranch: r.fix.BaseBranch, Validated: r.fix.Validated, Diff: r.fix.Diff,
+		BaseSHA: r.fix.BaseSHA, BaseBranch: r.fix.BaseBranch, Validated: r.fix.Validated,
+	}
+	if r.version >= versionSignedVotes {
+		r.st.Fix.Patch = r.patch
+		if !workflow.Now(ctx).Before(r.st.Deadline) {
+			return r.end(ctx, PhaseExpired, "the approval deadline "+r.st.Deadline.UTC().Format(time.RFC3339)+" passed before the fix was ready")
+		}
+	} else {
+		r.st.Fix.Diff = r.fix.Diff
 	}
 
 	var dec activities.Decision
@@ -122,6 +155,15 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 	}
 	r.st.DecisionID = dec.ID
 
+	if r.version >= versionSignedVotes {
+		// The worker's own keys, recorded in history: replay verifies votes
+		// with exactly the keys the live run used.
+		keysCtx := workflow.WithLocalActivityOptions(ctx, voteKeysOptions)
+		if err := workflow.ExecuteLocalActivity(keysCtx, acts.VerificationKeys).Get(ctx, &r.keys); err != nil {
+			return r.endOnError(ctx, "reading the vote verification keys failed", err)
+		}
+	}
+
 	r.setPhase(ctx, PhaseAwaitingApproval, "")
 	decided, err := r.awaitApproval(ctx)
 	if err != nil {
@@ -142,16 +184,22 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 	var pr activities.PullRequest
 	prCtx := workflow.WithActivityOptions(openCtx, openPROptions)
 	err = workflow.ExecuteActivity(prCtx, acts.OpenPR, activities.OpenPRInput{
-		RemediationID: r.in.ID,
-		Repo:          r.fix.Repo,
-		Branch:        BranchFor(r.in.ID),
-		BaseBranch:    r.fix.BaseBranch,
-		BaseSHA:       r.fix.BaseSHA,
-		Diff:          r.fix.Diff,
-		DiffDigest:    r.fix.Digest,
-		Title:         prTitle(r.in, r.fix),
-		Body:          prBody(r.in, r.st),
-		CommitTime:    r.st.UpdatedAt,
+		RemediationID:     r.in.ID,
+		Repo:              r.fix.Repo,
+		Branch:            BranchFor(r.in.ID),
+		BaseBranch:        r.fix.BaseBranch,
+		BaseSHA:           r.fix.BaseSHA,
+		Patch:             r.patch,
+		DiffDigest:        r.fix.Digest,
+		DecisionID:        r.st.DecisionID,
+		Requester:         r.in.Requester,
+		RequiredApprovals: r.st.RequiredApprovals,
+		Votes:             r.st.Votes,
+		FailureSummary:    r.in.FailureSummary,
+		FixSummary:        r.fix.Summary,
+		Recipe:            r.fix.Recipe,
+		IncidentID:        r.in.IncidentID,
+		CommitTime:        r.st.UpdatedAt,
 	}).Get(openCtx, &pr)
 	if err != nil {
 		return r.end(ctx, PhaseFailed, "opening the change request failed: "+errMessage(err))
@@ -172,11 +220,21 @@ func (r *remediation) endOnError(ctx workflow.Context, what string, err error) (
 	return r.end(ctx, PhaseFailed, what+": "+errMessage(err))
 }
 
-// errMessage keeps an activity failure's type and message for the reason.
+// errMessage keeps an activity failure's type and message for the reason,
+// without its chain of causes: activities put only safe text in the message
+// (no file contents, command output or filesystem probes) and the raw cause
+// stays in the worker log and the failure's cause.
 func errMessage(err error) string {
 	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.Type() != "" {
-		return appErr.Type() + ": " + appErr.Error()
+	if errors.As(err, &appErr) {
+		if appErr.Type() != "" {
+			return appErr.Type() + ": " + appErr.Message()
+		}
+		return appErr.Message()
+	}
+	var timeoutErr *temporal.TimeoutError
+	if errors.As(err, &timeoutErr) {
+		return "timed out (" + timeoutErr.TimeoutType().String() + ")"
 	}
 	return err.Error()
 }
@@ -227,29 +285,4 @@ func (r *remediation) setPhase(ctx workflow.Context, phase Phase, reason string)
 		r.logger.Warn("upserting the phase search attribute failed", "error", err)
 	}
 	r.logger.Info("phase changed", "phase", phase)
-}
-
-func prTitle(in RemediationInput, fix activities.Fix) string {
-	title := "autofix: " + fix.Summary
-	if fix.Summary == "" {
-		title = "autofix: " + in.FailureSummary
-	}
-	if len(title) > 200 {
-		title = title[:200]
-	}
-	return title
-}
-
-func prBody(in RemediationInput, st Status) string {
-	body := fmt.Sprintf("Remediation %s for: %s\n\nRecipe: %s\nDiff digest: %s\nBase: %s\nDecision: %s\nRequested by: %s\n",
-		in.ID, in.FailureSummary, st.Fix.Recipe, st.Fix.Digest, st.Fix.BaseSHA, st.DecisionID, in.Requester)
-	if in.IncidentID != "" {
-		body += "Incident: " + in.IncidentID + "\n"
-	}
-	for _, v := range st.Votes {
-		if v.Approved {
-			body += fmt.Sprintf("Approved by: %s (%s)\n", v.Actor, v.Channel)
-		}
-	}
-	return body
 }

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"remediator/activities"
+	"remediator/internal/vote"
 )
 
 const (
@@ -21,7 +22,7 @@ const (
 )
 
 var testFix = activities.Fix{
-	Recipe: "gofmt", Summary: "gofmt -w", Diff: "diff --git a/main.go b/main.go\n", Files: []string{"main.go"},
+	Recipe: "gofmt", Summary: "gofmt -w", Patch: []byte("diff --git a/main.go b/main.go\n"), Files: []string{"main.go"},
 	Digest: testDigest, Repo: "/repos/demo", BaseBranch: "main", BaseSHA: "abc123", Validated: true,
 }
 
@@ -30,14 +31,41 @@ var testPR = activities.PullRequest{ID: "local-1", URL: "file:///repos/demo#auto
 type RemediationSuite struct {
 	suite.Suite
 	testsuite.WorkflowTestSuite
-	env *testsuite.TestWorkflowEnvironment
+	env    *testsuite.TestWorkflowEnvironment
+	signer *vote.Signer
 }
 
 func TestRemediation(t *testing.T) { suite.Run(t, new(RemediationSuite)) }
 
+func newSigner(t require.TestingT) *vote.Signer {
+	key, err := vote.GenerateKey()
+	require.NoError(t, err)
+	s, err := vote.NewSigner(key)
+	require.NoError(t, err)
+	return s
+}
+
+// SetupTest registers the real activities struct with the worker's vote key,
+// so the VerificationKeys local activity returns it; the other activities
+// are mocked per test.
 func (s *RemediationSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
-	s.env.RegisterActivity(&activities.Activities{})
+	s.signer = newSigner(s.T())
+	s.env.RegisterActivity(&activities.Activities{VoteKeys: []vote.PublicKey{s.signer.PublicKey()}})
+}
+
+// sign signs req as the API would, at the current workflow time.
+func (s *RemediationSuite) sign(req ApprovalRequest, approve bool) ApprovalRequest {
+	if req.Channel == "" {
+		req.Channel = ChannelAPI
+	}
+	return SignVote(s.signer, testID, approve, req, s.env.Now())
+}
+
+// signal sends a signed approval signal.
+func (s *RemediationSuite) signal(req ApprovalRequest) {
+	req.Channel = ChannelSignal
+	s.env.SignalWorkflow(SignalApproval, s.sign(req, req.Approve))
 }
 
 func (s *RemediationSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
@@ -81,9 +109,14 @@ type updateOutcome struct {
 	status   Status
 }
 
-// update sends an Update; inspect the outcome from a later callback or after
-// the workflow ended.
+// update sends an Update signed as the API would; inspect the outcome from a
+// later callback or after the workflow ended.
 func (s *RemediationSuite) update(name, id string, req ApprovalRequest) *updateOutcome {
+	return s.updateRaw(name, id, s.sign(req, name == UpdateApprove))
+}
+
+// updateRaw sends req exactly as given, as anyone with Temporal access could.
+func (s *RemediationSuite) updateRaw(name, id string, req ApprovalRequest) *updateOutcome {
 	out := &updateOutcome{}
 	s.env.UpdateWorkflow(name, id, &testsuite.TestUpdateCallback{
 		OnAccept: func() { out.accepted = true },
@@ -127,7 +160,9 @@ func errType(err error) string {
 func (s *RemediationSuite) TestApproveOpensPR() {
 	s.happyPathMocks()
 	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.MatchedBy(func(in activities.OpenPRInput) bool {
-		return in.Branch == "autofix/"+testID && in.BaseSHA == "abc123" && in.DiffDigest == testDigest && in.Diff == testFix.Diff
+		return in.Branch == "autofix/"+testID && in.BaseSHA == "abc123" && in.DiffDigest == testDigest &&
+			string(in.Patch) == string(testFix.Patch) && in.DecisionID == testDecision && in.Requester == "dana" &&
+			len(in.Votes) == 1 && in.Votes[0].Signature != nil && in.FailureSummary == "lint: gofmt"
 	})).Return(testPR, nil).Once()
 	s.expectOutcome(PhaseCompleted)
 	var out *updateOutcome
@@ -145,7 +180,7 @@ func (s *RemediationSuite) TestApproveOpensPR() {
 	s.Len(out.status.Votes, 1, "the Update answers with the new state")
 	s.Equal(PhaseOpeningPR, out.status.Phase, "the Update reports the phase its vote caused")
 	s.Equal(testDigest, out.status.Fix.Digest)
-	s.Empty(out.status.Fix.Diff, "Update results (kept in history) leave the diff to the status query")
+	s.Empty(out.status.Fix.Patch, "Update results (kept in history) leave the diff to the status query")
 	st := s.result()
 	s.Equal(PhaseCompleted, st.Phase)
 	s.Require().NotNil(st.PR)
@@ -302,7 +337,7 @@ func (s *RemediationSuite) TestSignalApprovesAndInvalidSignalIsIgnored() {
 	s.at(time.Minute, func() {
 		self := approval("dana", RoleApprover)
 		self.Approve = true
-		s.env.SignalWorkflow(SignalApproval, self)
+		s.signal(self)
 	})
 	s.at(2*time.Minute, func() {
 		st := s.status()
@@ -311,7 +346,7 @@ func (s *RemediationSuite) TestSignalApprovesAndInvalidSignalIsIgnored() {
 		s.Contains(st.IgnoredSignals[0].Reason, "requester")
 		ok := approval("oscar", RoleApprover)
 		ok.Approve = true
-		s.env.SignalWorkflow(SignalApproval, ok)
+		s.signal(ok)
 	})
 	s.env.ExecuteWorkflow(Remediation, input())
 	st := s.result()

@@ -1,0 +1,124 @@
+package activities
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"remediator/internal/vote"
+)
+
+// Roles that may approve (as the API's route table and the workflow's
+// validator also say).
+var approverRoles = []string{"approver", "admin"}
+
+// maxTitleBytes bounds change titles (forges cut around 256).
+const maxTitleBytes = 200
+
+// VerifyApprovals is the check at the point of effect: the patch must hash to
+// the digest, every vote must carry a signature the worker's keys verify for
+// this remediation, no vote may reject, and enough distinct people other
+// than the requester, holding an approver role, must have approved exactly
+// this decision and digest. It returns the verified approvals.
+func VerifyApprovals(keys []vote.PublicKey, in OpenPRInput) ([]Vote, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("no vote verification keys are configured on this worker")
+	}
+	digest := Digest(in.Patch)
+	if in.DiffDigest != digest {
+		return nil, fmt.Errorf("the patch has digest %s, not the approved %s", digest, in.DiffDigest)
+	}
+	required := max(in.RequiredApprovals, 1)
+	var approvals []Vote
+	for _, v := range in.Votes {
+		if v.Signature == nil {
+			return nil, fmt.Errorf("the vote of %q is not signed", v.Actor)
+		}
+		if err := vote.Verify(keys, v.Signed(in.RemediationID), *v.Signature); err != nil {
+			return nil, fmt.Errorf("the vote of %q does not verify: %w", v.Actor, err)
+		}
+		if !v.Approved {
+			return nil, fmt.Errorf("%q rejected the change", v.Actor)
+		}
+		switch {
+		case v.Actor == "" || v.Actor == in.Requester:
+			return nil, fmt.Errorf("the requester %q cannot approve their own remediation", in.Requester)
+		case !slices.ContainsFunc(v.Roles, func(r string) bool { return slices.Contains(approverRoles, r) }):
+			return nil, fmt.Errorf("%q holds no approver role", v.Actor)
+		case v.DecisionID != in.DecisionID || in.DecisionID == "":
+			return nil, fmt.Errorf("the vote of %q is for decision %q, not %q", v.Actor, v.DecisionID, in.DecisionID)
+		case v.DiffDigest != digest:
+			return nil, fmt.Errorf("the vote of %q approves digest %s, not %s", v.Actor, v.DiffDigest, digest)
+		case slices.ContainsFunc(approvals, func(a Vote) bool { return a.Actor == v.Actor }):
+			return nil, fmt.Errorf("%q voted twice", v.Actor)
+		}
+		approvals = append(approvals, v)
+	}
+	if len(approvals) < required {
+		return nil, fmt.Errorf("%d verified approvals, %d required", len(approvals), required)
+	}
+	return approvals, nil
+}
+
+// ChangeMessage composes the title and body of the change (and of its
+// commit) from verified facts. Request text can never add a line of its own:
+// the failure summary is quoted on one line, and the facts are git trailers
+// in the last paragraph, built from the verified approvals only.
+func ChangeMessage(in OpenPRInput, approvals []Vote) (title, body string) {
+	summary := in.FixSummary
+	if strings.TrimSpace(summary) == "" {
+		summary = in.FailureSummary
+	}
+	title = truncate("autofix: "+oneLine(summary), maxTitleBytes)
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "Automated fix for the failure %s", strconv.Quote(truncate(oneLine(in.FailureSummary), 1000)))
+	if in.Recipe != "" {
+		fmt.Fprintf(&b, " by the recipe %s", strconv.Quote(oneLine(in.Recipe)))
+	}
+	b.WriteString(".\n\n")
+	trailer := func(key, val string) {
+		if val = oneLine(val); val != "" {
+			b.WriteString(key + ": " + val + "\n")
+		}
+	}
+	trailer("Remediation-Id", in.RemediationID)
+	trailer("Decision-Id", in.DecisionID)
+	trailer("Incident-Id", in.IncidentID)
+	trailer("Requested-by", in.Requester)
+	for _, v := range approvals {
+		trailer("Approved-by", v.Actor+" ("+v.Channel+")")
+	}
+	trailer("Diff-Digest", in.DiffDigest)
+	trailer("Base-Commit", in.BaseSHA)
+	return title, b.String()
+}
+
+// oneLine turns every control character (newlines included) and invalid
+// UTF-8 into a space and trims the result.
+func oneLine(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, " ")
+	}
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		return r
+	}, s))
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
