@@ -18,6 +18,8 @@ import (
 
 	"remediator/internal/app"
 	"remediator/internal/auth"
+	"remediator/internal/cli"
+	"remediator/internal/vote"
 )
 
 func main() {
@@ -38,9 +40,22 @@ commands:
   api      run the HTTP API against TEMPORAL_ADDRESS
   apikey create --name NAME --roles r1,r2 --repos glob1,glob2
            mint an API key: prints the key once and the entry for REMEDIATOR_API_KEYS
+  votekey create --out FILE
+           mint the API's vote signing key into FILE (0600) and print the public
+           key for the workers' REMEDIATOR_VOTE_PUBLIC_KEYS
+  status ID [--json] [--diff]
+           show a remediation; --diff prints the change byte for byte as applied
+  approve ID --digest DIGEST [--comment TEXT]
+           approve the reviewed change (DIGEST as shown by status)
+  reject ID --digest DIGEST --reason TEXT
+           reject the reviewed change
+  list [--phase P] [--repo R] [--page-size N] [--page-token T] [--all]
+           list remediations you may see
   version  print the version
 
 Configuration is read from environment variables only; see README.md.
+status, approve, reject and list call the API at REMEDIATOR_URL with
+REMEDIATOR_TOKEN (bearer token) or REMEDIATOR_API_KEY (set exactly one).
 `
 
 // run is main without globals, so tests can drive every command.
@@ -58,6 +73,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return app.RunAPI(ctx, getenv, stderr)
 	case "apikey":
 		return runAPIKey(args[1:], stdout, stderr)
+	case "votekey":
+		return runVoteKey(args[1:], stdout, stderr)
+	case "approve", "reject", "status", "list":
+		return cli.Run(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, app.Version())
 		return nil
@@ -88,6 +107,49 @@ func runAPIKey(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "API key (shown once; send it as X-API-Key):\n  %s\n\nAdd this entry to REMEDIATOR_API_KEYS (comma-separated):\n  %s\n", key, entry)
+	return nil
+}
+
+// runVoteKey mints the Ed25519 key the API signs votes with. The private key
+// only ever goes to the file; the public key is printed for the workers.
+func runVoteKey(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return fmt.Errorf("usage: remediator votekey create --out FILE")
+	}
+	fs := flag.NewFlagSet("votekey create", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "", "file to write the private key to (must not exist)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *out == "" {
+		return fmt.Errorf("votekey create: --out FILE is required")
+	}
+	key, err := vote.GenerateKey()
+	if err != nil {
+		return err
+	}
+	pemBytes, err := vote.EncodePrivateKey(key)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("votekey create: %w", err)
+	}
+	if _, err := f.Write(pemBytes); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	signer, err := vote.NewSigner(key)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Private key written to %s: give it to the API only (REMEDIATOR_VOTE_SIGNING_KEY_FILE).\n\nPublic key for the workers (REMEDIATOR_VOTE_PUBLIC_KEYS, comma-separated):\n  %s\n",
+		*out, vote.EncodePublicKey(signer.PublicKey()))
 	return nil
 }
 

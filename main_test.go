@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"remediator/internal/auth"
+	"remediator/internal/config"
+	"remediator/internal/vote"
 )
 
 func TestRunRefusesUnknownOrMissingCommands(t *testing.T) {
@@ -26,6 +30,26 @@ func TestAPIRefusesToStartWithoutCredentials(t *testing.T) {
 	err := run(context.Background(), []string{"api"}, func(string) string { return "" }, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "no API credentials") {
 		t.Fatalf("the production API must fail closed without credentials, got %v", err)
+	}
+}
+
+func TestClientCommandsAreDispatched(t *testing.T) {
+	id, digest := "rem-0123456789abcdef01234567", strings.Repeat("ab", 32)
+	for _, args := range [][]string{
+		{"status", id},
+		{"approve", id, "--digest", digest},
+		{"reject", id, "--digest", digest, "--reason", "r"},
+		{"list"},
+	} {
+		cmd := args[0]
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), args, func(string) string { return "" }, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), "REMEDIATOR_URL is not set") {
+			t.Errorf("%s must reach the API client and need REMEDIATOR_URL, got %v", cmd, err)
+		}
+		if !strings.Contains(usage, "\n  "+cmd+" ") {
+			t.Errorf("usage does not list %s", cmd)
+		}
 	}
 }
 
@@ -66,5 +90,54 @@ func TestAPIKeyCreatePrintsAUsableEntry(t *testing.T) {
 	p, err := a.Authenticate(req)
 	if err != nil || p.Subject != "ci-bot" || !p.CanAccessRepo("acme/api") || p.CanAccessRepo("other/x") {
 		t.Fatalf("minted key: %+v %v", p, err)
+	}
+}
+
+func TestVoteKeyCreateWritesAKeyWorkersAccept(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vote.pem")
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"votekey", "create", "--out", path}, func(string) string { return "" }, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("the private key must be a 0600 file: %v %v", st, err)
+	}
+	var pub string
+	lines := strings.Split(out.String(), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "Public key") && i+1 < len(lines) {
+			pub = strings.TrimSpace(lines[i+1])
+		}
+	}
+	env := map[string]string{"REMEDIATOR_VOTE_SIGNING_KEY_FILE": path, "REMEDIATOR_VOTE_PUBLIC_KEYS": pub}
+	cfg, err := config.Load(config.ModeProduction, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := vote.NewSigner(cfg.VoteSigningKey)
+	if err != nil || len(cfg.VotePublicKeys) != 1 || cfg.VotePublicKeys[0].ID != signer.PublicKey().ID {
+		t.Fatalf("the printed public key must verify the file's key: %v %v", cfg.VotePublicKeys, err)
+	}
+	if strings.Contains(out.String(), "PRIVATE KEY") {
+		t.Error("the private key must not be printed")
+	}
+	// The file is never overwritten.
+	if err := run(context.Background(), []string{"votekey", "create", "--out", path}, func(string) string { return "" }, &out, &errOut); err == nil {
+		t.Error("votekey create overwrote an existing key")
+	}
+}
+
+func TestProductionCommandsFailClosedWithoutVoteKeys(t *testing.T) {
+	var out, errOut bytes.Buffer
+	env := map[string]string{"REMEDIATOR_API_TOKENS": "ops:admin:0123456789abcdef0123"}
+	err := run(context.Background(), []string{"api"}, func(k string) string { return env[k] }, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "vote signing key") {
+		t.Fatalf("the API must refuse to start without a vote signing key, got %v", err)
+	}
+	err = run(context.Background(), []string{"worker"}, func(string) string { return "" }, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "vote verification keys") {
+		t.Fatalf("the worker must refuse to start without vote verification keys, got %v", err)
 	}
 }

@@ -3,15 +3,19 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"remediator/activities"
 	"remediator/internal/auth"
 	"remediator/internal/config"
+	"remediator/internal/errcode"
 	"remediator/internal/orchestrator"
 	"remediator/workflows"
 )
@@ -22,6 +26,7 @@ type fakeOrch struct {
 	started   []orchestrator.StartRequest
 	votes     []orchestrator.Vote
 	cancelled []string
+	lists     []orchestrator.ListFilter
 	err       error
 }
 
@@ -37,21 +42,31 @@ func (f *fakeOrch) Start(_ context.Context, r orchestrator.StartRequest) (orches
 	f.started = append(f.started, r)
 	return orchestrator.StartResult{ID: "rem-1", Phase: workflows.PhaseReceived}, f.err
 }
+
+// status is what the workflow reports: phase, requester, times and an empty
+// vote list are always set.
+func status(id string) orchestrator.Status {
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	return orchestrator.Status{ID: id, Phase: workflows.PhaseAwaitingApproval, Repo: repoOf(id), Requester: "dev",
+		RequiredApprovals: 1, Votes: []activities.Vote{}, CreatedAt: now, UpdatedAt: now}
+}
+
 func (f *fakeOrch) Get(_ context.Context, id string) (orchestrator.Status, error) {
-	return orchestrator.Status{ID: id, Repo: repoOf(id)}, f.err
+	return status(id), f.err
 }
 
 // RepoOf succeeds so that error-mapping tests reach the call under test.
 func (f *fakeOrch) RepoOf(_ context.Context, id string) (string, error) { return repoOf(id), nil }
 func (f *fakeOrch) Decide(_ context.Context, v orchestrator.Vote) (orchestrator.Status, error) {
 	f.votes = append(f.votes, v)
-	return orchestrator.Status{ID: v.ID}, f.err
+	return status(v.ID), f.err
 }
 func (f *fakeOrch) Cancel(_ context.Context, id string) error {
 	f.cancelled = append(f.cancelled, id)
 	return f.err
 }
-func (f *fakeOrch) List(context.Context, orchestrator.ListFilter) (orchestrator.ListResult, error) {
+func (f *fakeOrch) List(_ context.Context, lf orchestrator.ListFilter) (orchestrator.ListResult, error) {
+	f.lists = append(f.lists, lf)
 	return orchestrator.ListResult{Items: []orchestrator.Summary{{ID: "rem-a", Repo: "acme/api"}, {ID: "rem-other", Repo: "other/service"}}}, f.err
 }
 func (f *fakeOrch) Ready(context.Context) error { return f.err }
@@ -81,7 +96,7 @@ func testAuth(t *testing.T) *auth.Authenticator {
 
 func newTestHandler(t *testing.T, orch *fakeOrch) http.Handler {
 	t.Helper()
-	return NewHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), orch, Options{Auth: testAuth(t), MaxBodyBytes: 4096, PublicURL: "http://x", UIURL: "http://ui"})
+	return NewHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), orch, Options{Auth: testAuth(t), MaxBodyBytes: 4096, PublicURL: "http://x", UIURL: "http://ui", Repos: testRepos()})
 }
 
 func do(t *testing.T, h http.Handler, method, path, token, body string, hdr ...string) (*httptest.ResponseRecorder, errorBody) {
@@ -96,8 +111,7 @@ func do(t *testing.T, h http.Handler, method, path, token, body string, hdr ...s
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
+	rec := serve(t, h, req)
 	var eb errorBody
 	_ = json.Unmarshal(rec.Body.Bytes(), &eb)
 	return rec, eb
@@ -201,8 +215,7 @@ func TestBodiesAreStrict(t *testing.T) {
 		if ct != "none" {
 			req.Header.Set("Content-Type", ct)
 		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
+		rec := serve(t, h, req)
 		if rec.Code != tc.want {
 			t.Errorf("%s: want %d, got %d %s", tc.name, tc.want, rec.Code, rec.Body)
 		}
@@ -219,9 +232,10 @@ func TestErrorMapping(t *testing.T) {
 		want int
 		code string
 	}{
-		{&orchestrator.RejectedError{Sentinel: orchestrator.ErrForbidden, Code: "self_approval", Message: "no"}, 403, "self_approval"},
-		{&orchestrator.RejectedError{Sentinel: orchestrator.ErrConflict, Code: "duplicate_vote", Message: "no"}, 409, "duplicate_vote"},
-		{&orchestrator.RejectedError{Sentinel: orchestrator.ErrInvalid, Code: "invalid_vote", Message: "no"}, 422, "invalid_vote"},
+		{&orchestrator.RejectedError{Code: errcode.SelfApproval, Message: "no"}, 403, "self_approval"},
+		{&orchestrator.RejectedError{Code: errcode.DuplicateVote, Message: "no"}, 409, "duplicate_vote"},
+		{&orchestrator.RejectedError{Code: errcode.InvalidVote, Message: "no"}, 422, "invalid_vote"},
+		{&orchestrator.RejectedError{Message: "a refusal without a code is a bug"}, 500, "internal"},
 		{orchestrator.ErrNotFound, 404, "not_found"},
 		{orchestrator.ErrUnavailable, 503, "temporal_unavailable"},
 		{io.ErrUnexpectedEOF, 500, "internal"},
@@ -235,7 +249,21 @@ func TestErrorMapping(t *testing.T) {
 			t.Errorf("500 body leaks the internal error: %s", rec.Body)
 		}
 	}
-	h := newTestHandler(t, &fakeOrch{err: orchestrator.ErrUnavailable})
+	h := newTestHandler(t, &fakeOrch{err: &orchestrator.RejectedError{Code: errcode.InvalidPageToken, Message: "page_token is not valid"}})
+	if rec, eb := do(t, h, "GET", "/api/remediations?page_token=zz", approverTok, ""); rec.Code != 400 || eb.Error != "invalid_page_token" {
+		t.Errorf("a bad page token: want 400 invalid_page_token, got %d %s", rec.Code, rec.Body)
+	}
+	// Callers that only ask which kind of refusal it was keep working.
+	for code, sentinel := range map[errcode.Code]error{errcode.StaleVote: orchestrator.ErrConflict, errcode.SelfApproval: orchestrator.ErrForbidden,
+		errcode.InvalidVote: orchestrator.ErrInvalid, errcode.InvalidPageToken: orchestrator.ErrInvalid} {
+		if err := error(&orchestrator.RejectedError{Code: code}); !errors.Is(err, sentinel) {
+			t.Errorf("%s: errors.Is(err, %v) must hold", code, sentinel)
+		}
+	}
+	if errors.Is(&orchestrator.RejectedError{Code: errcode.StaleVote}, orchestrator.ErrForbidden) {
+		t.Error("a conflict is not forbidden")
+	}
+	h = newTestHandler(t, &fakeOrch{err: orchestrator.ErrUnavailable})
 	if rec, _ := do(t, h, "GET", "/readyz", "", ""); rec.Code != 503 {
 		t.Errorf("readyz must fail when Temporal is down: %d", rec.Code)
 	}
@@ -291,3 +319,41 @@ func TestRepoScopingHidesOtherTeams(t *testing.T) {
 		t.Fatalf("starting on a repository outside the scope: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// fakeRepos canonicalises the way the local provider does, for tests: a link
+// resolves to its target, and names it does not know fail.
+type fakeRepos struct {
+	links   map[string]string
+	unknown map[string]bool
+	roots   []string
+}
+
+func testRepos() *fakeRepos {
+	return &fakeRepos{
+		links:   map[string]string{"teamA/linkB": "teamB/repo2", "/srv/git/teamA/linkB": "/srv/git/teamB/repo2"},
+		unknown: map[string]bool{"acme/missing": true, "/etc": true, "/srv/git/teamA/missing": true},
+		roots:   []string{"/srv/git"},
+	}
+}
+
+func (f *fakeRepos) Canonical(_ context.Context, repo string) (string, error) {
+	if f.unknown[repo] {
+		return "", errors.New("lstat " + repo + ": no such file or directory")
+	}
+	if target, ok := f.links[repo]; ok {
+		return target, nil
+	}
+	return repo, nil
+}
+
+func (f *fakeRepos) ScopeNames(canonical string) []string {
+	names := []string{canonical}
+	for _, r := range f.roots {
+		if rel, ok := strings.CutPrefix(canonical, r+"/"); ok {
+			names = append(names, rel)
+		}
+	}
+	return names
+}
+
+func (f *fakeRepos) Roots() []string { return f.roots }

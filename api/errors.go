@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"remediator/internal/errcode"
 	"remediator/internal/orchestrator"
 )
 
@@ -19,58 +20,46 @@ type errorBody struct {
 	CorrelationID string `json:"correlation_id"`
 }
 
-// apiError is an error that already knows its HTTP status and stable code.
+// apiError is an error that already knows its code, and through the
+// catalogue its HTTP status. Taking an errcode.Code (never a string) is what
+// keeps every code the API emits inside the catalogue.
 type apiError struct {
-	status  int
-	code    string
+	code    errcode.Code
 	message string
 	details any
 }
 
 func (e *apiError) Error() string { return e.message }
 
-func newError(status int, code, message string) *apiError {
-	return &apiError{status: status, code: code, message: message}
+func newError(code errcode.Code, message string) *apiError {
+	return &apiError{code: code, message: message}
 }
 
 func validationError(details map[string]string) *apiError {
-	return &apiError{status: http.StatusUnprocessableEntity, code: "validation_failed", message: "the request is invalid", details: details}
+	return &apiError{code: errcode.ValidationFailed, message: "the request is invalid", details: details}
 }
 
 // writeError is the one place errors become responses: it maps sentinels to
-// statuses, keeps 5xx bodies generic and logs the real error exactly once.
+// codes (whose status the catalogue fixes), keeps 5xx bodies generic and logs
+// the real error exactly once.
 func writeError(c *gin.Context, logger *slog.Logger, err error) {
 	var ae *apiError
 	var rej *orchestrator.RejectedError
 	switch {
 	case errors.As(err, &ae):
-	case errors.As(err, &rej):
-		ae = newError(statusFor(rej.Sentinel), rej.Code, rej.Message)
+	case errors.As(err, &rej) && rej.Code.Status != 0: // a zero code is a bug: answered as internal below
+		ae = newError(rej.Code, rej.Message)
 	case errors.Is(err, orchestrator.ErrNotFound):
-		ae = newError(http.StatusNotFound, "not_found", "no such remediation")
+		ae = newError(errcode.NotFound, "no such remediation")
 	case errors.Is(err, orchestrator.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		logger.ErrorContext(c.Request.Context(), "upstream unavailable", "error", err, "correlation_id", correlationID(c))
-		ae = newError(http.StatusServiceUnavailable, "temporal_unavailable", "the workflow service is unavailable, retry later")
+		ae = newError(errcode.TemporalUnavailable, "the workflow service is unavailable, retry later")
 	default:
 		logger.ErrorContext(c.Request.Context(), "internal error", "error", err, "correlation_id", correlationID(c))
-		ae = newError(http.StatusInternalServerError, "internal", "internal error")
+		ae = newError(errcode.Internal, "internal error")
 	}
-	if ae.status == http.StatusUnauthorized {
+	if ae.code.Status == http.StatusUnauthorized {
 		c.Header("WWW-Authenticate", `Bearer realm="remediator"`)
 	}
-	c.AbortWithStatusJSON(ae.status, errorBody{Error: ae.code, Message: ae.message, Details: ae.details, CorrelationID: correlationID(c)})
-}
-
-func statusFor(sentinel error) int {
-	switch {
-	case errors.Is(sentinel, orchestrator.ErrForbidden):
-		return http.StatusForbidden
-	case errors.Is(sentinel, orchestrator.ErrConflict):
-		return http.StatusConflict
-	case errors.Is(sentinel, orchestrator.ErrInvalid):
-		return http.StatusUnprocessableEntity
-	case errors.Is(sentinel, orchestrator.ErrNotFound):
-		return http.StatusNotFound
-	}
-	return http.StatusInternalServerError
+	c.AbortWithStatusJSON(ae.code.Status, errorBody{Error: ae.code.Name, Message: ae.message, Details: ae.details, CorrelationID: correlationID(c)})
 }

@@ -53,8 +53,10 @@ type Options struct {
 	// Metrics serves /metrics (Prometheus text format); nil answers 404.
 	Metrics http.Handler
 	// Registerer receives the per-route rate-limit counters; nil keeps them unregistered.
-	Registerer             prometheus.Registerer
-	Decisions              DecisionReader
+	Registerer prometheus.Registerer
+	Decisions  DecisionReader
+	// Repos canonicalises repositories at the edge; nil refuses every start.
+	Repos                  RepoResolver
 	MaxBodyBytes           int64
 	PublicURL              string
 	UIURL                  string
@@ -68,10 +70,18 @@ type handler struct {
 	opts   Options
 	// limited counts rate-limit decisions per route and outcome.
 	limited *prometheus.CounterVec
+	// ready caches the dependency checks of /readyz and /health.
+	ready readiness
 }
 
 // NewHandler builds the whole HTTP surface.
 func NewHandler(logger *slog.Logger, orch Orchestrator, opts Options) http.Handler {
+	r, _ := newHandler(logger, orch, opts)
+	return r
+}
+
+// newHandler is NewHandler that also returns the handler state, for tests.
+func newHandler(logger *slog.Logger, orch Orchestrator, opts Options) (*gin.Engine, *handler) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
 	}
@@ -94,19 +104,26 @@ func NewHandler(logger *slog.Logger, orch Orchestrator, opts Options) http.Handl
 	h := &handler{logger: logger, orch: orch, opts: opts, limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "remediator_http_ratelimit_total",
 		Help: "Rate-limit decisions per route: allowed, limited, or error (store unavailable).",
-	}, []string{"method", "route", "outcome"})}
+	}, []string{"method", "route", "outcome"}), ready: readiness{ttl: readyCacheTTL, now: time.Now}}
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(h.limited); err != nil {
 			logger.Error("registering rate-limit counters", "error", err)
 		}
 	}
-	r.Use(withCorrelationID(), recovery(logger), securityHeaders(), accessLog(logger))
+	// The correlation id comes first so that every answer, even a refusal of
+	// oversized headers, carries it; the header limit is the first check of
+	// the request itself, after the bookkeeping that makes its 431 look and
+	// log like every other answer.
+	r.Use(withCorrelationID(), recovery(logger), securityHeaders(), accessLog(logger), limitHeaders(logger))
 	routes(r, h)
-	return r
+	return r, h
 }
 
 // NewServer wraps h in an http.Server with timeouts on every phase; the write
-// timeout leaves room for an approval Update to complete.
+// timeout leaves room for an approval Update to complete. net/http may read
+// up to 1 MiB of headers so that the handler, not Go's bare 431, refuses
+// requests over the documented 64 KiB (in the JSON error shape, with a
+// correlation id); only headers beyond 1 MiB get Go's own answer.
 func NewServer(addr string, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr:              addr,
@@ -115,6 +132,6 @@ func NewServer(addr string, h http.Handler) *http.Server {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    serverMaxHeaderBytes,
 	}
 }

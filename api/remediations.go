@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -10,10 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
+	"remediator/internal/errcode"
 	"remediator/internal/ledger"
 	"remediator/internal/orchestrator"
 	"remediator/workflows"
@@ -75,15 +74,26 @@ func (h *handler) startRemediation(c *gin.Context) {
 		writeError(c, h.logger, validationError(problems))
 		return
 	}
-	p, _ := principalOf(c)
-	if !p.CanAccessRepo(b.Repo) {
-		writeError(c, h.logger, newError(http.StatusForbidden, "repo_forbidden", "you may not start remediations for this repository"))
+	// Scope is checked on what will be acted on: the canonical repository,
+	// which is also all the workflow ever sees.
+	repo, err := h.canonicalRepo(c, b.Repo)
+	if err != nil {
+		writeError(c, h.logger, err)
 		return
+	}
+	p, _ := principalOf(c)
+	if !h.principalMayAccess(p, repo) {
+		writeError(c, h.logger, newError(errcode.RepoForbidden, "you may not start remediations for this repository"))
+		return
+	}
+	var deadline time.Time
+	if t, err := time.Parse(time.RFC3339, b.Deadline); err == nil {
+		deadline = t
 	}
 	res, err := h.orch.Start(c.Request.Context(), orchestrator.StartRequest{
 		IdempotencyKey: key, Requester: p.Subject, CorrelationID: correlationID(c),
-		Repo: b.Repo, Ref: b.Ref, SHA: b.SHA, FailureSummary: b.FailureSummary, LogExcerpt: b.LogExcerpt,
-		IncidentID: b.IncidentID, ApprovalTimeout: timeout, DeadlineSpec: b.Deadline,
+		Repo: repo, Ref: b.Ref, SHA: b.SHA, FailureSummary: b.FailureSummary, LogExcerpt: b.LogExcerpt,
+		IncidentID: b.IncidentID, ApprovalTimeout: timeout, DeadlineSpec: b.Deadline, Deadline: deadline,
 	})
 	if err != nil {
 		writeError(c, h.logger, err)
@@ -107,41 +117,50 @@ func (h *handler) links(id string) links {
 }
 
 // validateStart checks every field and returns the approval timeout.
+// Control characters are checked first, in every field, on the values as
+// sent: a field carrying one is answered with that, whatever else is wrong.
 func validateStart(b *startBody, key string, now time.Time) (time.Duration, map[string]string) {
 	problems := map[string]string{}
+	clean := func(field, value string, multiline bool) bool { return checkText(problems, field, value, multiline) }
+	repoOK, refOK, shaOK := clean("repo", b.Repo, singleLine), clean("ref", b.Ref, singleLine), clean("sha", b.SHA, singleLine)
+	summaryOK, excerptOK := clean("failure_summary", b.FailureSummary, singleLine), clean("log_excerpt", b.LogExcerpt, multiLine)
+	incidentOK, deadlineOK := clean("incident_id", b.IncidentID, singleLine), clean("deadline", b.Deadline, singleLine)
+	keyOK := clean("Idempotency-Key", key, singleLine)
 	b.Repo = strings.TrimSpace(b.Repo)
 	switch {
+	case !repoOK:
 	case b.Repo == "":
 		problems["repo"] = "required"
-	case len(b.Repo) > maxRepoLen || !utf8.ValidString(b.Repo) || strings.ContainsAny(b.Repo, "\x00\r\n"):
+	case len(b.Repo) > maxRepoLen:
 		problems["repo"] = "must be a repository path or URL of at most 512 bytes"
 	case strings.Contains("/"+b.Repo+"/", "/../"):
 		problems["repo"] = "must not contain .. segments"
 	}
-	if b.Ref != "" && (len(b.Ref) > 255 || strings.HasPrefix(b.Ref, "-") || strings.HasPrefix(b.Ref, "/") ||
+	if refOK && b.Ref != "" && (len(b.Ref) > 255 || strings.HasPrefix(b.Ref, "-") || strings.HasPrefix(b.Ref, "/") ||
 		strings.HasSuffix(b.Ref, "/") || strings.HasSuffix(b.Ref, ".") || refBadSeq.MatchString(b.Ref)) {
 		problems["ref"] = "is not a valid git ref name"
 	}
-	if b.SHA != "" && !shaPattern.MatchString(b.SHA) {
+	if shaOK && b.SHA != "" && !shaPattern.MatchString(b.SHA) {
 		problems["sha"] = "must be 7 to 40 lowercase hex characters"
 	}
 	switch s := strings.TrimSpace(b.FailureSummary); {
+	case !summaryOK:
 	case s == "":
 		problems["failure_summary"] = "required"
-	case len(b.FailureSummary) > maxSummaryLen || !utf8.ValidString(b.FailureSummary):
+	case len(b.FailureSummary) > maxSummaryLen:
 		problems["failure_summary"] = "at most 1000 bytes of UTF-8"
 	}
-	if len(b.LogExcerpt) > maxLogExcerptLen || !utf8.ValidString(b.LogExcerpt) || strings.ContainsRune(b.LogExcerpt, 0) {
+	if excerptOK && len(b.LogExcerpt) > maxLogExcerptLen {
 		problems["log_excerpt"] = "at most 64 KiB of UTF-8 text"
 	}
-	if b.IncidentID != "" && !safeIDPattern.MatchString(b.IncidentID) {
+	if incidentOK && b.IncidentID != "" && !safeIDPattern.MatchString(b.IncidentID) {
 		problems["incident_id"] = "letters, digits and ._:/- only, at most 128"
 	}
-	if key != "" && !idemKeyPattern.MatchString(key) {
+	if keyOK && key != "" && !idemKeyPattern.MatchString(key) {
 		problems["Idempotency-Key"] = "printable ASCII without spaces, at most 128"
 	}
 	var timeout time.Duration
-	if b.Deadline != "" {
+	if deadlineOK && b.Deadline != "" {
 		if d, err := time.ParseDuration(b.Deadline); err == nil {
 			timeout = d
 		} else if t, err := time.Parse(time.RFC3339, b.Deadline); err == nil {
@@ -175,7 +194,7 @@ func (h *handler) getRemediation(c *gin.Context) {
 // principal's globs answers exactly like one that does not exist.
 func (h *handler) mayAccess(c *gin.Context, repo string) bool {
 	p, ok := principalOf(c)
-	return ok && p.CanAccessRepo(repo)
+	return ok && h.principalMayAccess(p, repo)
 }
 
 // checkAccess looks up the repository of id before anything acts on it.
@@ -198,31 +217,42 @@ type statusResponse struct {
 func (h *handler) listRemediations(c *gin.Context) {
 	f := orchestrator.ListFilter{Phase: c.Query("phase"), Repo: c.Query("repo"), PageToken: c.Query("page_token")}
 	problems := map[string]string{}
-	if f.Phase != "" && !slices.Contains(workflows.Phases, workflows.Phase(f.Phase)) {
+	for _, name := range []string{"phase", "repo", "page_size", "page_token"} {
+		checkText(problems, name, c.Query(name), singleLine)
+	}
+	bad := func(field string) bool { _, ok := problems[field]; return ok }
+	if !bad("phase") && f.Phase != "" && !slices.Contains(workflows.Phases, workflows.Phase(f.Phase)) {
 		problems["phase"] = "unknown phase"
 	}
-	if f.Repo != "" && !repoFilterPatern.MatchString(f.Repo) {
+	if !bad("repo") && f.Repo != "" && !repoFilterPatern.MatchString(f.Repo) {
 		problems["repo"] = "invalid repository filter"
 	}
-	if ps := c.Query("page_size"); ps != "" {
+	if ps := c.Query("page_size"); ps != "" && !bad("page_size") {
 		n, err := strconv.Atoi(ps)
 		if err != nil || n < 1 || n > 100 {
 			problems["page_size"] = "between 1 and 100"
 		}
 		f.PageSize = n
 	}
-	if len(f.PageToken) > 4096 {
+	if !bad("page_token") && len(f.PageToken) > 4096 {
 		problems["page_token"] = "too long"
 	}
 	if len(problems) > 0 {
 		writeError(c, h.logger, validationError(problems))
 		return
 	}
+	if f.Repo != "" && h.opts.Repos != nil {
+		if canonical, err := h.opts.Repos.Canonical(c.Request.Context(), f.Repo); err == nil {
+			f.Repo = canonical
+		}
+	}
 	if f.Repo != "" && !h.mayAccess(c, f.Repo) {
 		// Nothing there is visible to this principal: not even whether it exists.
 		c.JSON(http.StatusOK, orchestrator.ListResult{Items: []orchestrator.Summary{}})
 		return
 	}
+	p, _ := principalOf(c)
+	f.Scope = h.listScope(p)
 	res, err := h.orch.List(c.Request.Context(), f)
 	if err != nil {
 		writeError(c, h.logger, err)
@@ -255,20 +285,26 @@ func (h *handler) vote(approve bool) gin.HandlerFunc {
 			return
 		}
 		problems := map[string]string{}
-		if !decisionPattern.MatchString(b.DecisionID) {
+		key := c.GetHeader("Idempotency-Key")
+		decisionOK, digestOK := checkText(problems, "decision_id", b.DecisionID, singleLine), checkText(problems, "diff_digest", b.DiffDigest, singleLine)
+		commentOK, reasonOK := checkText(problems, "comment", b.Comment, multiLine), checkText(problems, "reason", b.Reason, multiLine)
+		keyOK := checkText(problems, "Idempotency-Key", key, singleLine)
+		if decisionOK && !decisionPattern.MatchString(b.DecisionID) {
 			problems["decision_id"] = "required: the decision id shown by GET /api/remediations/{id}"
 		}
-		if !digestPattern.MatchString(b.DiffDigest) {
+		if digestOK && !digestPattern.MatchString(b.DiffDigest) {
 			problems["diff_digest"] = "required: the 64-hex digest of the diff you reviewed"
 		}
-		if len(b.Comment) > maxTextLen || len(b.Reason) > maxTextLen {
-			problems["comment"] = "comment and reason are limited to 2000 bytes"
+		if commentOK && len(b.Comment) > maxTextLen {
+			problems["comment"] = "limited to 2000 bytes"
 		}
-		if !approve && strings.TrimSpace(b.Reason) == "" {
+		if reasonOK && len(b.Reason) > maxTextLen {
+			problems["reason"] = "limited to 2000 bytes"
+		}
+		if reasonOK && !approve && strings.TrimSpace(b.Reason) == "" {
 			problems["reason"] = "a rejection needs a reason"
 		}
-		key := c.GetHeader("Idempotency-Key")
-		if key != "" && !idemKeyPattern.MatchString(key) {
+		if keyOK && key != "" && !idemKeyPattern.MatchString(key) {
 			problems["Idempotency-Key"] = "printable ASCII without spaces, at most 128"
 		}
 		if len(problems) > 0 {
@@ -311,12 +347,12 @@ func (h *handler) cancelRemediation(c *gin.Context) {
 
 func (h *handler) getDecision(c *gin.Context) {
 	if h.opts.Decisions == nil {
-		writeError(c, h.logger, newError(http.StatusNotFound, "not_found", "no decision ledger on this instance"))
+		writeError(c, h.logger, newError(errcode.NotFound, "no decision ledger on this instance"))
 		return
 	}
 	d, err := h.opts.Decisions.Get(c.Request.Context(), c.Param("id"))
 	if errors.Is(err, ledger.ErrNotFound) || (err == nil && !h.mayAccess(c, d.Repo)) {
-		writeError(c, h.logger, newError(http.StatusNotFound, "not_found", "no such decision"))
+		writeError(c, h.logger, newError(errcode.NotFound, "no such decision"))
 		return
 	}
 	if err != nil {
@@ -324,70 +360,4 @@ func (h *handler) getDecision(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, d)
-}
-
-func (h *handler) livez(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
-
-// readyz fails when Temporal or the shared rate-limit store is unreachable;
-// webhook secrets that are missing are reported (their deliveries are
-// rejected) without making the instance unready.
-func (h *handler) readyz(c *gin.Context) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
-	defer cancel()
-	checks := gin.H{"temporal": "ok", "rate_limit_store": "ok",
-		"github_webhook": secretState(h.opts.GitHubSecret), "slack_webhook": secretState(h.opts.SlackSecret)}
-	ready := true
-	if err := h.orch.Ready(ctx); err != nil {
-		h.logger.Warn("not ready: temporal", "error", err)
-		checks["temporal"], ready = "unreachable", false
-	}
-	if h.opts.LimitStore != nil {
-		if err := h.opts.LimitStore.Ping(ctx); err != nil {
-			h.logger.Warn("not ready: rate limit store", "error", err)
-			checks["rate_limit_store"], ready = "unreachable", false
-		}
-	}
-	if !ready {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": checks})
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": checks})
-}
-
-func secretState(secret []byte) string {
-	if len(secret) == 0 {
-		return "disabled: no secret configured, every delivery is rejected"
-	}
-	return "ok"
-}
-
-type healthResponse struct {
-	Status       string            `json:"status"`
-	Service      string            `json:"service"`
-	Version      string            `json:"version"`
-	Dependencies map[string]string `json:"dependencies"`
-}
-
-func (h *handler) health(c *gin.Context) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
-	defer cancel()
-	res := healthResponse{Status: "healthy", Service: "remediator", Version: h.opts.Version, Dependencies: map[string]string{}}
-	if err := h.orch.Ready(ctx); err != nil {
-		res.Status = "degraded"
-		res.Dependencies["temporal"] = "unhealthy"
-	} else {
-		res.Dependencies["temporal"] = "healthy"
-	}
-	if h.opts.Decisions != nil {
-		res.Dependencies["decision_ledger"] = "built-in"
-	}
-	if h.opts.LimitStore != nil {
-		res.Dependencies["rate_limit_store"] = "healthy"
-		if err := h.opts.LimitStore.Ping(ctx); err != nil {
-			res.Status = "degraded"
-			res.Dependencies["rate_limit_store"] = "unhealthy"
-		}
-	}
-	// Always 200: this is a summary for people and dashboards; /readyz is the probe.
-	c.JSON(http.StatusOK, res)
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"remediator/internal/errcode"
 )
 
 // Roles, as the README's route table lists them.
@@ -20,6 +22,9 @@ const (
 	ruleApprovals = "approvals"
 	ruleWebhooks  = "webhooks"
 	ruleGeneral   = "general"
+	// ruleAuthFailures counts failed authentications per client IP; it is
+	// applied by authenticate, not by a route.
+	ruleAuthFailures = "auth_failures"
 )
 
 // route is one row of the HTTP surface. The OpenAPI test checks every row's
@@ -54,11 +59,12 @@ func (h *handler) routeTable() []route {
 	}
 }
 
-// routes registers the table: /api routes authenticate first, then count
-// against their rule (writes fail closed when the limiter is down), then
+// routes registers the table: /api routes authenticate first (refused at
+// once while the client IP has spent its failed-authentication budget), then
+// count against their rule (writes fail closed when the limiter is down), then
 // check roles.
 func routes(r *gin.Engine, h *handler) {
-	authed := r.Group("/api", authenticate(h.logger, h.opts.Auth))
+	authed := r.Group("/api", h.authenticate())
 	for _, rt := range h.routeTable() {
 		var chain []gin.HandlerFunc
 		if rt.rule != "" {
@@ -75,9 +81,9 @@ func routes(r *gin.Engine, h *handler) {
 		}
 	}
 	r.NoRoute(func(c *gin.Context) {
-		writeError(c, h.logger, newError(http.StatusNotFound, "not_found", "no such route"))
+		writeError(c, h.logger, newError(errcode.NotFound, "no such route"))
 	})
 	r.NoMethod(func(c *gin.Context) {
-		writeError(c, h.logger, newError(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route"))
+		writeError(c, h.logger, newError(errcode.MethodNotAllowed, "method not allowed on this route"))
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,7 +39,7 @@ func limitedHandlerWithMetrics(t *testing.T, orch *fakeOrch, store *ratelimit.St
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{Auth: testAuth(t), Limiter: lim, LimitStore: store, TrustedProxies: proxies, MaxBodyBytes: 4096}
+	opts := Options{Auth: testAuth(t), Limiter: lim, LimitStore: store, TrustedProxies: proxies, MaxBodyBytes: 4096, Repos: testRepos()}
 	if reg != nil {
 		opts.Registerer = reg
 		opts.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
@@ -103,6 +104,78 @@ func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
 	}
 }
 
+// authReq is a GET /api/remediations from ip with token (and an optional
+// X-Forwarded-For).
+func authReq(ip, token, xff string) *http.Request {
+	req := httptest.NewRequest("GET", "/api/remediations", nil)
+	req.RemoteAddr = ip + ":40000"
+	req.Header.Set("Authorization", "Bearer "+token)
+	if xff != "" {
+		req.Header.Set("X-Forwarded-For", xff)
+	}
+	return req
+}
+
+const badTok = "not-a-valid-token-0123456789"
+
+func TestFailedAuthenticationIsLimitedPerClientIP(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := limitedHandlerWithMetrics(t, &fakeOrch{}, memStore(t), rules(t, "auth_failures=3-M"), nil, reg)
+	for i := range 3 {
+		// The peer is not a trusted proxy: a rotating X-Forwarded-For does not buy a new budget.
+		if rec := serve(t, h, authReq("203.0.113.5", badTok, fmt.Sprintf("10.9.0.%d", i))); rec.Code != 401 {
+			t.Fatalf("bad token %d: want 401, got %d %s", i+1, rec.Code, rec.Body)
+		}
+	}
+	for _, tok := range []string{approverTok, badTok} {
+		rec := serve(t, h, authReq("203.0.113.5", tok, ""))
+		var eb errorBody
+		_ = json.Unmarshal(rec.Body.Bytes(), &eb)
+		if rec.Code != 429 || eb.Error != "rate_limited" {
+			t.Fatalf("after the budget, even a valid token answers 429 (credential not looked at): got %d %s", rec.Code, rec.Body)
+		}
+		if ra, err := strconv.Atoi(rec.Header().Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
+			t.Fatalf("Retry-After: %q", rec.Header().Get("Retry-After"))
+		}
+		if rec.Header().Get("X-RateLimit-Limit") != "3" || rec.Header().Get("X-RateLimit-Remaining") != "0" {
+			t.Fatalf("limit headers: %v", rec.Header())
+		}
+	}
+	if rec := serve(t, h, authReq("203.0.113.6", approverTok, "")); rec.Code != 200 {
+		t.Fatalf("another client IP is not affected: %d %s", rec.Code, rec.Body)
+	}
+	if rec := serve(t, h, authReq("203.0.113.6", badTok, "")); rec.Code != 401 {
+		t.Fatalf("another client IP has its own budget: %d %s", rec.Code, rec.Body)
+	}
+	// Public routes do not authenticate, so they are not affected either.
+	if rec := serve(t, h, httptest.NewRequest("GET", "/health", nil)); rec.Code != 200 {
+		t.Fatalf("/health: %d", rec.Code)
+	}
+	metrics := serve(t, h, httptest.NewRequest("GET", "/metrics", nil)).Body.String()
+	if want := `remediator_http_ratelimit_total{method="GET",outcome="limited",route="/api/remediations"} 2`; !strings.Contains(metrics, want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
+
+	// Good credentials alone never count.
+	h = limitedHandler(t, &fakeOrch{}, memStore(t), rules(t, "auth_failures=3-M"), nil)
+	for i := range 20 {
+		if rec := serve(t, h, authReq("203.0.113.7", approverTok, "")); rec.Code != 200 {
+			t.Fatalf("valid request %d: %d %s", i+1, rec.Code, rec.Body)
+		}
+	}
+}
+
+func TestTrustedProxyKeysFailedAuthenticationOnTheRealClient(t *testing.T) {
+	h := limitedHandler(t, &fakeOrch{}, memStore(t), rules(t, "auth_failures=1-M"), []string{"127.0.0.1"})
+	serve(t, h, authReq("127.0.0.1", badTok, "198.51.100.1"))
+	if rec := serve(t, h, authReq("127.0.0.1", approverTok, "198.51.100.1")); rec.Code != 429 {
+		t.Fatalf("the client behind the proxy spent its budget: %d", rec.Code)
+	}
+	if rec := serve(t, h, authReq("127.0.0.1", approverTok, "198.51.100.2")); rec.Code != 200 {
+		t.Fatalf("another client behind the same proxy: %d %s", rec.Code, rec.Body)
+	}
+}
+
 func webhookReq(body, ip, xff string) *http.Request {
 	req := httptest.NewRequest("POST", "/webhooks/slack", strings.NewReader(body))
 	req.RemoteAddr = ip + ":40000"
@@ -116,8 +189,7 @@ func TestRotatingForwardedForFromUntrustedPeerShareOneBudget(t *testing.T) {
 	h := limitedHandler(t, &fakeOrch{}, memStore(t), rules(t, "webhooks=5-M"), nil)
 	passed := 0
 	for i := 0; i < 100; i++ {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, webhookReq("x", "203.0.113.7", fmt.Sprintf("10.0.%d.%d", i/250, i%250)))
+		rec := serve(t, h, webhookReq("x", "203.0.113.7", fmt.Sprintf("10.0.%d.%d", i/250, i%250)))
 		if rec.Code != 429 {
 			passed++
 		}
@@ -130,9 +202,7 @@ func TestRotatingForwardedForFromUntrustedPeerShareOneBudget(t *testing.T) {
 func TestTrustedProxyKeysTheRealClient(t *testing.T) {
 	h := limitedHandler(t, &fakeOrch{}, memStore(t), rules(t, "webhooks=2-M"), []string{"127.0.0.1"})
 	status := func(xff string) int {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, webhookReq("x", "127.0.0.1", xff))
-		return rec.Code
+		return serve(t, h, webhookReq("x", "127.0.0.1", xff)).Code
 	}
 	for i := 0; i < 2; i++ {
 		if status("198.51.100.1") == 429 {
@@ -209,6 +279,47 @@ func TestTwoReplicasSharingRedisShareOneBudget(t *testing.T) {
 	}
 }
 
+func TestFailedAuthenticationBudgetIsSharedThroughRedis(t *testing.T) {
+	u := redisURL(t)
+	prefix := "remediator-test:api:" + uuid.NewString()
+	t.Cleanup(func() {
+		opt, _ := redis.ParseURL(u)
+		c := redis.NewClient(opt)
+		defer c.Close()
+		ctx := context.Background()
+		iter := c.Scan(ctx, 0, prefix+"*", 100).Iterator()
+		for iter.Next(ctx) {
+			c.Del(ctx, iter.Val())
+		}
+	})
+	replica := func() http.Handler {
+		s, err := ratelimit.NewStore(u, prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return limitedHandler(t, &fakeOrch{}, s, rules(t, "auth_failures=4-M"), nil)
+	}
+	a, b := replica(), replica()
+	for i := range 4 {
+		h := a
+		if i%2 == 1 {
+			h = b
+		}
+		if rec := serve(t, h, authReq("203.0.113.9", badTok, "")); rec.Code != 401 {
+			t.Fatalf("bad token %d: %d %s", i+1, rec.Code, rec.Body)
+		}
+	}
+	for _, h := range []http.Handler{a, b} {
+		if rec := serve(t, h, authReq("203.0.113.9", approverTok, "")); rec.Code != 429 || rec.Header().Get("Retry-After") == "" {
+			t.Fatalf("both replicas see the spent budget: %d %s", rec.Code, rec.Body)
+		}
+	}
+	if rec := serve(t, a, authReq("203.0.113.10", approverTok, "")); rec.Code != 200 {
+		t.Fatalf("another IP: %d %s", rec.Code, rec.Body)
+	}
+}
+
 func TestWritesFailClosedWhenRedisIsDown(t *testing.T) {
 	s, err := ratelimit.NewStore("redis://127.0.0.1:1/0", "x")
 	if err != nil {
@@ -223,6 +334,16 @@ func TestWritesFailClosedWhenRedisIsDown(t *testing.T) {
 	if rec, _ := do(t, h, "GET", "/readyz", "", ""); rec.Code != 503 || !strings.Contains(rec.Body.String(), "rate_limit_store") {
 		t.Fatalf("readyz must report the store: %d %s", rec.Code, rec.Body)
 	}
+	// The failed-authentication budget fails the same way: writes closed, reads open.
+	if rec, eb := do(t, h, "POST", "/api/remediations", badTok, validStart); rec.Code != 503 || eb.Error != "rate_limit_unavailable" {
+		t.Fatalf("a write with a bad token while the store is down: %d %s", rec.Code, rec.Body)
+	}
+	if rec, eb := do(t, h, "GET", "/api/remediations", badTok, ""); rec.Code != 401 || eb.Error != "invalid_token" {
+		t.Fatalf("a read with a bad token while the store is down is still judged: %d %s", rec.Code, rec.Body)
+	}
+	if rec, _ := do(t, h, "GET", "/api/remediations", approverTok, ""); rec.Code != 200 {
+		t.Fatalf("a read with a good token while the store is down passes: %d %s", rec.Code, rec.Body)
+	}
 }
 
 func sign(secret, body string) string {
@@ -232,19 +353,18 @@ func sign(secret, body string) string {
 }
 
 func githubHandler(t *testing.T, orch *fakeOrch, secret string) http.Handler {
-	return NewHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), orch, Options{Auth: testAuth(t), GitHubSecret: []byte(secret), SlackSecret: []byte(secret)})
+	return NewHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), orch, Options{Auth: testAuth(t), GitHubSecret: []byte(secret), SlackSecret: []byte(secret), Repos: testRepos()})
 }
 
-func postGitHub(h http.Handler, event, delivery, sig, body string) *httptest.ResponseRecorder {
+func postGitHub(t *testing.T, h http.Handler, event, delivery, sig, body string) *httptest.ResponseRecorder {
+	t.Helper()
 	req := httptest.NewRequest("POST", "/webhooks/github", strings.NewReader(body))
 	req.Header.Set("X-GitHub-Event", event)
 	req.Header.Set("X-GitHub-Delivery", delivery)
 	if sig != "" {
 		req.Header.Set("X-Hub-Signature-256", sig)
 	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	return rec
+	return serve(t, h, req)
 }
 
 const failedRun = `{"action":"completed","repository":{"full_name":"acme/api"},"workflow_run":{"id":42,"name":"CI","conclusion":"failure","head_branch":"main","head_sha":"0123456789abcdef0123456789abcdef01234567","html_url":"https://example.invalid/run/42"}}`
@@ -252,26 +372,26 @@ const failedRun = `{"action":"completed","repository":{"full_name":"acme/api"},"
 func TestGitHubWebhookIsVerifiedAndFailsClosed(t *testing.T) {
 	orch := &fakeOrch{}
 	h := githubHandler(t, orch, "s3cret")
-	if rec := postGitHub(h, "workflow_run", "d-1", "", failedRun); rec.Code != 401 {
+	if rec := postGitHub(t, h, "workflow_run", "d-1", "", failedRun); rec.Code != 401 {
 		t.Fatalf("missing signature: %d", rec.Code)
 	}
-	if rec := postGitHub(h, "workflow_run", "d-1", sign("wrong", failedRun), failedRun); rec.Code != 401 {
+	if rec := postGitHub(t, h, "workflow_run", "d-1", sign("wrong", failedRun), failedRun); rec.Code != 401 {
 		t.Fatalf("wrong signature: %d", rec.Code)
 	}
-	if rec := postGitHub(h, "workflow_run", "d-1", sign("s3cret", failedRun), failedRun+" "); rec.Code != 401 {
+	if rec := postGitHub(t, h, "workflow_run", "d-1", sign("s3cret", failedRun), failedRun+" "); rec.Code != 401 {
 		t.Fatalf("a body that differs from the signed bytes: %d", rec.Code)
 	}
 	unset := githubHandler(t, orch, "")
-	if rec := postGitHub(unset, "workflow_run", "d-1", sign("", failedRun), failedRun); rec.Code != 401 || !strings.Contains(rec.Body.String(), "webhook_not_configured") {
+	if rec := postGitHub(t, unset, "workflow_run", "d-1", sign("", failedRun), failedRun); rec.Code != 401 || !strings.Contains(rec.Body.String(), "webhook_not_configured") {
 		t.Fatalf("no secret configured must reject every delivery: %d %s", rec.Code, rec.Body)
 	}
 	if len(orch.started) != 0 {
 		t.Fatal("rejected deliveries must have no effect")
 	}
-	if rec := postGitHub(h, "ping", "d-0", sign("s3cret", `{"zen":"hi"}`), `{"zen":"hi"}`); rec.Code != 200 || !strings.Contains(rec.Body.String(), "pong") {
+	if rec := postGitHub(t, h, "ping", "d-0", sign("s3cret", `{"zen":"hi"}`), `{"zen":"hi"}`); rec.Code != 200 || !strings.Contains(rec.Body.String(), "pong") {
 		t.Fatalf("ping: %d %s", rec.Code, rec.Body)
 	}
-	rec := postGitHub(h, "workflow_run", "d-1", sign("s3cret", failedRun), failedRun)
+	rec := postGitHub(t, h, "workflow_run", "d-1", sign("s3cret", failedRun), failedRun)
 	if rec.Code != 202 || len(orch.started) != 1 {
 		t.Fatalf("signed failure: %d %s", rec.Code, rec.Body)
 	}
@@ -281,8 +401,44 @@ func TestGitHubWebhookIsVerifiedAndFailsClosed(t *testing.T) {
 		t.Fatalf("start keyed on the source event: %+v", st)
 	}
 	ok := `{"action":"completed","repository":{"full_name":"acme/api"},"workflow_run":{"id":43,"conclusion":"success","head_sha":"0123456789abcdef0123456789abcdef01234567"}}`
-	if rec := postGitHub(h, "workflow_run", "d-2", sign("s3cret", ok), ok); rec.Code != 202 || !strings.Contains(rec.Body.String(), "ignored") || len(orch.started) != 1 {
+	if rec := postGitHub(t, h, "workflow_run", "d-2", sign("s3cret", ok), ok); rec.Code != 202 || !strings.Contains(rec.Body.String(), "ignored") || len(orch.started) != 1 {
 		t.Fatalf("a success is ignored: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestGitHubDeliveryTextIsMadeSafe(t *testing.T) {
+	orch := &fakeOrch{}
+	h := githubHandler(t, orch, "s3cret")
+	sha := "0123456789abcdef0123456789abcdef01234567"
+	run := func(name, branch string) string {
+		b, _ := json.Marshal(map[string]any{"action": "completed", "repository": map[string]string{"full_name": "acme/api"},
+			"workflow_run": map[string]any{"id": 7, "name": name, "conclusion": "failure", "head_branch": branch, "head_sha": sha,
+				"html_url": "https://example.invalid/run/7"}})
+		return string(b)
+	}
+	// A workflow name with control characters: the composed summary is one clean line.
+	body := run("CI\x00\n\x1b[2J\u0085 lint", "main")
+	if rec := postGitHub(t, h, "workflow_run", "d-10", sign("s3cret", body), body); rec.Code != 202 || len(orch.started) != 1 {
+		t.Fatalf("a delivery with a messy workflow name: %d %s", rec.Code, rec.Body)
+	}
+	if got := orch.started[0].FailureSummary; got != "GitHub workflow CI [2J lint failed on main" || textProblem(got, singleLine) != "" {
+		t.Fatalf("summary: %q", got)
+	}
+	// A branch that is not a usable ref name is refused, not passed on.
+	for _, branch := range []string{"ma\x00in", "ma\u0085in", "ma\nin"} {
+		body := run("CI", branch)
+		rec := postGitHub(t, h, "workflow_run", "d-11", sign("s3cret", body), body)
+		if rec.Code != 422 || !strings.Contains(rec.Body.String(), `"ref"`) {
+			t.Errorf("branch %q: want 422 naming ref, got %d %s", branch, rec.Code, rec.Body)
+		}
+	}
+	if len(orch.started) != 1 {
+		t.Fatalf("no workflow may start with control characters: %+v", orch.started[1:])
+	}
+	// The name alone cannot push the summary over its limit.
+	body = run(strings.Repeat("n", 2000), "main")
+	if rec := postGitHub(t, h, "workflow_run", "d-12", sign("s3cret", body), body); rec.Code != 202 || len(orch.started[1].FailureSummary) > maxSummaryLen {
+		t.Fatalf("a long workflow name: %d %s", rec.Code, rec.Body)
 	}
 }
 
@@ -308,14 +464,12 @@ func TestSlackSignatureWindow(t *testing.T) {
 		"six minutes old": {slackReq("slack-secret", body, time.Now().Add(-6*time.Minute)), 401},
 		"wrong secret":    {slackReq("other", body, time.Now()), 401},
 	} {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, tc.req)
+		rec := serve(t, h, tc.req)
 		if rec.Code != tc.want {
 			t.Errorf("%s: want %d, got %d %s", name, tc.want, rec.Code, rec.Body)
 		}
 	}
-	rec := httptest.NewRecorder()
-	githubHandler(t, &fakeOrch{}, "").ServeHTTP(rec, slackReq("", body, time.Now()))
+	rec := serve(t, githubHandler(t, &fakeOrch{}, ""), slackReq("", body, time.Now()))
 	if rec.Code != 401 {
 		t.Fatalf("no signing secret must reject: %d", rec.Code)
 	}
@@ -328,7 +482,7 @@ func TestJWTPrincipalThroughTheAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	orch := &fakeOrch{}
-	h := NewHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), orch, Options{Auth: &auth.Authenticator{JWT: v}})
+	h := NewHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), orch, Options{Auth: &auth.Authenticator{JWT: v}, Repos: testRepos()})
 	mint := func(claims jwt.MapClaims) string {
 		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
 		if err != nil {
@@ -367,8 +521,7 @@ func TestSlackButtonsVoteAsTheLinkedPrincipal(t *testing.T) {
 	})
 	digest := strings.Repeat("a", 64)
 	click := func(user, action, id string) string {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, slackReq("slack-secret", slackActionBody(user, action, id+"|dec_1|"+digest), time.Now()))
+		rec := serve(t, h, slackReq("slack-secret", slackActionBody(user, action, id+"|dec_1|"+digest), time.Now()))
 		if rec.Code != 200 {
 			t.Fatalf("slack answers 200 with a text, got %d %s", rec.Code, rec.Body)
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"remediator/internal/errcode"
 	"remediator/internal/orchestrator"
 	"remediator/internal/webhook"
 	"remediator/workflows"
@@ -34,29 +34,16 @@ type webhookResponse struct {
 	WorkflowID string `json:"workflow_id,omitempty"`
 }
 
-// readRaw reads the raw body under max: signatures are computed over the
-// exact bytes, so nothing may decode or rewrite them first.
-func readRaw(c *gin.Context, max int64) ([]byte, error) {
-	body, err := io.ReadAll(io.LimitReader(c.Request.Body, max+1))
-	if err != nil {
-		return nil, newError(http.StatusBadRequest, "unreadable_body", "the request body could not be read")
-	}
-	if int64(len(body)) > max {
-		return nil, newError(http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than allowed")
-	}
-	return body, nil
-}
-
 // rejectSignature answers 401 for a webhook whose signature failed (or whose
 // secret is missing) and logs why; the reason never reaches the caller.
 func (h *handler) rejectSignature(c *gin.Context, source string, err error) {
-	code := "invalid_signature"
+	code := errcode.InvalidSignature
 	if errors.Is(err, webhook.ErrNoSecret) {
-		code = "webhook_not_configured"
+		code = errcode.WebhookNotConfigured
 	}
 	h.logger.WarnContext(c.Request.Context(), "webhook rejected", "source", source, "reason", err.Error(),
 		"delivery", c.GetHeader("X-GitHub-Delivery"), "correlation_id", correlationID(c))
-	writeError(c, h.logger, newError(http.StatusUnauthorized, code, "the request signature is not valid"))
+	writeError(c, h.logger, newError(code, "the request signature is not valid"))
 }
 
 type githubPayload struct {
@@ -97,7 +84,7 @@ func (h *handler) githubWebhook(c *gin.Context) {
 	}
 	event, delivery := c.GetHeader("X-GitHub-Event"), c.GetHeader("X-GitHub-Delivery")
 	if event == "" || !deliveryPattern.MatchString(delivery) {
-		writeError(c, h.logger, newError(http.StatusBadRequest, "missing_headers", "X-GitHub-Event and X-GitHub-Delivery are required"))
+		writeError(c, h.logger, newError(errcode.MissingHeaders, "X-GitHub-Event and X-GitHub-Delivery are required"))
 		return
 	}
 	if event == "ping" {
@@ -106,18 +93,22 @@ func (h *handler) githubWebhook(c *gin.Context) {
 	}
 	var p githubPayload
 	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&p); err != nil {
-		writeError(c, h.logger, newError(http.StatusBadRequest, "malformed_json", "the delivery is not a JSON object"))
+		writeError(c, h.logger, newError(errcode.MalformedJSON, "the delivery is not a JSON object"))
 		return
 	}
+	// The text composed from the delivery is made one clean line (GitHub
+	// cannot fix its payload); the fields passed on as they are (ref, sha,
+	// repository) are validated like an API request's, control characters
+	// included, so none reaches a workflow.
 	var sb startBody
 	switch {
 	case event == "workflow_run" && p.Action == "completed" && p.WorkflowRun != nil && p.WorkflowRun.Conclusion == "failure":
 		sb = startBody{Ref: p.WorkflowRun.HeadBranch, SHA: p.WorkflowRun.HeadSHA,
-			FailureSummary: "GitHub workflow " + p.WorkflowRun.Name + " failed on " + p.WorkflowRun.HeadBranch,
-			LogExcerpt:     p.WorkflowRun.HTMLURL}
+			FailureSummary: oneLine("GitHub workflow "+p.WorkflowRun.Name+" failed on "+p.WorkflowRun.HeadBranch, maxSummaryLen),
+			LogExcerpt:     oneLine(p.WorkflowRun.HTMLURL, maxLogExcerptLen)}
 	case event == "check_suite" && p.CheckSuite != nil && p.CheckSuite.Conclusion == "failure":
 		sb = startBody{Ref: p.CheckSuite.HeadBranch, SHA: p.CheckSuite.HeadSHA,
-			FailureSummary: "GitHub check suite failed on " + p.CheckSuite.HeadBranch}
+			FailureSummary: oneLine("GitHub check suite failed on "+p.CheckSuite.HeadBranch, maxSummaryLen)}
 	default:
 		c.JSON(http.StatusAccepted, webhookResponse{Status: "ignored", DeliveryID: delivery})
 		return
@@ -131,12 +122,18 @@ func (h *handler) githubWebhook(c *gin.Context) {
 		writeError(c, h.logger, validationError(problems))
 		return
 	}
+	// Only a repository this service can act on starts a workflow.
+	repo, err := h.canonicalRepo(c, sb.Repo)
+	if err != nil {
+		writeError(c, h.logger, err)
+		return
+	}
 	res, err := h.orch.Start(c.Request.Context(), orchestrator.StartRequest{
 		// One remediation per failing commit, whichever event reports it first.
 		IdempotencyKey: "github:" + sb.Repo + "@" + sb.SHA,
 		Fingerprint:    sb.Repo + "@" + sb.SHA,
 		Requester:      webhookRequester, CorrelationID: correlationID(c),
-		Repo: sb.Repo, Ref: sb.Ref, SHA: sb.SHA, FailureSummary: sb.FailureSummary, LogExcerpt: sb.LogExcerpt,
+		Repo: repo, Ref: sb.Ref, SHA: sb.SHA, FailureSummary: sb.FailureSummary, LogExcerpt: sb.LogExcerpt,
 	})
 	if err != nil {
 		writeError(c, h.logger, err)
@@ -193,7 +190,7 @@ func (h *handler) slackWebhook(c *gin.Context) {
 	form, err := url.ParseQuery(string(body))
 	var act slackAction
 	if err != nil || form.Get("payload") == "" || json.Unmarshal([]byte(form.Get("payload")), &act) != nil {
-		writeError(c, h.logger, newError(http.StatusBadRequest, "malformed_payload", "a form field payload with JSON is required"))
+		writeError(c, h.logger, newError(errcode.MalformedPayload, "a form field payload with JSON is required"))
 		return
 	}
 	c.JSON(http.StatusOK, slackResponse{Text: h.slackVote(c, act)})

@@ -31,6 +31,8 @@ import (
 	"remediator/internal/orchestrator"
 	"remediator/internal/ratelimit"
 	"remediator/internal/recipe"
+	"remediator/internal/sandbox"
+	"remediator/internal/vote"
 	"remediator/worker"
 )
 
@@ -41,11 +43,22 @@ type Components struct {
 }
 
 // BuildActivities wires the local providers: git repositories on disk under
-// the configured roots, recipe fixes, and the built-in decision ledger.
-func BuildActivities(cfg config.Config) (Components, error) {
+// the configured roots, recipe fixes in the recipe sandbox, the built-in
+// decision ledger, and the keys votes are verified with. Without a working
+// sandbox it warns loudly (auto) or refuses to build (required).
+func BuildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger) (Components, error) {
 	git, err := gitlocal.New(gitlocal.Options{Roots: cfg.GitRoots, ScratchDir: filepath.Join(cfg.DataDir, "scratch")})
 	if err != nil {
 		return Components{}, err
+	}
+	sb, err := sandbox.New(ctx, sandbox.Options{Mode: cfg.RecipeSandbox})
+	if err != nil {
+		return Components{}, fmt.Errorf("REMEDIATOR_RECIPE_SANDBOX=%s: %w", cfg.RecipeSandbox, err)
+	}
+	if w := sb.Warning(); w != "" {
+		logger.Warn("RECIPE COMMANDS ARE NOT SANDBOXED: "+w, "mode", cfg.RecipeSandbox)
+	} else {
+		logger.Info("recipe sandbox ready", "mode", cfg.RecipeSandbox)
 	}
 	recipes := recipe.Builtin()
 	if cfg.RecipesFile != "" {
@@ -62,10 +75,11 @@ func BuildActivities(cfg config.Config) (Components, error) {
 	return Components{
 		Acts: &activities.Activities{
 			Fixer: &activities.LocalFixer{Git: git, Recipes: &recipe.Generator{
-				Checkout: git, Recipes: recipes, MaxDiffBytes: cfg.MaxDiffBytes, DeniedPaths: cfg.DeniedPaths,
+				Checkout: git, Recipes: recipes, MaxDiffBytes: cfg.MaxDiffBytes, DeniedPaths: cfg.DeniedPaths, Sandbox: sb,
 			}},
 			Decisions: &activities.LedgerDecisions{Store: store},
 			Git:       &activities.LocalGit{Git: git},
+			VoteKeys:  cfg.VotePublicKeys,
 		},
 		Ledger: store,
 	}, nil
@@ -141,12 +155,23 @@ func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store *ledg
 	if err != nil {
 		return nil, err
 	}
-	orch := orchestrator.New(c, cfg.Temporal.Namespace, cfg.ApprovalTimeout)
+	var signer *vote.Signer
+	if cfg.VoteSigningKey != nil {
+		if signer, err = vote.NewSigner(cfg.VoteSigningKey); err != nil {
+			return nil, err
+		}
+	}
+	// The API canonicalises repositories under the same roots as the worker.
+	repos, err := gitlocal.New(gitlocal.Options{Roots: cfg.GitRoots, ScratchDir: filepath.Join(cfg.DataDir, "scratch")})
+	if err != nil {
+		return nil, err
+	}
+	orch := orchestrator.New(c, cfg.Temporal.Namespace, cfg.ApprovalTimeout, signer)
 	deps.Handler = api.NewHandler(logger.With("component", "api"), orch, api.Options{
 		Auth: authn, Limiter: limiter, LimitStore: limitStore, TrustedProxies: cfg.TrustedProxies,
 		GitHubSecret: cfg.GitHubSecret, SlackSecret: cfg.SlackSecret, SlackUsers: cfg.SlackUsers, WebhookMaxBytes: cfg.WebhookMaxBytes,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Registerer: reg,
-		Decisions: store, MaxBodyBytes: cfg.MaxBodyBytes, PublicURL: cfg.PublicURL,
+		Decisions: store, Repos: repos, MaxBodyBytes: cfg.MaxBodyBytes, PublicURL: cfg.PublicURL,
 		UIURL: cfg.UIURL, DefaultApprovalTimeout: cfg.ApprovalTimeout, Version: Version(),
 	})
 	ok = true
@@ -195,12 +220,12 @@ func boot(ctx context.Context, what string, getenv func(string) string, stderr i
 
 // RunWorker is `remediator worker`.
 func RunWorker(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
-	cfg, logger, c, err := boot(ctx, "worker", getenv, stderr, nil)
+	cfg, logger, c, err := boot(ctx, "worker", getenv, stderr, config.Config.ValidateWorker)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	comps, err := BuildActivities(cfg)
+	comps, err := BuildActivities(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}

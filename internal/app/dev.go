@@ -26,6 +26,7 @@ import (
 	"remediator/internal/devserver"
 	"remediator/internal/logging"
 	"remediator/internal/orchestrator"
+	"remediator/internal/vote"
 	"remediator/workflows"
 )
 
@@ -99,7 +100,22 @@ func StartDev(ctx context.Context, cfg config.Config, ports devserver.Ports, log
 	if d.Demo, err = demo.Ensure(ctx, filepath.Join(cfg.DataDir, "demo-repo")); err != nil {
 		return fail(fmt.Errorf("creating the demo repository: %w", err))
 	}
-	comps, err := BuildActivities(cfg)
+	// The dev signing key lives in the data dir; its public half is what the
+	// in-process worker verifies votes with.
+	key, err := vote.LoadOrCreate(filepath.Join(cfg.DataDir, "vote-signing-key.pem"))
+	if err != nil {
+		return fail(fmt.Errorf("the dev vote signing key: %w", err))
+	}
+	if cfg.VoteSigningKey == nil {
+		cfg.VoteSigningKey = key
+	}
+	signer, err := vote.NewSigner(cfg.VoteSigningKey)
+	if err != nil {
+		return fail(err)
+	}
+	cfg.VotePublicKeys = append(cfg.VotePublicKeys, signer.PublicKey())
+	d.Config = cfg
+	comps, err := BuildActivities(ctx, cfg, logger)
 	if err != nil {
 		return fail(err)
 	}

@@ -4,7 +4,8 @@
 // a single PEM public key), API keys sent in the X-API-Key header, and static
 // bearer tokens from a table. Secrets are only ever kept as SHA-256 hashes and
 // compared in constant time. The package deliberately depends only on
-// net/http so that it can be used by any router.
+// net/http (and the standard-library-only error catalogue) so that it can be
+// used by any router.
 package auth
 
 import (
@@ -12,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
+
+	"remediator/internal/errcode"
 )
 
 // Roles known to remediator. Any other role found in a credential is dropped
@@ -31,13 +34,15 @@ const (
 	MethodToken  = "token"
 )
 
-// Error codes carried by *Error. They are stable and safe to return to
-// clients; everything else about a failure stays in Error.Err.
-const (
-	CodeMissingCredentials = "missing_credentials"
-	CodeInvalidToken       = "invalid_token"
-	CodeTokenExpired       = "token_expired"
-	CodeInvalidAPIKey      = "invalid_api_key"
+// Error codes carried by *Error, by name from the one catalogue
+// (internal/errcode), which also gives their HTTP status (401). They are
+// stable and safe to return to clients; everything else about a failure stays
+// in Error.Err.
+var (
+	CodeMissingCredentials = errcode.MissingCredentials.Name
+	CodeInvalidToken       = errcode.InvalidToken.Name
+	CodeTokenExpired       = errcode.TokenExpired.Name
+	CodeInvalidAPIKey      = errcode.InvalidAPIKey.Name
 )
 
 // Principal is an authenticated caller. Handlers use it to decide what the

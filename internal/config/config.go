@@ -4,6 +4,7 @@
 package config
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,8 @@ import (
 
 	"remediator/internal/auth"
 	"remediator/internal/ratelimit"
+	"remediator/internal/sandbox"
+	"remediator/internal/vote"
 )
 
 // Mode separates the all-in-one dev process from production processes;
@@ -79,6 +82,14 @@ type Config struct {
 	MaxBodyBytes    int64
 	ShutdownTimeout time.Duration
 	Dev             Dev
+	// RecipeSandbox says whether recipe commands must run in bubblewrap.
+	RecipeSandbox sandbox.Mode
+	// VoteSigningKey signs every vote the API delivers (API side only; dev
+	// generates one into the data dir). Nil when not configured.
+	VoteSigningKey ed25519.PrivateKey
+	// VotePublicKeys are what workers verify votes with (dev adds the
+	// public half of its own signing key).
+	VotePublicKeys []vote.PublicKey
 }
 
 // Bounds for approval deadlines set per remediation.
@@ -200,6 +211,15 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 		errs = append(errs, err)
 	}
 	c.WebhookMaxBytes = int64(intVar("REMEDIATOR_WEBHOOK_MAX_BODY_BYTES", 25<<20))
+	if c.RecipeSandbox, err = sandbox.ParseMode(env("REMEDIATOR_RECIPE_SANDBOX", string(sandbox.ModeAuto))); err != nil {
+		errs = append(errs, fmt.Errorf("REMEDIATOR_RECIPE_SANDBOX: %w", err))
+	}
+	if c.VoteSigningKey, err = loadSigningKey(getenv); err != nil {
+		errs = append(errs, err)
+	}
+	if c.VotePublicKeys, err = loadPublicKeys(getenv); err != nil {
+		errs = append(errs, err)
+	}
 
 	if !slices.Contains([]string{"text", "json"}, c.LogFormat) {
 		errs = append(errs, fmt.Errorf("REMEDIATOR_LOG_FORMAT: %q is not text or json", c.LogFormat))
@@ -227,12 +247,81 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 }
 
 // ValidateAPI fails closed: outside dev mode the API refuses to start without
-// at least one verifier (JWT, API keys or static tokens).
+// at least one verifier (JWT, API keys or static tokens), or without the key
+// that signs votes.
 func (c Config) ValidateAPI() error {
-	if c.Mode != ModeDev && len(c.Tokens) == 0 && len(c.APIKeys) == 0 && c.JWT == nil {
-		return errors.New("no API credentials configured: set REMEDIATOR_JWT_*, REMEDIATOR_API_KEYS or REMEDIATOR_API_TOKENS (see README, Authentication)")
+	if c.Mode == ModeDev {
+		return nil
+	}
+	var errs []error
+	if len(c.Tokens) == 0 && len(c.APIKeys) == 0 && c.JWT == nil {
+		errs = append(errs, errors.New("no API credentials configured: set REMEDIATOR_JWT_*, REMEDIATOR_API_KEYS or REMEDIATOR_API_TOKENS (see README, Authentication)"))
+	}
+	if c.VoteSigningKey == nil {
+		errs = append(errs, errors.New("no vote signing key: set REMEDIATOR_VOTE_SIGNING_KEY_FILE (mint one with `remediator votekey create`)"))
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateWorker fails closed: outside dev mode a worker refuses to start
+// without keys to verify votes with (it could open no change anyway).
+func (c Config) ValidateWorker() error {
+	if c.Mode != ModeDev && len(c.VotePublicKeys) == 0 {
+		return errors.New("no vote verification keys: set REMEDIATOR_VOTE_PUBLIC_KEYS or REMEDIATOR_VOTE_PUBLIC_KEYS_FILE to the API's public key")
 	}
 	return nil
+}
+
+// loadSigningKey reads the API's vote signing key: a file (PKCS#8 PEM
+// Ed25519, or a base64 seed) or the value itself.
+func loadSigningKey(getenv func(string) string) (ed25519.PrivateKey, error) {
+	file, inline := strings.TrimSpace(getenv("REMEDIATOR_VOTE_SIGNING_KEY_FILE")), strings.TrimSpace(getenv("REMEDIATOR_VOTE_SIGNING_KEY"))
+	switch {
+	case file != "" && inline != "":
+		return nil, errors.New("REMEDIATOR_VOTE_SIGNING_KEY and REMEDIATOR_VOTE_SIGNING_KEY_FILE: set one")
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("REMEDIATOR_VOTE_SIGNING_KEY_FILE: %w", err)
+		}
+		k, err := vote.ParsePrivateKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("REMEDIATOR_VOTE_SIGNING_KEY_FILE: %w", err)
+		}
+		return k, nil
+	case inline != "":
+		k, err := vote.ParsePrivateKey([]byte(inline))
+		if err != nil {
+			return nil, fmt.Errorf("REMEDIATOR_VOTE_SIGNING_KEY: %w", err)
+		}
+		return k, nil
+	}
+	return nil, nil
+}
+
+// loadPublicKeys reads the workers' verification keys from the variable and
+// the file, both optional, merged.
+func loadPublicKeys(getenv func(string) string) ([]vote.PublicKey, error) {
+	var keys []vote.PublicKey
+	if v := strings.TrimSpace(getenv("REMEDIATOR_VOTE_PUBLIC_KEYS")); v != "" {
+		k, err := vote.ParsePublicKeys([]byte(v))
+		if err != nil {
+			return nil, fmt.Errorf("REMEDIATOR_VOTE_PUBLIC_KEYS: %w", err)
+		}
+		keys = append(keys, k...)
+	}
+	if f := strings.TrimSpace(getenv("REMEDIATOR_VOTE_PUBLIC_KEYS_FILE")); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("REMEDIATOR_VOTE_PUBLIC_KEYS_FILE: %w", err)
+		}
+		k, err := vote.ParsePublicKeys(b)
+		if err != nil {
+			return nil, fmt.Errorf("REMEDIATOR_VOTE_PUBLIC_KEYS_FILE: %w", err)
+		}
+		keys = append(keys, k...)
+	}
+	return keys, nil
 }
 
 // loadJWT returns nil when no JWT key source is configured.
@@ -335,10 +424,15 @@ func (c Config) String() string {
 	for _, t := range c.Tokens {
 		subjects = append(subjects, t.Subject+"(***)")
 	}
-	return fmt.Sprintf("mode=%s data_dir=%s http=%s temporal=%s/%s tls=%t tokens=[%s] api_keys=%d jwt=%t redis=%t trusted_proxies=%v github_webhook=%t slack=%t git_roots=%v approval_timeout=%s",
+	keyIDs := make([]string, 0, len(c.VotePublicKeys))
+	for _, k := range c.VotePublicKeys {
+		keyIDs = append(keyIDs, k.ID)
+	}
+	return fmt.Sprintf("mode=%s data_dir=%s http=%s temporal=%s/%s tls=%t tokens=[%s] api_keys=%d jwt=%t redis=%t trusted_proxies=%v github_webhook=%t slack=%t git_roots=%v approval_timeout=%s recipe_sandbox=%s vote_signing_key=%t vote_public_keys=%v",
 		c.Mode, c.DataDir, c.HTTPAddr, c.Temporal.Address, c.Temporal.Namespace, c.Temporal.TLS,
 		strings.Join(subjects, ","), len(c.APIKeys), c.JWT != nil, c.RedisURL != "", c.TrustedProxies,
-		len(c.GitHubSecret) > 0, len(c.SlackSecret) > 0, c.GitRoots, c.ApprovalTimeout)
+		len(c.GitHubSecret) > 0, len(c.SlackSecret) > 0, c.GitRoots, c.ApprovalTimeout,
+		c.RecipeSandbox, c.VoteSigningKey != nil, keyIDs)
 }
 
 func splitList(s, sep string) []string {

@@ -39,8 +39,26 @@ func TestProductionFailsClosed(t *testing.T) {
 		t.Fatal("production API without credentials must refuse to start")
 	}
 	c, err = Load(ModeProduction, envOf(map[string]string{"REMEDIATOR_API_TOKENS": "alice:approver|admin:0123456789abcdef0123"}))
-	if err != nil || c.ValidateAPI() != nil {
-		t.Fatalf("configured token: %v", err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ValidateAPI(); err == nil || !strings.Contains(err.Error(), "vote signing key") {
+		t.Fatalf("production API without a vote signing key must refuse to start: %v", err)
+	}
+	if err := c.ValidateWorker(); err == nil {
+		t.Fatal("production worker without vote verification keys must refuse to start")
+	}
+	const seed = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	c, err = Load(ModeProduction, envOf(map[string]string{"REMEDIATOR_API_TOKENS": "alice:approver|admin:0123456789abcdef0123",
+		"REMEDIATOR_VOTE_SIGNING_KEY": seed, "REMEDIATOR_VOTE_PUBLIC_KEYS": "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="}))
+	if err != nil || c.ValidateAPI() != nil || c.ValidateWorker() != nil {
+		t.Fatalf("configured token and keys: %v", err)
+	}
+	if strings.Contains(c.String(), seed) {
+		t.Fatal("String() leaks the vote signing key")
+	}
+	if _, err := Load(ModeProduction, envOf(map[string]string{"REMEDIATOR_RECIPE_SANDBOX": "sometimes"})); err == nil || !strings.Contains(err.Error(), "REMEDIATOR_RECIPE_SANDBOX") {
+		t.Fatalf("an unknown sandbox mode must stop the process: %v", err)
 	}
 	if strings.Contains(c.String(), "0123456789abcdef") {
 		t.Fatal("String() leaks a token")

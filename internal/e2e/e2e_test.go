@@ -16,12 +16,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"remediator/internal/app"
 	"remediator/internal/config"
+	"remediator/internal/demo"
 	"remediator/internal/devserver"
 	"remediator/workflows"
 )
@@ -330,7 +332,27 @@ func TestGitHubDeliveryTwiceStartsOneWorkflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	const secret = "e2e-webhook-secret"
-	s := startStack(t, t.TempDir(), ports, "GITHUB_WEBHOOK_SECRET", secret)
+	dir := t.TempDir()
+	s := startStack(t, dir, ports, "GITHUB_WEBHOOK_SECRET", secret)
+	// owner/name resolves under the git roots (the data dir in dev).
+	if _, err := demo.Ensure(context.Background(), filepath.Join(dir, "acme", "api")); err != nil {
+		t.Fatal(err)
+	}
+	unknown := `{"action":"completed","repository":{"full_name":"acme/missing"},"workflow_run":{"id":8,"name":"CI","conclusion":"failure","head_branch":"main","head_sha":"89abcdef0123456789abcdef0123456789abcdef"}}`
+	umac := hmac.New(sha256.New, []byte(secret))
+	umac.Write([]byte(unknown))
+	ureq, _ := http.NewRequest("POST", s.http.URL+"/webhooks/github", strings.NewReader(unknown))
+	ureq.Header.Set("X-GitHub-Event", "workflow_run")
+	ureq.Header.Set("X-GitHub-Delivery", "99999999-2222-3333-4444-555555555555")
+	ureq.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(umac.Sum(nil)))
+	ures, err := http.DefaultClient.Do(ureq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ures.Body.Close()
+	if ures.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("a delivery for a repository the service cannot act on: want 422, got %d", ures.StatusCode)
+	}
 	body := `{"action":"completed","repository":{"full_name":"acme/api"},"workflow_run":{"id":7,"name":"CI","conclusion":"failure","head_branch":"main","head_sha":"89abcdef0123456789abcdef0123456789abcdef"}}`
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write([]byte(body))

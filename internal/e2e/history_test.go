@@ -2,8 +2,20 @@ package e2e
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -12,7 +24,16 @@ import (
 
 	"remediator/internal/devserver"
 	"remediator/internal/orchestrator"
+	votekey "remediator/internal/vote"
 	"remediator/workflows"
+)
+
+// Settings of the capture stack: a slow recipe (to cancel or expire a run
+// while its fix is generated) and a linked Slack approver.
+const (
+	captureSlackSecret = "capture-slack-secret"
+	captureSlackUser   = "UCAROL"
+	slowFailure        = "slow fix needed"
 )
 
 // TestCaptureHistories records real histories for the replay tests. It runs
@@ -27,7 +48,13 @@ func TestCaptureHistories(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startStack(t, t.TempDir(), ports)
+	dir := t.TempDir()
+	recipes := filepath.Join(dir, "recipes.json")
+	if err := os.WriteFile(recipes, []byte(`[{"name":"slow","match":"`+slowFailure+`","command":"sleep 6; echo slow >> README.md","timeout":"1m"}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startStack(t, dir, ports, "REMEDIATOR_RECIPES_FILE", recipes,
+		"SLACK_SIGNING_SECRET", captureSlackSecret, "REMEDIATOR_SLACK_USERS", captureSlackUser+"=carol:approver:*")
 
 	approved := s.startDemo("dev", "hist-approved")
 	st := s.waitPhase(approved, workflows.PhaseAwaitingApproval)
@@ -63,7 +90,7 @@ func TestCaptureHistories(t *testing.T) {
 	s.save(out, "failed-no-fix.json", failed)
 
 	// The API's minimum deadline is a minute; the orchestrator takes seconds.
-	orch := orchestrator.New(s.dev.Client, s.cfg.Temporal.Namespace, time.Hour)
+	orch := orchestrator.New(s.dev.Client, s.cfg.Temporal.Namespace, time.Hour, nil)
 	res, err := orch.Start(context.Background(), orchestrator.StartRequest{
 		IdempotencyKey: "hist-expired", Requester: "dev", Repo: s.dev.Demo.Path, Ref: "main",
 		FailureSummary: s.dev.Demo.FailureSummary, LogExcerpt: s.dev.Demo.LogExcerpt, ApprovalTimeout: 3 * time.Second,
@@ -73,10 +100,148 @@ func TestCaptureHistories(t *testing.T) {
 	}
 	s.waitPhase(res.ID, workflows.PhaseExpired)
 	s.save(out, "expired.json", res.ID)
+
+	s.captureTrustBoundaries(out, orch)
 }
 
+// captureTrustBoundaries records the paths added with signed votes and the
+// absolute deadline.
+func (s *stack) captureTrustBoundaries(out string, orch *orchestrator.Orchestrator) {
+	t := s.t
+	ctx := context.Background()
+	signer, err := votekey.NewSigner(s.dev.Config.VoteSigningKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// An approval delivered as a signed signal.
+	id := s.startDemo("dev", "hist-signal")
+	st := s.waitPhase(id, workflows.PhaseAwaitingApproval)
+	req := workflows.ApprovalRequest{Actor: "oncall", Roles: []string{workflows.RoleApprover}, Channel: workflows.ChannelSignal,
+		DecisionID: st["decision_id"].(string), DiffDigest: st["fix"].(map[string]any)["digest"].(string)}
+	if err := s.dev.Client.SignalWorkflow(ctx, id, "", workflows.SignalApproval, workflows.SignVote(signer, id, true, req, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	s.waitPhase(id, workflows.PhaseCompleted)
+	s.save(out, "approved-by-signal.json", id)
+
+	// A forged (unsigned) signal is recorded and ignored; the API's approval counts.
+	id = s.startDemo("dev", "hist-ignored-signal")
+	st = s.waitPhase(id, workflows.PhaseAwaitingApproval)
+	forged := req
+	forged.Actor, forged.Approve = "ghost", true
+	if err := s.dev.Client.SignalWorkflow(ctx, id, "", workflows.SignalApproval, forged); err != nil {
+		t.Fatal(err)
+	}
+	s.waitIgnored(id, 1)
+	s.call("POST", "/api/remediations/"+id+"/approve", "alice", vote(st))
+	s.waitPhase(id, workflows.PhaseCompleted)
+	s.save(out, "ignored-signal.json", id)
+
+	// A vote from a Slack button.
+	id = s.startDemo("dev", "hist-slack")
+	st = s.waitPhase(id, workflows.PhaseAwaitingApproval)
+	s.slackVote(id, st, "remediation_approve")
+	s.waitPhase(id, workflows.PhaseCompleted)
+	s.save(out, "slack-vote.json", id)
+
+	// Cancelled while the fix is generated (the slow recipe).
+	id = s.call("POST", "/api/remediations", "dev", map[string]string{"repo": s.dev.Demo.Path, "failure_summary": slowFailure},
+		"Idempotency-Key", "hist-cancel-generating").body["id"].(string)
+	s.waitPhase(id, workflows.PhaseGeneratingFix)
+	time.Sleep(time.Second)
+	s.call("POST", "/api/remediations/"+id+"/cancel", "admin", nil)
+	s.waitPhase(id, workflows.PhaseCancelled)
+	s.save(out, "cancelled-generating-fix.json", id)
+
+	// Cancelled while the change is opened: the repository's lock is held,
+	// so OpenPR waits; the cancel arrives; the change is still opened.
+	id = s.startDemo("dev", "hist-cancel-opening")
+	st = s.waitPhase(id, workflows.PhaseAwaitingApproval)
+	unlock := s.holdRepoLock(s.dev.Demo.Path)
+	s.call("POST", "/api/remediations/"+id+"/approve", "alice", vote(st))
+	s.waitPhase(id, workflows.PhaseOpeningPR)
+	s.call("POST", "/api/remediations/"+id+"/cancel", "admin", nil)
+	time.Sleep(time.Second)
+	unlock()
+	s.waitPhase(id, workflows.PhaseCompleted)
+	s.save(out, "cancelled-opening-pr.json", id)
+
+	// OpenPR fails for good: the branch already holds something else.
+	id = s.startDemo("dev", "hist-openpr-failed")
+	st = s.waitPhase(id, workflows.PhaseAwaitingApproval)
+	if b, err := exec.Command("git", "-C", s.dev.Demo.Path, "branch", "autofix/"+id, s.dev.Demo.SHA+"^").CombinedOutput(); err != nil {
+		t.Fatalf("git branch: %v %s", err, b)
+	}
+	s.call("POST", "/api/remediations/"+id+"/approve", "alice", vote(st))
+	s.waitPhase(id, workflows.PhaseFailed)
+	s.save(out, "openpr-failed.json", id)
+
+	// The deadline passes while the fix is generated.
+	res, err := orch.Start(ctx, orchestrator.StartRequest{
+		IdempotencyKey: "hist-expired-early", Requester: "dev", Repo: s.dev.Demo.Path,
+		FailureSummary: slowFailure, ApprovalTimeout: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.waitPhase(res.ID, workflows.PhaseExpired)
+	s.save(out, "expired-before-gate.json", res.ID)
+}
+
+// waitIgnored waits until the status lists n ignored signals.
+func (s *stack) waitIgnored(id string, n int) {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if ig, _ := s.call("GET", "/api/remediations/"+id, "dev", nil).body["ignored_signals"].([]any); len(ig) >= n {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("%s never recorded %d ignored signals", id, n)
+}
+
+// slackVote clicks a button as the linked Slack user, signed like Slack.
+func (s *stack) slackVote(id string, st map[string]any, action string) {
+	s.t.Helper()
+	payload, _ := json.Marshal(map[string]any{
+		"type": "block_actions", "trigger_id": "trigger-" + id, "user": map[string]string{"id": captureSlackUser},
+		"actions": []map[string]string{{"action_id": action,
+			"value": id + "|" + st["decision_id"].(string) + "|" + st["fix"].(map[string]any)["digest"].(string)}},
+	})
+	body := url.Values{"payload": {string(payload)}}.Encode()
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(captureSlackSecret))
+	fmt.Fprintf(mac, "v0:%s:%s", ts, body)
+	req, _ := http.NewRequest("POST", s.http.URL+"/webhooks/slack", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Slack-Request-Timestamp", ts)
+	req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&out)
+	if res.StatusCode != 200 || !strings.Contains(fmt.Sprint(out["text"]), "Approved by carol") {
+		s.t.Fatalf("slack vote: %d %v", res.StatusCode, out)
+	}
+}
+
+// save writes the history of id to dir/name unless that file exists:
+// committed histories are the record of what older workers produced, so they
+// are added to, never rewritten.
 func (s *stack) save(dir, name, id string) {
 	s.t.Helper()
+	path := filepath.Join(dir, name)
+	if _, err := os.Stat(path); err == nil {
+		s.t.Logf("kept the existing %s", name)
+		return
+	} else if !errors.Is(err, os.ErrNotExist) {
+		s.t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// Wait until the last workflow task is recorded, so the file is a
@@ -98,8 +263,29 @@ func (s *stack) save(dir, name, id string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		s.t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
 		s.t.Fatal(err)
 	}
 	s.t.Logf("wrote %s (%d events)", name, len(h.Events))
+}
+
+// holdRepoLock takes the provider's cross-process lock of a repository, so
+// an OpenPR on it waits until unlock.
+func (s *stack) holdRepoLock(repo string) (unlock func()) {
+	s.t.Helper()
+	dir := filepath.Join(repo, ".git", "remediator")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		s.t.Fatal(err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		_ = f.Close()
+	}
 }

@@ -5,13 +5,18 @@ package orchestrator
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -23,6 +28,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"remediator/internal/errcode"
+	"remediator/internal/vote"
 	"remediator/workflows"
 )
 
@@ -35,20 +42,34 @@ var (
 	ErrUnavailable = errors.New("temporal unavailable")
 )
 
-// RejectedError explains a refusal; Code is stable for clients.
+// RejectedError explains a refusal. Code comes from the one catalogue
+// (internal/errcode), which also fixes its HTTP status; Message is safe to
+// show to clients.
 type RejectedError struct {
-	Sentinel error
-	Code     string
-	Message  string
+	Code    errcode.Code
+	Message string
 }
 
 func (e *RejectedError) Error() string { return e.Message }
 
-// Unwrap lets errors.Is match the sentinel.
-func (e *RejectedError) Unwrap() error { return e.Sentinel }
+// Unwrap lets errors.Is match the sentinel of the code's status, so callers
+// that only ask "was it a conflict?" need not know the codes.
+func (e *RejectedError) Unwrap() error {
+	switch e.Code.Status {
+	case http.StatusNotFound:
+		return ErrNotFound
+	case http.StatusForbidden:
+		return ErrForbidden
+	case http.StatusConflict:
+		return ErrConflict
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		return ErrInvalid
+	}
+	return nil
+}
 
-func rejected(sentinel error, code, msg string) error {
-	return &RejectedError{Sentinel: sentinel, Code: code, Message: msg}
+func rejected(code errcode.Code, msg string) error {
+	return &RejectedError{Code: code, Message: msg}
 }
 
 // Status is the remediation state as the workflow reports it.
@@ -69,6 +90,9 @@ type StartRequest struct {
 	// DeadlineSpec is the deadline as the caller wrote it; it, not the
 	// remaining duration, identifies the request, so a retry matches.
 	DeadlineSpec string
+	// Deadline is the absolute end of the approval window when the caller
+	// named a time; zero means now + ApprovalTimeout, fixed at acceptance.
+	Deadline time.Time
 	// Fingerprint, when set, replaces the request hash: sources that report
 	// one failure through several events (GitHub's workflow_run and
 	// check_suite) match on what identifies the failure only.
@@ -104,6 +128,36 @@ type ListFilter struct {
 	Repo      string
 	PageSize  int
 	PageToken string
+	// Scope is what the caller may see; it becomes part of the visibility
+	// query, so pages and page tokens cover visible remediations only.
+	Scope Scope
+}
+
+// Scope narrows a listing to repositories: every one (All), or those equal
+// to one of Exact or starting with one of Prefixes. The zero Scope sees
+// nothing.
+type Scope struct {
+	All      bool
+	Exact    []string
+	Prefixes []string
+}
+
+// empty reports whether the scope can match nothing.
+func (s Scope) empty() bool { return !s.All && len(s.Exact) == 0 && len(s.Prefixes) == 0 }
+
+// condition is the scope as a visibility query condition ("" for All).
+func (s Scope) condition() string {
+	if s.All {
+		return ""
+	}
+	var ors []string
+	for _, e := range s.Exact {
+		ors = append(ors, fmt.Sprintf("%s = '%s'", workflows.SearchAttrRepo, quote(e)))
+	}
+	for _, p := range s.Prefixes {
+		ors = append(ors, fmt.Sprintf("%s STARTS_WITH '%s'", workflows.SearchAttrRepo, quote(p)))
+	}
+	return "(" + strings.Join(ors, " OR ") + ")"
 }
 
 // Summary is one list entry, built from visibility without a query per item.
@@ -130,11 +184,22 @@ type Orchestrator struct {
 	namespace              string
 	defaultApprovalTimeout time.Duration
 	queryTimeout           time.Duration
+	signer                 *vote.Signer
+	tokenKey               []byte
 }
 
-// New wraps c; namespace is used in links and visibility queries.
-func New(c client.Client, namespace string, defaultApprovalTimeout time.Duration) *Orchestrator {
-	return &Orchestrator{c: c, namespace: namespace, defaultApprovalTimeout: defaultApprovalTimeout, queryTimeout: 15 * time.Second}
+// New wraps c; namespace is used in links and visibility queries. signer
+// signs every vote Decide delivers (nil: votes are refused); it also keys
+// the MAC of list page tokens.
+func New(c client.Client, namespace string, defaultApprovalTimeout time.Duration, signer *vote.Signer) *Orchestrator {
+	o := &Orchestrator{c: c, namespace: namespace, defaultApprovalTimeout: defaultApprovalTimeout, queryTimeout: 15 * time.Second, signer: signer}
+	if signer != nil {
+		o.tokenKey = signer.DeriveKey("remediator list page tokens")
+	} else {
+		o.tokenKey = make([]byte, 32)
+		_, _ = rand.Read(o.tokenKey)
+	}
+	return o
 }
 
 // Namespace is where remediations run.
@@ -200,10 +265,15 @@ func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult
 			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrCorrelationID).ValueSet(req.CorrelationID),
 		),
 	}
+	deadline := req.Deadline
+	if deadline.IsZero() {
+		deadline = time.Now().Add(timeout)
+	}
 	in := workflows.RemediationInput{
 		ID: id, Repo: req.Repo, Ref: req.Ref, SHA: req.SHA, FailureSummary: req.FailureSummary,
 		LogExcerpt: req.LogExcerpt, IncidentID: req.IncidentID, Requester: req.Requester,
 		CorrelationID: req.CorrelationID, ApprovalTimeout: timeout, RequiredApprovals: 1,
+		Deadline: deadline.UTC().Truncate(time.Second),
 	}
 	_, err := o.c.ExecuteWorkflow(ctx, opts, workflows.WorkflowName, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -219,7 +289,7 @@ func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult
 	_ = decode(memo[workflows.MemoRequestHash], &existingHash)
 	_ = decode(memo[memoStartToken], &existingToken)
 	if req.IdempotencyKey != "" && existingHash != hash {
-		return StartResult{}, rejected(ErrConflict, "idempotency_key_reused",
+		return StartResult{}, rejected(errcode.IdempotencyKeyReused,
 			"this Idempotency-Key was already used for a different request")
 	}
 	phase := workflows.PhaseReceived
@@ -247,6 +317,11 @@ func (o *Orchestrator) Get(ctx context.Context, id string) (Status, error) {
 	if err := v.Get(&st); err != nil {
 		return Status{}, fmt.Errorf("decoding status: %w", err)
 	}
+	// Approvers read the diff as text when it is text; patch always carries
+	// the exact bytes that will be applied.
+	if f := st.Fix; f != nil && f.Diff == "" && len(f.Patch) > 0 && utf8.Valid(f.Patch) {
+		f.Diff = string(f.Patch)
+	}
 	return st, nil
 }
 
@@ -272,15 +347,19 @@ func (o *Orchestrator) Decide(ctx context.Context, v Vote) (Status, error) {
 	// would be forever.
 	ctx, cancel := context.WithTimeout(ctx, o.queryTimeout)
 	defer cancel()
+	if o.signer == nil {
+		return Status{}, errors.New("no vote signing key is configured: votes cannot be delivered")
+	}
+	req := workflows.SignVote(o.signer, v.ID, v.Approve, workflows.ApprovalRequest{
+		Actor: v.Actor, Roles: v.Roles, DecisionID: v.DecisionID, DiffDigest: v.DiffDigest,
+		Comment: v.Comment, Reason: v.Reason, Channel: channel,
+	}, time.Now())
 	handle, err := o.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   v.ID,
 		UpdateID:     updateID(v.Actor, requestID),
 		UpdateName:   name,
 		WaitForStage: client.WorkflowUpdateStageCompleted,
-		Args: []any{workflows.ApprovalRequest{
-			Actor: v.Actor, Roles: v.Roles, DecisionID: v.DecisionID, DiffDigest: v.DiffDigest,
-			Comment: v.Comment, Reason: v.Reason, Channel: channel,
-		}},
+		Args:         []any{req},
 	})
 	if err != nil {
 		return Status{}, o.mapUpdateErr(ctx, v.ID, err)
@@ -303,8 +382,10 @@ func (o *Orchestrator) RepoOf(ctx context.Context, id string) (string, error) {
 		return "", o.mapErr(err)
 	}
 	var repo string
-	if err := decode(desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[workflows.SearchAttrRepo], &repo); err != nil {
-		return "", fmt.Errorf("remediation %s has no repository attribute: %w", id, err)
+	if err := decode(desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[workflows.SearchAttrRepo], &repo); err != nil || repo == "" {
+		// Not started through the API (no repository to scope it by): it
+		// is nobody's to see or act on through the product.
+		return "", ErrNotFound
 	}
 	return repo, nil
 }
@@ -319,12 +400,12 @@ func (o *Orchestrator) Cancel(ctx context.Context, id string) error {
 		return o.mapErr(err)
 	}
 	if desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		return rejected(ErrConflict, "already_ended", "the remediation already ended")
+		return rejected(errcode.AlreadyEnded, "the remediation already ended")
 	}
 	if err := o.c.CancelWorkflow(ctx, id, ""); err != nil {
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) { // it ended between Describe and Cancel
-			return rejected(ErrConflict, "already_ended", "the remediation already ended")
+			return rejected(errcode.AlreadyEnded, "the remediation already ended")
 		}
 		return o.mapErr(err)
 	}
@@ -340,16 +421,22 @@ func (o *Orchestrator) List(ctx context.Context, f ListFilter) (ListResult, erro
 	if f.Repo != "" {
 		q += fmt.Sprintf(" AND %s = '%s'", workflows.SearchAttrRepo, quote(f.Repo))
 	}
+	if cond := f.Scope.condition(); cond != "" {
+		q += " AND " + cond
+	}
 	size := f.PageSize
 	if size <= 0 || size > 100 {
 		size = 50
 	}
 	var token []byte
 	if f.PageToken != "" {
-		var err error
-		if token, err = hex.DecodeString(f.PageToken); err != nil {
-			return ListResult{}, rejected(ErrInvalid, "invalid_page_token", "page_token is not valid")
+		var ok bool
+		if token, ok = o.openPageToken(f.PageToken, q, size); !ok {
+			return ListResult{}, rejected(errcode.InvalidPageToken, "page_token is not valid for this listing")
 		}
+	}
+	if f.Scope.empty() {
+		return ListResult{Items: []Summary{}}, nil
 	}
 	resp, err := o.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 		Namespace: o.namespace, PageSize: int32(size), NextPageToken: token, Query: q,
@@ -357,7 +444,7 @@ func (o *Orchestrator) List(ctx context.Context, f ListFilter) (ListResult, erro
 	if err != nil {
 		return ListResult{}, o.mapErr(err)
 	}
-	out := ListResult{Items: []Summary{}, NextPageToken: hex.EncodeToString(resp.GetNextPageToken())}
+	out := ListResult{Items: []Summary{}, NextPageToken: o.sealPageToken(resp.GetNextPageToken(), q, size)}
 	for _, e := range resp.GetExecutions() {
 		sa := e.GetSearchAttributes().GetIndexedFields()
 		memo := e.GetMemo().GetFields()
@@ -392,24 +479,28 @@ func (o *Orchestrator) mapUpdateErr(ctx context.Context, id string, err error) e
 	if errors.As(err, &appErr) {
 		switch appErr.Type() {
 		case workflows.ErrTypeForbidden:
-			return rejected(ErrForbidden, "forbidden", appErr.Message())
+			return rejected(errcode.Forbidden, appErr.Message())
 		case workflows.ErrTypeSelfApproval:
-			return rejected(ErrForbidden, "self_approval", appErr.Message())
+			return rejected(errcode.SelfApproval, appErr.Message())
 		case workflows.ErrTypeInvalidVote:
-			return rejected(ErrInvalid, "invalid_vote", appErr.Message())
+			return rejected(errcode.InvalidVote, appErr.Message())
 		case workflows.ErrTypeStaleVote:
-			return rejected(ErrConflict, "stale_vote", appErr.Message())
+			return rejected(errcode.StaleVote, appErr.Message())
 		case workflows.ErrTypeDuplicate:
-			return rejected(ErrConflict, "duplicate_vote", appErr.Message())
+			return rejected(errcode.DuplicateVote, appErr.Message())
 		case workflows.ErrTypeGateClosed:
-			return rejected(ErrConflict, "not_awaiting_approval", appErr.Message())
+			return rejected(errcode.NotAwaitingApproval, appErr.Message())
+		case workflows.ErrTypeUnsigned:
+			// Our own signature refused: the workers do not know this API's
+			// key (or the clocks are far apart). An operator must act.
+			return fmt.Errorf("the workflow refused this API's vote signature (check REMEDIATOR_VOTE_PUBLIC_KEYS on the workers and the clocks): %s", appErr.Message())
 		}
 	}
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		// The workflow may exist but be closed: that is a conflict, not a 404.
 		if _, derr := o.c.DescribeWorkflowExecution(ctx, id, ""); derr == nil {
-			return rejected(ErrConflict, "not_awaiting_approval", "the remediation already ended")
+			return rejected(errcode.NotAwaitingApproval, "the remediation already ended")
 		}
 		return ErrNotFound
 	}
@@ -424,13 +515,49 @@ func (o *Orchestrator) mapErr(err error) error {
 	case errors.As(err, &nf):
 		return ErrNotFound
 	case errors.As(err, &invalid):
-		return rejected(ErrInvalid, "invalid_argument", "the workflow service refused the request as invalid")
+		return rejected(errcode.InvalidArgument, "the workflow service refused the request as invalid")
 	case errors.As(err, &nsnf):
 		return unavailable(err)
 	case errors.Is(err, context.Canceled):
 		return err
 	}
 	return unavailable(err)
+}
+
+// Page tokens are Temporal's opaque tokens sealed with a MAC over the token,
+// the query (filters and the caller's scope) and the page size: a malformed,
+// forged or tampered token, or one taken from another listing or principal,
+// is refused at once instead of reaching the server (which would retry it
+// and fail slowly). "v1." + base64url(token) + "." + base64url(mac).
+const pageTokenVersion = "v1"
+
+func (o *Orchestrator) pageTokenMAC(token []byte, query string, size int) []byte {
+	m := hmac.New(sha256.New, o.tokenKey)
+	fmt.Fprintf(m, "%d\x00%s\x00%d\x00", len(query), query, size)
+	m.Write(token)
+	return m.Sum(nil)
+}
+
+func (o *Orchestrator) sealPageToken(token []byte, query string, size int) string {
+	if len(token) == 0 {
+		return ""
+	}
+	enc := base64.RawURLEncoding
+	return pageTokenVersion + "." + enc.EncodeToString(token) + "." + enc.EncodeToString(o.pageTokenMAC(token, query, size))
+}
+
+func (o *Orchestrator) openPageToken(s, query string, size int) ([]byte, bool) {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 || parts[0] != pageTokenVersion {
+		return nil, false
+	}
+	enc := base64.RawURLEncoding
+	token, err1 := enc.DecodeString(parts[1])
+	mac, err2 := enc.DecodeString(parts[2])
+	if err1 != nil || err2 != nil || len(token) == 0 || !hmac.Equal(mac, o.pageTokenMAC(token, query, size)) {
+		return nil, false
+	}
+	return token, true
 }
 
 // updateID makes the Update ID from the actor and the request id without

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"remediator/internal/vote"
 )
 
 func TestIDsAreStableAndScoped(t *testing.T) {
@@ -63,5 +65,58 @@ func TestQuoteEscapesVisibilityLiterals(t *testing.T) {
 		if validID(id) {
 			t.Errorf("%q must be refused", id)
 		}
+	}
+}
+
+// TestPageTokensAreSealed: a token only opens for the listing (query, scope,
+// page size) that produced it, under the same API key; anything else is
+// refused before it could reach the server.
+func TestPageTokensAreSealed(t *testing.T) {
+	key, err := vote.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := vote.NewSigner(key)
+	o := New(nil, "default", time.Hour, signer)
+	replica := New(nil, "default", time.Hour, signer)
+	const q = "WorkflowType = 'Remediation' AND (RemediationRepo STARTS_WITH 'teamA/')"
+	server := []byte(`{"CloseTime":"2026-01-01T00:00:00Z","RunID":"x"}`)
+	tok := o.sealPageToken(server, q, 50)
+	if got, ok := replica.openPageToken(tok, q, 50); !ok || string(got) != string(server) {
+		t.Fatalf("a replica with the same key must open the token: %q %v", got, ok)
+	}
+	if o.sealPageToken(nil, q, 50) != "" {
+		t.Fatal("no next page: no token")
+	}
+	tampered := []byte(tok)
+	tampered[len("v1.")+2] ^= 1
+	for name, bad := range map[string][3]any{
+		"garbage":      {"zzz", q, 50},
+		"hex of old":   {"7b22436c6f736554696d65223a22227d", q, 50},
+		"tampered":     {string(tampered), q, 50},
+		"other scope":  {tok, strings.Replace(q, "teamA", "teamB", 1), 50},
+		"other size":   {tok, q, 10},
+		"empty parts":  {"v1..", q, 50},
+		"wrong prefix": {"v2" + tok[2:], q, 50},
+	} {
+		if _, ok := o.openPageToken(bad[0].(string), bad[1].(string), bad[2].(int)); ok {
+			t.Errorf("%s: a token that must not open did", name)
+		}
+	}
+	other, _ := vote.GenerateKey()
+	otherSigner, _ := vote.NewSigner(other)
+	if _, ok := New(nil, "default", time.Hour, otherSigner).openPageToken(tok, q, 50); ok {
+		t.Error("a token sealed under another key opened")
+	}
+}
+
+func TestScopeCondition(t *testing.T) {
+	s := Scope{Exact: []string{"/r/a'b"}, Prefixes: []string{"/r/team/"}}
+	want := "(RemediationRepo = '/r/a\\'b' OR RemediationRepo STARTS_WITH '/r/team/')"
+	if got := s.condition(); got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+	if (Scope{All: true}).condition() != "" || !(Scope{}).empty() || (Scope{All: true}).empty() {
+		t.Fatal("All has no condition; the zero scope is empty")
 	}
 }

@@ -42,16 +42,20 @@ type Rule struct {
 // DefaultRules returns the built-in budgets, in limiter's formatted syntax,
 // to be passed to ParseRules as defaults. Each call returns a fresh map.
 //
-//	generate  50-H    expensive LLM-backed generation
-//	approvals 20-H    human approval actions
-//	webhooks  1000-H  inbound webhook deliveries
-//	general   1000-H  everything else
+//	generate       50-H    expensive LLM-backed generation
+//	approvals      20-H    human approval actions
+//	webhooks       1000-H  inbound webhook deliveries
+//	general        1000-H  everything else
+//	auth_failures  20-M    failed authentications per client IP (checked with
+//	                       Peek before credentials are evaluated, counted with
+//	                       Take after a failure)
 func DefaultRules() map[string]string {
 	return map[string]string{
-		"generate":  "50-H",
-		"approvals": "20-H",
-		"webhooks":  "1000-H",
-		"general":   "1000-H",
+		"generate":      "50-H",
+		"approvals":     "20-H",
+		"webhooks":      "1000-H",
+		"general":       "1000-H",
+		"auth_failures": "20-M",
 	}
 }
 
@@ -230,6 +234,37 @@ func (l *Limiter) Take(ctx context.Context, rule, key string) (Result, error) {
 		outcome = OutcomeLimited
 	}
 	l.requests.WithLabelValues(rule, outcome).Inc()
+	return res, nil
+}
+
+// Peek reports key's budget under rule without consuming any of it. Limited
+// is true once the budget is spent, that is when a Take now would be refused:
+// it suits budgets that count something other than the request itself, such
+// as failed authentications, which are checked before the request is
+// evaluated and counted (with Take) only when it fails. A refusal is counted
+// as OutcomeLimited and a store failure as OutcomeError; a Peek that finds
+// budget left is not counted, since no request was charged.
+//
+// Errors are those of Take.
+func (l *Limiter) Peek(ctx context.Context, rule, key string) (Result, error) {
+	lim, ok := l.limiters[rule]
+	if !ok {
+		return Result{}, fmt.Errorf("%w: %q", ErrUnknownRule, rule)
+	}
+	c, err := lim.Peek(ctx, rule+":"+key)
+	if err != nil {
+		l.requests.WithLabelValues(rule, OutcomeError).Inc()
+		return Result{Limit: lim.Rate.Limit}, fmt.Errorf("%w: rule %q: %w", ErrStoreUnavailable, rule, err)
+	}
+	res := Result{
+		Limit:     c.Limit,
+		Remaining: c.Remaining,
+		Reset:     time.Unix(c.Reset, 0),
+		Limited:   c.Reached || c.Remaining <= 0,
+	}
+	if res.Limited {
+		l.requests.WithLabelValues(rule, OutcomeLimited).Inc()
+	}
 	return res, nil
 }
 

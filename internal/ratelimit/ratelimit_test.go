@@ -492,7 +492,7 @@ func TestNewValidation(t *testing.T) {
 	for _, r := range l.Rules() {
 		names = append(names, r.Name)
 	}
-	if got := strings.Join(names, ","); got != "approvals,general,generate,webhooks" {
+	if got := strings.Join(names, ","); got != "approvals,auth_failures,general,generate,webhooks" {
 		t.Errorf("Rules() names = %s", got)
 	}
 	if l.Count("nope", OutcomeAllowed) != 0 || l.Count("generate", "bogus") != 0 {
@@ -514,6 +514,8 @@ func TestParseRules(t *testing.T) {
 		"webhooks":  {1000, time.Hour},
 		"general":   {1000, time.Hour},
 		"custom":    {3, 24 * time.Hour},
+		// auth_failures is a default too.
+		"auth_failures": {20, time.Minute},
 	}
 	if len(got) != len(want) {
 		t.Errorf("got %d rules, want %d: %v", len(got), len(want), got)
@@ -530,13 +532,21 @@ func TestParseRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	if defaults["generate"].Limit != 50 || defaults["approvals"].Limit != 20 ||
-		defaults["webhooks"].Limit != 1000 || defaults["general"].Limit != 1000 {
+		defaults["webhooks"].Limit != 1000 || defaults["general"].Limit != 1000 ||
+		defaults["auth_failures"].Limit != 20 {
 		t.Errorf("defaults = %v", defaults)
 	}
 	for name, r := range defaults {
-		if r.Period != time.Hour {
-			t.Errorf("default %s period = %v, want 1h", name, r.Period)
+		want := time.Hour
+		if name == "auth_failures" {
+			want = time.Minute
 		}
+		if r.Period != want {
+			t.Errorf("default %s period = %v, want %v", name, r.Period, want)
+		}
+	}
+	if over, err := ParseRules("auth_failures=5-S", DefaultRules()); err != nil || over["auth_failures"].Limit != 5 || over["auth_failures"].Period != time.Second {
+		t.Errorf("auth_failures is overridable like the others: %v %v", over["auth_failures"], err)
 	}
 
 	d := DefaultRules()
@@ -565,5 +575,79 @@ func TestParseRules(t *testing.T) {
 	}
 	if _, err := ParseRules("", map[string]string{"generate": "lots"}); err == nil {
 		t.Error("invalid default accepted")
+	}
+}
+
+// peekThenTake drives a failure budget as the API does: Peek before the
+// request, Take only when it "fails". It returns how many of n attempts were
+// let through to evaluation.
+func peekThenTake(t *testing.T, l *Limiter, key string, n int) int {
+	t.Helper()
+	ctx := context.Background()
+	passed := 0
+	for range n {
+		res, err := l.Peek(ctx, "auth_failures", key)
+		if err != nil {
+			t.Fatalf("Peek: %v", err)
+		}
+		if res.Limited {
+			if res.Remaining != 0 || res.Reset.IsZero() {
+				t.Errorf("a refusal carries Remaining 0 and a Reset: %+v", res)
+			}
+			continue
+		}
+		passed++
+		if _, err := l.Take(ctx, "auth_failures", key); err != nil {
+			t.Fatalf("Take: %v", err)
+		}
+	}
+	return passed
+}
+
+func testPeek(t *testing.T, s *Store) {
+	l := newLimiter(t, s, mustRates(t, map[string]string{"auth_failures": "3-M"}), nil)
+	ctx := context.Background()
+	for range 5 {
+		res, err := l.Peek(ctx, "auth_failures", "ip:198.51.100.9")
+		if err != nil || res.Limited || res.Remaining != 3 || res.Limit != 3 {
+			t.Fatalf("Peek must not consume budget: %+v %v", res, err)
+		}
+	}
+	if got := l.Count("auth_failures", OutcomeAllowed); got != 0 {
+		t.Errorf("a Peek with budget left is not a request: allowed counter = %v", got)
+	}
+	if passed := peekThenTake(t, l, "ip:198.51.100.9", 6); passed != 3 {
+		t.Fatalf("a budget of 3 failures let %d attempts through", passed)
+	}
+	if got := l.Count("auth_failures", OutcomeLimited); got != 3 {
+		t.Errorf("refused Peeks are counted as limited: %v", got)
+	}
+	if passed := peekThenTake(t, l, "ip:198.51.100.10", 1); passed != 1 {
+		t.Fatal("another key has its own budget")
+	}
+	if _, err := l.Peek(ctx, "nope", "k"); !errors.Is(err, ErrUnknownRule) {
+		t.Errorf("unknown rule: %v", err)
+	}
+}
+
+func TestPeekMemory(t *testing.T) { testPeek(t, newStore(t, "", randomPrefix(t))) }
+
+func TestPeekRedis(t *testing.T) {
+	url, prefix := requireRedis(t)
+	testPeek(t, newStore(t, url, prefix))
+}
+
+func TestPeekRedisDown(t *testing.T) {
+	s, err := NewStore("redis://"+closedAddr(t)+"/0", randomPrefix(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	l := newLimiter(t, s, mustRates(t, DefaultRules()), nil)
+	if _, err := l.Peek(context.Background(), "auth_failures", "ip:x"); !errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("Peek: got %v, want ErrStoreUnavailable", err)
+	}
+	if got := l.Count("auth_failures", OutcomeError); got != 1 {
+		t.Errorf("error counter = %v, want 1", got)
 	}
 }

@@ -1,0 +1,121 @@
+package api
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"testing"
+
+	"remediator/internal/auth"
+	"remediator/internal/orchestrator"
+)
+
+// scopedHandler has tokens scoped to one team's repositories, given as
+// root-relative globs.
+func scopedHandler(t *testing.T, orch *fakeOrch) http.Handler {
+	t.Helper()
+	a := testAuth(t)
+	for _, tok := range []struct{ subject, token string }{{"team-a-dev", "teamA-token-0123456789abcd"}, {"team-b-dev", "teamB-token-0123456789abcd"}} {
+		glob := "teamA/**"
+		if tok.subject == "team-b-dev" {
+			glob = "teamB/**"
+		}
+		st, err := auth.NewStaticToken(tok.subject, tok.token, []string{"developer", "approver"}, []string{glob})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Tokens = append(a.Tokens, st)
+	}
+	return NewHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), orch, Options{Auth: a, MaxBodyBytes: 4096, Repos: testRepos()})
+}
+
+// TestScopeIsCheckedOnTheCanonicalRepository: a link in team A's tree to
+// team B's repository is team B's repository; the workflow gets only the
+// canonical form.
+func TestScopeIsCheckedOnTheCanonicalRepository(t *testing.T) {
+	orch := &fakeOrch{}
+	h := scopedHandler(t, orch)
+	body := `{"repo":"/srv/git/teamA/linkB","failure_summary":"gofmt"}`
+	if rec, eb := do(t, h, "POST", "/api/remediations", "teamA-token-0123456789abcd", body); rec.Code != 403 || eb.Error != "repo_forbidden" {
+		t.Fatalf("team A through a link into team B: %d %+v", rec.Code, eb)
+	}
+	if len(orch.started) != 0 {
+		t.Fatal("nothing may start")
+	}
+	if rec, eb := do(t, h, "POST", "/api/remediations", "teamB-token-0123456789abcd", body); rec.Code != 202 {
+		t.Fatalf("team B: %d %+v", rec.Code, eb)
+	}
+	if len(orch.started) != 1 || orch.started[0].Repo != "/srv/git/teamB/repo2" {
+		t.Fatalf("the workflow must get the canonical repository: %+v", orch.started)
+	}
+}
+
+// TestUnknownRepositoryIsRefusedAtTheEdge: a repository the service cannot
+// act on is a 422 before any workflow starts, with one answer whatever the
+// cause (no existence oracle), and the cause only in the log.
+func TestUnknownRepositoryIsRefusedAtTheEdge(t *testing.T) {
+	orch := &fakeOrch{}
+	h := newTestHandler(t, orch)
+	var messages []string
+	for _, repo := range []string{"acme/missing", "/etc", "/srv/git/teamA/missing"} {
+		rec, eb := do(t, h, "POST", "/api/remediations", adminTok, `{"repo":"`+repo+`","failure_summary":"gofmt"}`)
+		if rec.Code != 422 || eb.Error != "invalid_repository" {
+			t.Fatalf("%s: %d %+v", repo, rec.Code, eb)
+		}
+		messages = append(messages, eb.Message)
+	}
+	if messages[0] != messages[1] || messages[1] != messages[2] {
+		t.Fatalf("the answers tell the causes apart: %q", messages)
+	}
+	if len(orch.started) != 0 {
+		t.Fatal("no workflow may start for an unknown repository")
+	}
+	// Without a resolver nothing starts at all (fail closed).
+	bare := NewHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), orch, Options{Auth: testAuth(t)})
+	if rec, eb := do(t, bare, "POST", "/api/remediations", adminTok, `{"repo":"acme/api","failure_summary":"gofmt"}`); rec.Code != 422 || eb.Error != "invalid_repository" {
+		t.Fatalf("no resolver: %d %+v", rec.Code, eb)
+	}
+}
+
+// TestListScopeGoesIntoTheQuery: the caller's globs become the visibility
+// condition, so pages and tokens cover only what it may see; a principal
+// that sees nothing gets nothing without walking pages.
+func TestListScopeGoesIntoTheQuery(t *testing.T) {
+	orch := &fakeOrch{}
+	h := scopedHandler(t, orch)
+	if rec, _ := do(t, h, "GET", "/api/remediations", "teamA-token-0123456789abcd", ""); rec.Code != 200 {
+		t.Fatal(rec.Code)
+	}
+	want := orchestrator.Scope{Prefixes: []string{"teamA/", "/srv/git/teamA/"}}
+	if len(orch.lists) != 1 || !reflect.DeepEqual(orch.lists[0].Scope, want) {
+		t.Fatalf("scope %+v, want %+v", orch.lists, want)
+	}
+	if rec, _ := do(t, h, "GET", "/api/remediations", adminTok, ""); rec.Code != 200 || !orch.lists[1].Scope.All {
+		t.Fatalf("a token for every repository lists everything: %+v", orch.lists[1].Scope)
+	}
+	if rec, _ := do(t, h, "GET", "/api/remediations", teamTok, ""); rec.Code != 200 ||
+		!reflect.DeepEqual(orch.lists[2].Scope, orchestrator.Scope{Prefixes: []string{"acme/", "/srv/git/acme/"}}) {
+		t.Fatalf("acme/*: %+v", orch.lists[2].Scope)
+	}
+}
+
+func TestListScopeOfGlobShapes(t *testing.T) {
+	h := &handler{opts: Options{Repos: testRepos()}}
+	cases := []struct {
+		globs []string
+		want  orchestrator.Scope
+	}{
+		{nil, orchestrator.Scope{}},
+		{[]string{"**"}, orchestrator.Scope{All: true}},
+		{[]string{"acme/api"}, orchestrator.Scope{Exact: []string{"acme/api", "/srv/git/acme/api"}}},
+		{[]string{"/srv/git/x/**"}, orchestrator.Scope{Prefixes: []string{"/srv/git/x/"}}},
+		{[]string{"team*/repo"}, orchestrator.Scope{Prefixes: []string{"team", "/srv/git/team"}}},
+		{[]string{"*/repo"}, orchestrator.Scope{All: true}},
+	}
+	for _, tc := range cases {
+		if got := h.listScope(Principal{Repos: tc.globs}); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%v: got %+v, want %+v", tc.globs, got, tc.want)
+		}
+	}
+}

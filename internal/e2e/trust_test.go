@@ -1,0 +1,219 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"remediator/internal/devserver"
+	"remediator/internal/hostile"
+	votekey "remediator/internal/vote"
+	"remediator/workflows"
+)
+
+// TestHostileRepositoryAndForgedVotesAchieveNothing runs the real stack
+// against a repository crafted with symlinks out of the checkout, hooks and
+// configuration-defined programs, and a Temporal client forging votes: no
+// program of the repository runs, nothing outside the checkout is read into
+// a reason or written, no forged vote counts, and only the genuine approval
+// opens a change.
+func TestHostileRepositoryAndForgedVotesAchieveNothing(t *testing.T) {
+	ports, err := devserver.FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s := startStack(t, dir, ports)
+	h := hostile.New(t, dir, "hostile", t.TempDir())
+	ctx := context.Background()
+
+	// The gofmt recipe meets the link to the secret (a plain file in the
+	// checkout): the run fails, and its reason carries nothing of the file.
+	gid := s.start("dev", "hostile-gofmt", h.Path, hostile.Failure)
+	failed := s.waitPhase(gid, workflows.PhaseFailed)
+	if reason, _ := failed["reason"].(string); strings.Contains(reason, h.SecretValue) || strings.Contains(reason, "TOPSECRET") {
+		t.Fatalf("the reason carries the secret: %q", reason)
+	}
+
+	// A fix that touches no link: generated, approved and opened in the
+	// armed repository.
+	id := s.start("dev", "hostile-ws", h.Path, hostile.WhitespaceFailure)
+	st := s.waitPhase(id, workflows.PhaseAwaitingApproval)
+	if files := st["fix"].(map[string]any)["files"].([]any); len(files) != 1 || files[0] != "notes.txt" {
+		t.Fatalf("fix files: %v", files)
+	}
+	decision, digest := st["decision_id"].(string), st["fix"].(map[string]any)["digest"].(string)
+
+	// Forged votes straight through Temporal: an unsigned Update is refused
+	// before history, signals are recorded and ignored.
+	ghost := workflows.ApprovalRequest{Actor: "ghost", Roles: []string{workflows.RoleAdmin}, DecisionID: decision, DiffDigest: digest, Channel: workflows.ChannelAPI}
+	if err := s.forgeUpdate(ctx, id, ghost); err == nil {
+		t.Fatal("an unsigned Update from a Temporal client was accepted")
+	}
+	attacker, err := votekey.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	attackerSigner, _ := votekey.NewSigner(attacker)
+	if err := s.forgeUpdate(ctx, id, workflows.SignVote(attackerSigner, id, true, ghost, time.Now())); err == nil {
+		t.Fatal("an Update signed with another key was accepted")
+	}
+	signal := ghost
+	signal.Approve = true
+	if err := s.dev.Client.SignalWorkflow(ctx, id, "", workflows.SignalApproval, signal); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.dev.Client.SignalWorkflow(ctx, id, "", workflows.SignalApproval, workflows.SignVote(attackerSigner, id, true, ghost, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st = s.call("GET", "/api/remediations/"+id, "dev", nil).body
+		if ig, _ := st["ignored_signals"].([]any); len(ig) == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ig, _ := st["ignored_signals"].([]any); len(ig) != 2 || st["phase"] != string(workflows.PhaseAwaitingApproval) || len(st["votes"].([]any)) != 0 {
+		t.Fatalf("forged signals must be ignored: %v", st)
+	}
+
+	// A remediation started directly on Temporal, with votes of its own
+	// making, gets nothing opened either.
+	forgedID := "rem-f0f0f0f0f0f0f0f0f0f0f0f0"
+	run, err := s.dev.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: forgedID, TaskQueue: workflows.TaskQueue},
+		workflows.WorkflowName, workflows.RemediationInput{ID: forgedID, Repo: h.Path, FailureSummary: hostile.WhitespaceFailure,
+			Requester: "mallory", RequiredApprovals: 1, Deadline: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Started outside the product, it is nobody's to see through the API.
+	if r := s.call("GET", "/api/remediations/"+forgedID, "admin", nil); r.code != 404 {
+		t.Fatalf("a remediation started directly on Temporal must not be served: %d %v", r.code, r.body)
+	}
+	fst := s.queryPhase(forgedID, workflows.PhaseAwaitingApproval)
+	forged := workflows.ApprovalRequest{Actor: "mallory2", Roles: []string{workflows.RoleAdmin}, DecisionID: fst.DecisionID,
+		DiffDigest: fst.Fix.Digest, Channel: workflows.ChannelAPI}
+	if err := s.forgeUpdate(ctx, forgedID, workflows.SignVote(attackerSigner, forgedID, true, forged, time.Now())); err == nil {
+		t.Fatal("a self-signed vote on a forged remediation was accepted")
+	}
+	if err := s.dev.Client.CancelWorkflow(ctx, forgedID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Get(ctx, nil); !temporal.IsCanceledError(err) {
+		t.Fatalf("the forged remediation should end cancelled: %v", err)
+	}
+	if out, err := exec.Command("git", "-C", h.Path, "rev-parse", "--verify", "--quiet", "refs/heads/autofix/"+forgedID).CombinedOutput(); err == nil {
+		t.Fatalf("the forged remediation opened a branch: %s", out)
+	}
+
+	// The genuine approval opens the change.
+	if r := s.call("POST", "/api/remediations/"+id+"/approve", "alice", vote(st)); r.code != 200 {
+		t.Fatalf("approve: %d %v", r.code, r.body)
+	}
+	done := s.waitPhase(id, workflows.PhaseCompleted)
+	if done["pr"] == nil {
+		t.Fatal("no change was opened")
+	}
+	if got := git(t, h.Path, "show", "autofix/"+id+":notes.txt"); got != "hello\nworld\n" {
+		t.Fatalf("notes.txt on the branch: %q", got)
+	}
+	trailers := git(t, h.Path, "log", "-1", "--format=%(trailers:only,unfold)", "autofix/"+id)
+	if !strings.Contains(trailers, "Approved-by: alice (api)\n") || strings.Contains(trailers, "ghost") {
+		t.Fatalf("trailers: %q", trailers)
+	}
+	if fired := h.Fired(t); len(fired) > 0 {
+		t.Fatalf("programs named by the repository ran: %v", fired)
+	}
+	h.OutsideUnchanged(t)
+}
+
+// TestNonUTF8DiffIsAppliedAsApproved: a fix of a Latin-1 file travels as
+// bytes; the approved digest is the applied one and the branch holds
+// exactly the fixed bytes.
+func TestNonUTF8DiffIsAppliedAsApproved(t *testing.T) {
+	ports, err := devserver.FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s := startStack(t, dir, ports)
+	repo := filepath.Join(dir, "latin1")
+	if err := os.MkdirAll(repo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(repo, "menu.txt"), []byte("caf\xe9 \nna\xefve\t\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "-A"}, {"commit", "-q", "-m", "latin-1"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir, cmd.Env = repo, hostile.GitEnv()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+	}
+	id := s.start("dev", "latin1", repo, hostile.WhitespaceFailure)
+	st := s.waitPhase(id, workflows.PhaseAwaitingApproval)
+	if _, ok := st["fix"].(map[string]any)["patch"].(string); !ok {
+		t.Fatalf("the status must carry the exact patch bytes: %v", st["fix"])
+	}
+	if r := s.call("POST", "/api/remediations/"+id+"/approve", "bob", vote(st)); r.code != 200 {
+		t.Fatalf("approve: %d %v", r.code, r.body)
+	}
+	s.waitPhase(id, workflows.PhaseCompleted)
+	if got := git(t, repo, "show", "autofix/"+id+":menu.txt"); got != "caf\xe9\nna\xefve\n" {
+		t.Fatalf("menu.txt on the branch: %q", got)
+	}
+}
+
+// queryPhase waits for phase through the status query, straight on Temporal.
+func (s *stack) queryPhase(id string, phase workflows.Phase) workflows.Status {
+	s.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var st workflows.Status
+	for time.Now().Before(deadline) {
+		v, err := s.dev.Client.QueryWorkflow(context.Background(), id, "", workflows.QueryStatus)
+		if err == nil && v.Get(&st) == nil && st.Phase == phase {
+			return st
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	s.t.Fatalf("%s never reached %s (last %s)", id, phase, st.Phase)
+	return st
+}
+
+// start begins a remediation of repo through the API.
+func (s *stack) start(who, key, repo, failure string) string {
+	s.t.Helper()
+	res := s.call("POST", "/api/remediations", who, map[string]string{"repo": repo, "failure_summary": failure}, "Idempotency-Key", key)
+	if res.code != 202 {
+		s.t.Fatalf("start: %d %v", res.code, res.body)
+	}
+	return res.body["id"].(string)
+}
+
+// forgeUpdate sends an approve Update straight to Temporal, as anyone with
+// access to the frontend could.
+func (s *stack) forgeUpdate(ctx context.Context, id string, req workflows.ApprovalRequest) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	h, err := s.dev.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: id, UpdateName: workflows.UpdateApprove, WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{req},
+	})
+	if err == nil {
+		err = h.Get(ctx, nil)
+	}
+	var appErr *temporal.ApplicationError
+	if err != nil && (!errors.As(err, &appErr) || appErr.Type() != workflows.ErrTypeUnsigned) {
+		s.t.Fatalf("a forged vote must be refused as unsigned, got %v", err)
+	}
+	return err
+}
