@@ -46,13 +46,14 @@ workflowcheck: ## Check workflow code for non-determinism (pinned as a go.mod to
 
 .PHONY: compose-check
 compose-check: ## Validate docker-compose.yml (needs docker-compose; no engine required)
-	TEMPORAL_DB_PASSWORD=compose-check REMEDIATOR_API_TOKENS=compose-check docker-compose -f docker-compose.yml config -q
+	TEMPORAL_DB_PASSWORD=compose-check REMEDIATOR_API_TOKENS=compose-check REMEDIATOR_VOTE_SIGNING_KEY=compose-check \
+	  REMEDIATOR_VOTE_PUBLIC_KEYS=compose-check docker-compose -f docker-compose.yml config -q
 
 .PHONY: check
 check: fmt-check vet staticcheck workflowcheck test ## Everything CI runs: fmt-check, vet, staticcheck, workflowcheck, test
 
 .PHONY: history
-history: ## Capture fresh workflow histories into workflows/testdata/histories for the replay tests
+history: ## Capture histories missing from workflows/testdata/histories (existing files are never rewritten) and replay all
 	REMEDIATOR_CAPTURE_HISTORIES=$(CURDIR)/$(HISTORIES) $(GO) test -count=1 -run TestCaptureHistories -v ./internal/e2e/
 	$(GO) test -count=1 -run TestReplayCommittedHistories ./workflows/
 

@@ -18,9 +18,14 @@ func TestReplayCommittedHistories(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Histories of older workers (before signed votes) and of the current
+	// one; all of them must keep replaying.
 	required := map[string]bool{"approved.json": false, "rejected.json": false, "expired.json": false,
 		"awaiting-approval.json": false, "awaiting-then-approved.json": false,
-		"cancelled.json": false, "failed-no-fix.json": false}
+		"cancelled.json": false, "failed-no-fix.json": false,
+		"approved-by-signal.json": false, "ignored-signal.json": false, "slack-vote.json": false,
+		"cancelled-generating-fix.json": false, "cancelled-opening-pr.json": false, "openpr-failed.json": false,
+		"expired-before-gate.json": false}
 	for _, f := range files {
 		if _, ok := required[filepath.Base(f)]; ok {
 			required[filepath.Base(f)] = true

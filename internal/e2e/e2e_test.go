@@ -92,6 +92,10 @@ func (s *stack) call(method, path, who string, body any, hdr ...string) response
 	req.Header.Set("Authorization", "Bearer "+s.dev.Token(who))
 	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i+1] == "" {
+			req.Header.Del(hdr[i])
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	res, err := http.DefaultClient.Do(req)

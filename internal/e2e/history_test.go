@@ -170,7 +170,7 @@ func (s *stack) captureTrustBoundaries(out string, orch *orchestrator.Orchestrat
 	// OpenPR fails for good: the branch already holds something else.
 	id = s.startDemo("dev", "hist-openpr-failed")
 	st = s.waitPhase(id, workflows.PhaseAwaitingApproval)
-	if b, err := exec.Command("git", "-C", s.dev.Demo.Path, "branch", "autofix/"+id, s.dev.Demo.SHA+"^").CombinedOutput(); err != nil {
+	if b, err := exec.Command("git", "-C", s.dev.Demo.Path, "branch", "autofix/"+id, s.dev.Demo.SHA).CombinedOutput(); err != nil {
 		t.Fatalf("git branch: %v %s", err, b)
 	}
 	s.call("POST", "/api/remediations/"+id+"/approve", "alice", vote(st))

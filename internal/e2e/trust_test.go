@@ -13,6 +13,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"remediator/internal/auth"
+	"remediator/internal/demo"
 	"remediator/internal/devserver"
 	"remediator/internal/hostile"
 	votekey "remediator/internal/vote"
@@ -216,4 +218,102 @@ func (s *stack) forgeUpdate(ctx context.Context, id string, req workflows.Approv
 		s.t.Fatalf("a forged vote must be refused as unsigned, got %v", err)
 	}
 	return err
+}
+
+// TestScopeFollowsTheCanonicalRepository: on the real stack, a principal
+// scoped to teamA/** cannot reach team B's repository through a link in its
+// own tree; lists hold only what the caller may see, with no empty pages to
+// walk, and a tampered page token is refused at once.
+func TestScopeFollowsTheCanonicalRepository(t *testing.T) {
+	ports, err := devserver.FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keyA, entryA, err := auth.NewAPIKey("team-a", []string{"developer", "approver"}, []string{"teamA/**"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyB, entryB, err := auth.NewAPIKey("team-b", []string{"developer", "approver"}, []string{"teamB/**"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startStack(t, dir, ports, "REMEDIATOR_API_KEYS", entryA+","+entryB)
+	for _, p := range []string{"teamA/app", "teamB/repo2"} {
+		if _, err := demo.Ensure(context.Background(), filepath.Join(dir, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(dir, "teamB", "repo2"), filepath.Join(dir, "teamA", "linkB")); err != nil {
+		t.Fatal(err)
+	}
+	asKey := func(key, method, path string, body any) response {
+		return s.call(method, path, "", body, "Authorization", "", "X-API-Key", key)
+	}
+	start := func(key, repo, idem string) response {
+		return asKey(key, "POST", "/api/remediations", map[string]string{"repo": repo, "failure_summary": "lint: gofmt check failed", "log_excerpt": idem})
+	}
+	for _, repo := range []string{"teamA/linkB", filepath.Join(dir, "teamA", "linkB"), "file://" + filepath.Join(dir, "teamA", "linkB")} {
+		if r := start(keyA, repo, "a"); r.code != 403 || r.body["error"] != "repo_forbidden" {
+			t.Fatalf("team A via %s: %d %v", repo, r.code, r.body)
+		}
+	}
+	if r := start(keyA, "teamA/missing", "a"); r.code != 422 || r.body["error"] != "invalid_repository" {
+		t.Fatalf("unknown repository: %d %v", r.code, r.body)
+	}
+	a := start(keyA, "teamA/app", "a1")
+	b := start(keyB, "teamA/linkB", "b1") // team B's own repository, by any name
+	if a.code != 202 || b.code != 202 {
+		t.Fatalf("starts: %d %v / %d %v", a.code, a.body, b.code, b.body)
+	}
+	bid := b.body["id"].(string)
+	st := s.waitPhase(bid, workflows.PhaseAwaitingApproval)
+	if st["repo"] != filepath.Join(s.cfg.DataDir, "teamB", "repo2") {
+		t.Fatalf("the workflow must act on the canonical repository, got %v", st["repo"])
+	}
+	if r := asKey(keyA, "GET", "/api/remediations/"+bid, nil); r.code != 404 {
+		t.Fatalf("team A must not see team B's remediation: %d", r.code)
+	}
+	// Visibility is asynchronous: wait until an admin sees both.
+	s.waitList("", a.body["id"].(string))
+	s.waitList("", bid)
+	// Team A lists only its own, one per page, and the last page ends.
+	var seen []string
+	path := "/api/remediations?page_size=1"
+	for i := 0; i < 10; i++ {
+		r := asKey(keyA, "GET", path, nil)
+		if r.code != 200 {
+			t.Fatalf("list: %d %v", r.code, r.body)
+		}
+		items := r.body["items"].([]any)
+		for _, it := range items {
+			seen = append(seen, it.(map[string]any)["id"].(string))
+		}
+		next, _ := r.body["next_page_token"].(string)
+		if len(items) == 0 && next != "" {
+			t.Fatalf("an empty page that is not the last: the scope is not in the query (%v)", r.body)
+		}
+		if next == "" {
+			break
+		}
+		path = "/api/remediations?page_size=1&page_token=" + next
+		if i == 0 {
+			tampered := []byte(next)
+			tampered[len(tampered)-1] ^= 1
+			began := time.Now()
+			bad := asKey(keyA, "GET", "/api/remediations?page_size=1&page_token="+string(tampered), nil)
+			if bad.code != 400 || bad.body["error"] != "invalid_page_token" || time.Since(began) > 2*time.Second {
+				t.Fatalf("a tampered page token: %d %v after %s", bad.code, bad.body, time.Since(began))
+			}
+			if other := asKey(keyB, "GET", path, nil); other.code != 400 {
+				t.Fatalf("team A's page token used by team B: %d %v", other.code, other.body)
+			}
+		}
+	}
+	if len(seen) != 1 || seen[0] != a.body["id"] {
+		t.Fatalf("team A's listing: %v, want only %v", seen, a.body["id"])
+	}
+	if r := asKey(keyA, "GET", "/api/remediations?page_token=zzz", nil); r.code != 400 || r.body["error"] != "invalid_page_token" {
+		t.Fatalf("a malformed page token: %d %v", r.code, r.body)
+	}
 }

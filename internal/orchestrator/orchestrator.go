@@ -551,7 +551,7 @@ func (o *Orchestrator) openPageToken(s, query string, size int) ([]byte, bool) {
 	if len(parts) != 3 || parts[0] != pageTokenVersion {
 		return nil, false
 	}
-	enc := base64.RawURLEncoding
+	enc := base64.RawURLEncoding.Strict() // one spelling per token
 	token, err1 := enc.DecodeString(parts[1])
 	mac, err2 := enc.DecodeString(parts[2])
 	if err1 != nil || err2 != nil || len(token) == 0 || !hmac.Equal(mac, o.pageTokenMAC(token, query, size)) {

@@ -98,6 +98,7 @@ func TestPageTokensAreSealed(t *testing.T) {
 		"other size":   {tok, q, 10},
 		"empty parts":  {"v1..", q, 50},
 		"wrong prefix": {"v2" + tok[2:], q, 50},
+		"last bit":     {tok[:len(tok)-1] + string(tok[len(tok)-1]^1), q, 50},
 	} {
 		if _, ok := o.openPageToken(bad[0].(string), bad[1].(string), bad[2].(int)); ok {
 			t.Errorf("%s: a token that must not open did", name)
