@@ -242,25 +242,7 @@ func redisURL(t *testing.T) string {
 
 func TestTwoReplicasSharingRedisShareOneBudget(t *testing.T) {
 	u := redisURL(t)
-	prefix := "remediator-test:api:" + uuid.NewString()
-	t.Cleanup(func() {
-		opt, _ := redis.ParseURL(u)
-		c := redis.NewClient(opt)
-		defer c.Close()
-		ctx := context.Background()
-		iter := c.Scan(ctx, 0, prefix+"*", 100).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-	})
-	replica := func() http.Handler {
-		s, err := ratelimit.NewStore(u, prefix)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return limitedHandler(t, &fakeOrch{}, s, rules(t, "generate=4-H"), nil)
-	}
+	replica := redisReplicas(t, u, "generate=4-H")
 	a, b := replica(), replica()
 	allowed := 0
 	for i := 0; i < 6; i++ {
@@ -281,25 +263,7 @@ func TestTwoReplicasSharingRedisShareOneBudget(t *testing.T) {
 
 func TestFailedAuthenticationBudgetIsSharedThroughRedis(t *testing.T) {
 	u := redisURL(t)
-	prefix := "remediator-test:api:" + uuid.NewString()
-	t.Cleanup(func() {
-		opt, _ := redis.ParseURL(u)
-		c := redis.NewClient(opt)
-		defer c.Close()
-		ctx := context.Background()
-		iter := c.Scan(ctx, 0, prefix+"*", 100).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-	})
-	replica := func() http.Handler {
-		s, err := ratelimit.NewStore(u, prefix)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return limitedHandler(t, &fakeOrch{}, s, rules(t, "auth_failures=4-M"), nil)
-	}
+	replica := redisReplicas(t, u, "auth_failures=4-M")
 	a, b := replica(), replica()
 	for i := range 4 {
 		h := a
@@ -552,5 +516,30 @@ func TestSlackButtonsVoteAsTheLinkedPrincipal(t *testing.T) {
 	}
 	if r := orch.votes[1]; r.Approve || r.Reason == "" {
 		t.Fatalf("a Slack reject carries a reason: %+v", r)
+	}
+}
+
+// redisReplicas returns a constructor of API replicas that share one Redis
+// store under a key prefix of their own, removed when the test ends.
+func redisReplicas(t *testing.T, u, spec string) func() http.Handler {
+	t.Helper()
+	prefix := "remediator-test:api:" + uuid.NewString()
+	t.Cleanup(func() {
+		opt, _ := redis.ParseURL(u)
+		c := redis.NewClient(opt)
+		defer c.Close()
+		ctx := context.Background()
+		iter := c.Scan(ctx, 0, prefix+"*", 100).Iterator()
+		for iter.Next(ctx) {
+			c.Del(ctx, iter.Val())
+		}
+	})
+	return func() http.Handler {
+		s, err := ratelimit.NewStore(u, prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return limitedHandler(t, &fakeOrch{}, s, rules(t, spec), nil)
 	}
 }

@@ -214,20 +214,9 @@ func New(store *Store, rules map[string]limiter.Rate, reg prometheus.Registerer)
 // caller must not treat the request as allowed unless it deliberately fails
 // open for that route.
 func (l *Limiter) Take(ctx context.Context, rule, key string) (Result, error) {
-	lim, ok := l.limiters[rule]
-	if !ok {
-		return Result{}, fmt.Errorf("%w: %q", ErrUnknownRule, rule)
-	}
-	c, err := lim.Get(ctx, rule+":"+key)
+	res, err := l.consult(ctx, rule, key, (*limiter.Limiter).Get)
 	if err != nil {
-		l.requests.WithLabelValues(rule, OutcomeError).Inc()
-		return Result{Limit: lim.Rate.Limit}, fmt.Errorf("%w: rule %q: %w", ErrStoreUnavailable, rule, err)
-	}
-	res := Result{
-		Limit:     c.Limit,
-		Remaining: c.Remaining,
-		Reset:     time.Unix(c.Reset, 0),
-		Limited:   c.Reached,
+		return res, err
 	}
 	outcome := OutcomeAllowed
 	if res.Limited {
@@ -247,25 +236,32 @@ func (l *Limiter) Take(ctx context.Context, rule, key string) (Result, error) {
 //
 // Errors are those of Take.
 func (l *Limiter) Peek(ctx context.Context, rule, key string) (Result, error) {
-	lim, ok := l.limiters[rule]
-	if !ok {
-		return Result{}, fmt.Errorf("%w: %q", ErrUnknownRule, rule)
-	}
-	c, err := lim.Peek(ctx, rule+":"+key)
+	res, err := l.consult(ctx, rule, key, (*limiter.Limiter).Peek)
 	if err != nil {
-		l.requests.WithLabelValues(rule, OutcomeError).Inc()
-		return Result{Limit: lim.Rate.Limit}, fmt.Errorf("%w: rule %q: %w", ErrStoreUnavailable, rule, err)
+		return res, err
 	}
-	res := Result{
-		Limit:     c.Limit,
-		Remaining: c.Remaining,
-		Reset:     time.Unix(c.Reset, 0),
-		Limited:   c.Reached || c.Remaining <= 0,
-	}
+	// Reached is only set past the limit; a spent budget refuses the next Take.
+	res.Limited = res.Limited || res.Remaining <= 0
 	if res.Limited {
 		l.requests.WithLabelValues(rule, OutcomeLimited).Inc()
 	}
 	return res, nil
+}
+
+// consult asks the store for key's counter under rule with op (Get counts,
+// Peek does not); store failures are counted and wrapped here, once.
+func (l *Limiter) consult(ctx context.Context, rule, key string,
+	op func(*limiter.Limiter, context.Context, string) (limiter.Context, error)) (Result, error) {
+	lim, ok := l.limiters[rule]
+	if !ok {
+		return Result{}, fmt.Errorf("%w: %q", ErrUnknownRule, rule)
+	}
+	c, err := op(lim, ctx, rule+":"+key)
+	if err != nil {
+		l.requests.WithLabelValues(rule, OutcomeError).Inc()
+		return Result{Limit: lim.Rate.Limit}, fmt.Errorf("%w: rule %q: %w", ErrStoreUnavailable, rule, err)
+	}
+	return Result{Limit: c.Limit, Remaining: c.Remaining, Reset: time.Unix(c.Reset, 0), Limited: c.Reached}, nil
 }
 
 // Rules returns the configured rules sorted by name, e.g. for /health or a

@@ -226,12 +226,3 @@ func goPaths(ctx context.Context) map[string]string {
 	}
 	return paths
 }
-
-func chmodTree(dir string) error {
-	return filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(path, 0o700)
-		}
-		return nil
-	})
-}

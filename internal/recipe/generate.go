@@ -442,13 +442,3 @@ func splitNUL(b []byte) []string {
 	}
 	return out
 }
-
-// removeAll also removes trees that tools made read-only (the Go module
-// cache does this).
-func removeAll(dir string) {
-	if err := os.RemoveAll(dir); err == nil {
-		return
-	}
-	_ = chmodTree(dir)
-	_ = os.RemoveAll(dir)
-}
