@@ -1,14 +1,21 @@
 package api
 
 import (
+	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 
+	"remediator/activities"
 	"remediator/internal/auth"
 	"remediator/internal/orchestrator"
+	"remediator/internal/vote"
+	"remediator/workflows"
 )
 
 // scopedHandler has tokens scoped to one team's repositories, given as
@@ -117,5 +124,47 @@ func TestListScopeOfGlobShapes(t *testing.T) {
 		if got := h.listScope(Principal{Repos: tc.globs}); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%v: got %+v, want %+v", tc.globs, got, tc.want)
 		}
+	}
+}
+
+// fixOrch serves a status with a non-UTF-8 patch and a signed vote, as the
+// real orchestrator does.
+type fixOrch struct{ *fakeOrch }
+
+func (fixOrch) Get(_ context.Context, id string) (orchestrator.Status, error) {
+	st := status(id)
+	st.Fix = &workflows.FixSummary{Recipe: "trailing-whitespace", Summary: "s", Files: []string{"menu.txt"},
+		Digest: strings.Repeat("a", 64), BaseSHA: strings.Repeat("b", 40), Validated: true, Patch: []byte("caf\xe9\n")}
+	st.Votes = []activities.Vote{{Actor: "alice", Approved: true, Roles: []string{"approver"}, Channel: "api",
+		DecisionID: "dec_1", DiffDigest: strings.Repeat("a", 64), At: st.CreatedAt, SignedAt: st.CreatedAt,
+		Signature: &vote.Signature{KeyID: "0123456789abcdef", Sig: make([]byte, 64)}}}
+	return st, nil
+}
+
+// TestStatusCarriesTheExactPatch: the status document (checked against
+// the OpenAPI schema by serve) carries the patch bytes and the signed votes.
+func TestStatusCarriesTheExactPatch(t *testing.T) {
+	h := NewHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), fixOrch{&fakeOrch{}}, Options{Auth: testAuth(t), Repos: testRepos()})
+	req := httptest.NewRequest("GET", "/api/remediations/rem-1", nil)
+	req.Header.Set("Authorization", "Bearer "+adminTok)
+	rec := serve(t, h, req)
+	if rec.Code != 200 {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	var got struct {
+		Fix struct {
+			Patch []byte `json:"patch"`
+		} `json:"fix"`
+		Votes []struct {
+			Signature struct {
+				KeyID string `json:"key_id"`
+			} `json:"signature"`
+		} `json:"votes"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Fix.Patch) != "caf\xe9\n" || len(got.Votes) != 1 || got.Votes[0].Signature.KeyID == "" {
+		t.Fatalf("status: %s", rec.Body)
 	}
 }
