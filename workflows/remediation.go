@@ -68,7 +68,9 @@ type remediation struct {
 }
 
 func newRemediation(ctx workflow.Context, in RemediationInput, version workflow.Version) *remediation {
-	if in.ID == "" {
+	if in.ID == "" || version >= versionSignedVotes {
+		// The remediation id is the workflow ID: votes are signed for it,
+		// so an input naming another remediation could borrow its votes.
 		in.ID = workflow.GetInfo(ctx).WorkflowExecution.ID
 	}
 	if in.ApprovalTimeout <= 0 {

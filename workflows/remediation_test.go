@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -50,6 +51,7 @@ func newSigner(t require.TestingT) *vote.Signer {
 // are mocked per test.
 func (s *RemediationSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
+	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testID})
 	s.signer = newSigner(s.T())
 	s.env.RegisterActivity(&activities.Activities{VoteKeys: []vote.PublicKey{s.signer.PublicKey()}})
 }

@@ -5,8 +5,13 @@ import (
 	"path/filepath"
 	"testing"
 
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
+	"remediator/workflows"
 	"remediator/worker"
 )
 
@@ -33,7 +38,12 @@ func TestReplayCommittedHistories(t *testing.T) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			replayer := sdkworker.NewWorkflowReplayer()
 			worker.RegisterWorkflows(replayer)
-			if err := replayer.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
+			history, id := loadHistory(t, f)
+			// Replay under the original workflow ID: votes are signed for it.
+			err := replayer.ReplayWorkflowHistoryWithOptions(nil, history, sdkworker.ReplayWorkflowHistoryOptions{
+				OriginalExecution: workflow.Execution{ID: id, RunID: history.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes().GetOriginalExecutionRunId()},
+			})
+			if err != nil {
 				t.Fatalf("replaying %s: %v", f, err)
 			}
 		})
@@ -46,4 +56,25 @@ func TestReplayCommittedHistories(t *testing.T) {
 	if _, err := os.Stat(filepath.Join("testdata", "histories")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// loadHistory reads a committed history and the workflow ID it ran under,
+// which the API also puts in the input (RemediationInput.ID).
+func loadHistory(t *testing.T, path string) (*historypb.History, string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in workflows.RemediationInput
+	payloads := h.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes().GetInput()
+	if err := converter.GetDefaultDataConverter().FromPayloads(payloads, &in); err != nil || in.ID == "" {
+		t.Fatalf("%s: no remediation id in the input: %v", path, err)
+	}
+	return h, in.ID
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/client"
 
 	"remediator/activities"
 	"remediator/internal/vote"
@@ -102,6 +103,7 @@ func (s *RemediationSuite) TestExpiryBeforeTheGateOpens() {
 // gate; the run fails visibly instead of waiting for votes it cannot check.
 func (s *RemediationSuite) TestNoVerificationKeysFails() {
 	s.env = s.NewTestWorkflowEnvironment()
+	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testID})
 	s.env.RegisterActivity(&activities.Activities{})
 	s.happyPathMocks()
 	s.expectOutcome(PhaseFailed)
@@ -153,4 +155,23 @@ func (s *RemediationSuite) TestRecordedVotesVerify() {
 	v := got.Votes[0]
 	s.NoError(vote.Verify([]vote.PublicKey{s.signer.PublicKey()}, v.Signed(testID), *v.Signature))
 	s.Equal("checked the diff", v.Comment)
+}
+
+// TestRemediationIDIsTheWorkflowID: an input naming another remediation
+// cannot make this run accept that remediation's (signed) votes.
+func (s *RemediationSuite) TestRemediationIDIsTheWorkflowID() {
+	s.happyPathMocks()
+	s.expectOutcome(PhaseExpired)
+	var out *updateOutcome
+	s.at(time.Minute, func() {
+		out = s.updateRaw(UpdateApprove, "borrowed", SignVote(s.signer, "rem-other", true, approval("alice", RoleApprover), s.env.Now()))
+	})
+	in := input()
+	in.ID = "rem-other"
+	in.ApprovalTimeout = time.Hour
+	s.env.ExecuteWorkflow(Remediation, in)
+	s.Equal(ErrTypeUnsigned, errType(out.rejected))
+	st := s.result()
+	s.Equal(testID, st.ID)
+	s.Equal(PhaseExpired, st.Phase)
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -212,6 +213,9 @@ func (p *Provider) openRepo(ctx context.Context, op, repo string) (*repoInfo, er
 			info.commonDir = r
 		}
 	}
+	if err := p.checkObjectStore(filepath.Join(info.commonDir, "objects"), 0); err != nil {
+		return bad("%s: %v", real, err)
+	}
 	if lines[0] == "true" {
 		if info.gitDir != real {
 			return bad("%s is inside, not at the top of, a bare repository", real)
@@ -290,6 +294,51 @@ func (p *Provider) ScopeNames(canonical string) []string {
 
 // Roots are the configured roots, cleaned and resolved.
 func (p *Provider) Roots() []string { return slices.Clone(p.roots) }
+
+// maxAlternates bounds the chain of alternate object stores, as git does.
+const maxAlternates = 5
+
+// checkObjectStore keeps reads of repository objects under the roots: the
+// object directory and every alternate it names (recursively) must resolve
+// inside them, so a repository cannot lead a checkout into another store on
+// the machine through a link or objects/info/alternates.
+func (p *Provider) checkObjectStore(dir string, depth int) error {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return fmt.Errorf("object store %s: %w", dir, err)
+	}
+	if !p.inRoots(real) {
+		return fmt.Errorf("object store %s is outside the allowed roots", real)
+	}
+	f, err := os.Open(filepath.Join(real, "info", "alternates"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if depth >= maxAlternates {
+			return errors.New("too many nested alternate object stores")
+		}
+		if !filepath.IsAbs(line) {
+			line = filepath.Join(real, line)
+		}
+		if err := p.checkObjectStore(line, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // ceiling stops git's upward repository discovery at dir itself, so that a
 // plain directory nested in some other repository is never mistaken for it.

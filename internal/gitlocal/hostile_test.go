@@ -146,3 +146,47 @@ func TestCanonical(t *testing.T) {
 		}
 	}
 }
+
+// TestObjectStoreOutsideTheRootsIsRefused: a repository whose objects are a
+// link, or name an alternate store, outside the roots is not a repository
+// the service acts on.
+func TestObjectStoreOutsideTheRootsIsRefused(t *testing.T) {
+	for name, arm := range map[string]func(t *testing.T, f *fixture, outside string){
+		"alternates": func(t *testing.T, f *fixture, outside string) {
+			write(t, filepath.Join(f.repo, ".git", "objects", "info", "alternates"), outside+"\n")
+		},
+		"relative alternates": func(t *testing.T, f *fixture, outside string) {
+			rel, _ := filepath.Rel(filepath.Join(f.repo, ".git", "objects"), outside)
+			write(t, filepath.Join(f.repo, ".git", "objects", "info", "alternates"), rel+"\n")
+		},
+		"objects link": func(t *testing.T, f *fixture, outside string) {
+			objects := filepath.Join(f.repo, ".git", "objects")
+			if err := os.Rename(objects, outside+"/moved"); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(outside+"/moved", objects); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			outside := filepath.Join(t.TempDir(), "store")
+			if err := os.MkdirAll(outside, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			arm(t, f, outside)
+			if _, _, err := f.p.Resolve(context.Background(), f.repo, ""); gitlocal.KindOf(err) != gitlocal.KindInvalidRepo {
+				t.Fatalf("want invalid_repo, got %v", err)
+			}
+		})
+	}
+	// An alternate inside the roots is fine.
+	f := newFixture(t)
+	inside := filepath.Join(f.root, "shared.git")
+	git(t, f.root, "init", "-q", "--bare", inside)
+	write(t, filepath.Join(f.repo, ".git", "objects", "info", "alternates"), filepath.Join(inside, "objects")+"\n")
+	if _, _, err := f.p.Resolve(context.Background(), f.repo, ""); err != nil {
+		t.Fatalf("an alternate under the roots: %v", err)
+	}
+}

@@ -112,10 +112,11 @@ func New(t testing.TB, root, name, secretDir string) Repo {
 	for _, k := range keys {
 		run(t, r.Path, "git", "config", k, config[k])
 	}
-	// An alternate object store makes a push into this repository run
+	// An alternate object store (under the roots: one outside them makes
+	// the repository unusable) makes a push into this repository run
 	// core.alternateRefsCommand.
-	other := filepath.Join(secretDir, "alt.git")
-	run(t, secretDir, "git", "init", "-q", "--bare", other)
+	other := filepath.Join(root, name+"-alt.git")
+	run(t, root, "git", "init", "-q", "--bare", other)
 	writeFile(t, filepath.Join(r.Path, ".git", "objects", "info", "alternates"), filepath.Join(other, "objects")+"\n", 0o644)
 	// Nothing ran while arming it.
 	if fired := r.Fired(t); len(fired) > 0 {
