@@ -11,8 +11,8 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"remediator/workflows"
 	"remediator/worker"
+	"remediator/workflows"
 )
 
 // TestReplayCommittedHistories replays every committed history against the
