@@ -404,6 +404,7 @@ func isHexSHA(s string) bool {
 type Workspace struct {
 	Dir     string // the work tree
 	GitDir  string // its git dir (the work tree's .git is a gitfile pointing here)
+	Objects string // the repository's object store, its alternate (read-only for commands)
 	Cleanup func() // idempotent
 }
 
@@ -442,7 +443,12 @@ func (p *Provider) Checkout(ctx context.Context, repo, sha string) (Workspace, e
 	if name == "" || name == "." || name == string(filepath.Separator) {
 		name = "repo"
 	}
-	ws := Workspace{Dir: filepath.Join(tmp, name), GitDir: filepath.Join(tmp, "git"), Cleanup: cleanup}
+	objects, err := filepath.EvalSymlinks(filepath.Join(r.commonDir, "objects"))
+	if err != nil {
+		cleanup()
+		return Workspace{}, wrapErr(KindTransient, op, err)
+	}
+	ws := Workspace{Dir: filepath.Join(tmp, name), GitDir: filepath.Join(tmp, "git"), Objects: objects, Cleanup: cleanup}
 	fail := func(err error) (Workspace, error) {
 		cleanup()
 		return Workspace{}, wrapErr(KindTransient, op, err)
@@ -454,7 +460,7 @@ func (p *Provider) Checkout(ctx context.Context, repo, sha string) (Workspace, e
 	if err := os.MkdirAll(filepath.Dir(alternates), 0o755); err != nil {
 		return fail(err)
 	}
-	if err := os.WriteFile(alternates, []byte(filepath.Join(r.commonDir, "objects")+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(alternates, []byte(ws.Objects+"\n"), 0o644); err != nil {
 		return fail(err)
 	}
 	for _, kv := range workspaceConfig {

@@ -200,7 +200,9 @@ func (g *Generator) checkout(ctx context.Context, req Request, sb *sandbox.Sandb
 	if err != nil {
 		return nil, &Error{Kind: KindTransient, Msg: "checkout failed", Err: err}
 	}
-	ws := &workspace{Workspace: w, env: env, sandbox: sb, readOnly: append([]string{w.GitDir}, readOnly...)}
+	// git inside the sandbox reads the repository's objects through the
+	// workspace's alternate, so that store is readable too.
+	ws := &workspace{Workspace: w, env: env, sandbox: sb, readOnly: append([]string{w.GitDir, w.Objects}, readOnly...)}
 	if ws.config, err = os.ReadFile(filepath.Join(w.GitDir, "config")); err != nil {
 		w.Cleanup()
 		return nil, &Error{Kind: KindTransient, Msg: "reading the checkout's configuration", Err: err}

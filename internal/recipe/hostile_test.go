@@ -167,3 +167,17 @@ func TestSandboxedBuiltinsStillWork(t *testing.T) {
 		t.Errorf("fix = %+v", fix)
 	}
 }
+
+// TestSandboxedGitReadsTheRepositoryObjects: a recipe may use git history
+// (the repository's objects are readable, read-only) in the sandbox.
+func TestSandboxedGitReadsTheRepositoryObjects(t *testing.T) {
+	sb := requireSandbox(t)
+	r := recipe.Recipe{Name: "history", Match: "history", Command: `git log -1 --format=%s > last-commit.txt && git show HEAD:main.go > copy.txt`, Timeout: time.Minute}
+	_, fix, err := hostileGenerate(t, &recipe.Generator{Recipes: []recipe.Recipe{r}, Sandbox: sb}, "history")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(fix.Patch), "+innocent") || !strings.Contains(string(fix.Patch), "+package main") {
+		t.Fatalf("git in the sandbox could not read the history:\n%s", fix.Patch)
+	}
+}
