@@ -9,15 +9,15 @@ import (
 func TestParse(t *testing.T) {
 	hosts := Hosts{GitHub: "github.com", GitLab: "gitlab.example.com"}
 	ok := map[string]Ref{
-		"acme/api":                                     {GitHub, "acme/api"},
-		"acme/api.git":                                 {GitHub, "acme/api"},
-		"github.com/acme/api":                          {GitHub, "acme/api"},
-		"https://github.com/acme/api.git":              {GitHub, "acme/api"},
-		"gitlab:group/sub/project":                     {GitLab, "group/sub/project"},
-		"gitlab.example.com/group/project":             {GitLab, "group/project"},
+		"acme/api":                                      {GitHub, "acme/api"},
+		"acme/api.git":                                  {GitHub, "acme/api"},
+		"github.com/acme/api":                           {GitHub, "acme/api"},
+		"https://github.com/acme/api.git":               {GitHub, "acme/api"},
+		"gitlab:group/sub/project":                      {GitLab, "group/sub/project"},
+		"gitlab.example.com/group/project":              {GitLab, "group/project"},
 		"https://gitlab.example.com/group/sub/project/": {GitLab, "group/sub/project"},
-		"/srv/git/repo":                                {Local, "/srv/git/repo"},
-		"file:///srv/git/repo":                         {Local, "file:///srv/git/repo"},
+		"/srv/git/repo":                                 {Local, "/srv/git/repo"},
+		"file:///srv/git/repo":                          {Local, "file:///srv/git/repo"},
 	}
 	for in, want := range ok {
 		got, err := Parse(in, hosts)
