@@ -213,8 +213,21 @@ func (p *Provider) openRepo(ctx context.Context, op, repo string) (*repoInfo, er
 			info.commonDir = r
 		}
 	}
+	// The git dir is the repository's own (<path>/.git, or <path> for a bare
+	// one): a gitfile or linked worktree pointing into another repository
+	// would act on that one under this one's name and scope.
+	ownGitDir := filepath.Join(real, ".git")
+	if lines[0] == "true" {
+		ownGitDir = real
+	}
+	if info.gitDir != ownGitDir || info.commonDir != ownGitDir {
+		return bad("%s: its git dir %s is not its own", real, info.commonDir)
+	}
 	if err := p.checkObjectStore(filepath.Join(info.commonDir, "objects"), 0); err != nil {
 		return bad("%s: %v", real, err)
+	}
+	if out, err := p.run(ctx, real, nil, nil, "--git-dir="+info.gitDir, "config", "--get-regexp", `^extensions\.partialclone$`); err == nil && len(bytes.TrimSpace(out)) > 0 {
+		return bad("%s is a partial clone: missing objects would be fetched", real)
 	}
 	if lines[0] == "true" {
 		if info.gitDir != real {
@@ -439,16 +452,14 @@ func (p *Provider) Checkout(ctx context.Context, repo, sha string) (Workspace, e
 	if err != nil {
 		return Workspace{}, err
 	}
-	name := strings.TrimSuffix(filepath.Base(r.path), ".git")
-	if name == "" || name == "." || name == string(filepath.Separator) {
-		name = "repo"
-	}
 	objects, err := filepath.EvalSymlinks(filepath.Join(r.commonDir, "objects"))
 	if err != nil {
 		cleanup()
 		return Workspace{}, wrapErr(KindTransient, op, err)
 	}
-	ws := Workspace{Dir: filepath.Join(tmp, name), GitDir: filepath.Join(tmp, "git"), Objects: objects, Cleanup: cleanup}
+	// Fixed names, never one taken from the repository: a work tree named
+	// like the git dir would let tracked files write the git dir.
+	ws := Workspace{Dir: filepath.Join(tmp, "work"), GitDir: filepath.Join(tmp, "gitdir"), Objects: objects, Cleanup: cleanup}
 	fail := func(err error) (Workspace, error) {
 		cleanup()
 		return Workspace{}, wrapErr(KindTransient, op, err)
@@ -544,6 +555,7 @@ func isExitError(err error) bool {
 var hardening = []string{
 	"-c", "core.hooksPath=" + os.DevNull,
 	"-c", "core.fsmonitor=false",
+	"-c", "core.useReplaceRefs=false",
 	"-c", "protocol.allow=never",
 	"-c", "credential.helper=",
 	"-c", "gc.auto=0",
@@ -556,6 +568,23 @@ var hardening = []string{
 // repository content needs, for packages that run git themselves.
 func Hardening() []string { return slices.Clone(hardening) }
 
+// SafeGitEnv is the environment every git call on repository content
+// carries, besides its identity: no transport of any kind (GIT_ALLOW_PROTOCOL
+// outranks a repository's protocol.<name>.allow, which -c protocol.allow
+// does not), no lazy fetch of missing objects (a partial clone's remote could
+// name a program), and neither replace refs nor grafts, which would make git
+// read a tree other than the commit's own (the approved diff would be applied
+// to content nobody reviewed).
+var SafeGitEnv = []string{
+	"GIT_ALLOW_PROTOCOL=none",
+	"GIT_NO_LAZY_FETCH=1",
+	"GIT_NO_REPLACE_OBJECTS=1",
+	"GIT_GRAFT_FILE=" + os.DevNull,
+	"GIT_CONFIG_NOSYSTEM=1",
+	"GIT_CONFIG_GLOBAL=" + os.DevNull,
+	"GIT_TERMINAL_PROMPT=0",
+}
+
 // env is the whole environment git runs with: nothing is inherited except
 // PATH, so user or system git configuration, credentials helpers and GIT_*
 // variables of the service process cannot change behaviour.
@@ -564,18 +593,17 @@ func (p *Provider) env(extra []string) []string {
 	if path == "" {
 		path = "/usr/local/bin:/usr/bin:/bin"
 	}
-	env := []string{
+	env := append([]string{
 		"PATH=" + path,
 		"HOME=" + p.scratch,
 		"LC_ALL=C",
-		"GIT_CONFIG_NOSYSTEM=1",
-		"GIT_CONFIG_GLOBAL=" + os.DevNull,
-		"GIT_TERMINAL_PROMPT=0",
-		"GIT_AUTHOR_NAME=" + p.authorName,
-		"GIT_AUTHOR_EMAIL=" + p.authorEmail,
-		"GIT_COMMITTER_NAME=" + p.authorName,
-		"GIT_COMMITTER_EMAIL=" + p.authorEmail,
-	}
+	}, SafeGitEnv...)
+	env = append(env,
+		"GIT_AUTHOR_NAME="+p.authorName,
+		"GIT_AUTHOR_EMAIL="+p.authorEmail,
+		"GIT_COMMITTER_NAME="+p.authorName,
+		"GIT_COMMITTER_EMAIL="+p.authorEmail,
+	)
 	for _, e := range extra {
 		if !strings.HasSuffix(e, "=") {
 			env = append(env, e)

