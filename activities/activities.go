@@ -29,6 +29,8 @@ type FixGenerator interface {
 type DecisionClient interface {
 	CreateDecision(ctx context.Context, in CreateDecisionInput) (Decision, error)
 	RecordOutcome(ctx context.Context, in RecordOutcomeInput) error
+	// Facts reads back what a decision was created for.
+	Facts(ctx context.Context, id string) (DecisionFacts, error)
 }
 
 // GitProvider opens change requests. OpenChange must look for an existing
@@ -129,7 +131,14 @@ func (a *Activities) OpenPR(ctx context.Context, in OpenPRInput) (PullRequest, e
 	if len(in.Patch) == 0 || in.Branch == "" {
 		return PullRequest{}, invalidInput("patch and branch are required")
 	}
-	approvers, err := VerifyApprovals(a.VoteKeys, in)
+	if a.Decisions == nil {
+		return PullRequest{}, notConfigured("decision client")
+	}
+	facts, err := a.Decisions.Facts(ctx, in.DecisionID)
+	if err != nil {
+		return PullRequest{}, classifyLogged(ctx, "reading the decision", err)
+	}
+	approvers, err := VerifyApprovals(a.VoteKeys, facts, in, time.Now())
 	if err != nil {
 		logger(ctx).Error("refusing to open a change without verified approval", "remediation_id", in.RemediationID, "error", err)
 		return PullRequest{}, newNonRetryable(ErrTypeNotApproved, err.Error(), nil)

@@ -198,9 +198,19 @@ func TestOpenPRTwiceYieldsOneChange(t *testing.T) {
 // worker's key, as the workflow would hand it over.
 func (f *fixture) approvedInput(t *testing.T, id string, fix activities.Fix) activities.OpenPRInput {
 	t.Helper()
+	v, err := f.env.ExecuteActivity(f.acts.CreateDecision, activities.CreateDecisionInput{
+		RemediationID: id, RunID: "run-1", Repo: fix.Repo, Requester: "dev", DiffDigest: fix.Digest, BaseSHA: fix.BaseSHA, Summary: fix.Summary,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dec activities.Decision
+	if err := v.Get(&dec); err != nil {
+		t.Fatal(err)
+	}
 	in := activities.OpenPRInput{
 		RemediationID: id, Repo: fix.Repo, Branch: "autofix/" + id, BaseBranch: "main", BaseSHA: fix.BaseSHA,
-		Patch: fix.Patch, DiffDigest: fix.Digest, DecisionID: "dec-" + id, Requester: "dev", RequiredApprovals: 1,
+		Patch: fix.Patch, DiffDigest: fix.Digest, DecisionID: dec.ID, Requester: "dev", RequiredApprovals: 1,
 		FailureSummary: "lint: gofmt check failed", FixSummary: fix.Summary, Recipe: fix.Recipe,
 		CommitTime: time.Unix(1_700_000_000, 0),
 	}
@@ -210,7 +220,7 @@ func (f *fixture) approvedInput(t *testing.T, id string, fix activities.Fix) act
 
 func (f *fixture) signedVote(id, actor string, in activities.OpenPRInput) activities.Vote {
 	v := activities.Vote{Actor: actor, Approved: true, Roles: []string{"approver"}, Channel: "api",
-		DecisionID: in.DecisionID, DiffDigest: in.DiffDigest, SignedAt: time.Unix(1_700_000_000, 0).UTC()}
+		DecisionID: in.DecisionID, DiffDigest: in.DiffDigest, SignedAt: time.Now().UTC().Truncate(time.Second)}
 	sig := f.signer.Sign(v.Signed(id))
 	v.Signature = &sig
 	return v
@@ -342,7 +352,16 @@ func TestOpenPRVerifiesApprovalsAtThePointOfEffect(t *testing.T) {
 			in.DiffDigest = activities.Digest(in.Patch)
 		},
 		"other remediation": func(in *activities.OpenPRInput) { in.RemediationID = "rem-other"; in.Branch = "autofix/rem-other" },
-		"other decision":    func(in *activities.OpenPRInput) { in.DecisionID = "dec-other" },
+		"other decision":    func(in *activities.OpenPRInput) { in.DecisionID = f.approvedInput(t, "rem-other", fix).DecisionID },
+		"other repository":  func(in *activities.OpenPRInput) { in.Repo = "/elsewhere" },
+		"other base":        func(in *activities.OpenPRInput) { in.BaseSHA = strings.Repeat("0", 40) },
+		"other branch":      func(in *activities.OpenPRInput) { in.Branch = "release/hotfix" },
+		"other requester":   func(in *activities.OpenPRInput) { in.Requester = "mallory" },
+		"vote too old": func(in *activities.OpenPRInput) {
+			in.Votes[0].SignedAt = time.Now().Add(-activities.MaxVoteAge - time.Hour).UTC()
+			sig := f.signer.Sign(in.Votes[0].Signed(in.RemediationID))
+			in.Votes[0].Signature = &sig
+		},
 		"quorum of two":     func(in *activities.OpenPRInput) { in.RequiredApprovals = 2 },
 		"same person twice": func(in *activities.OpenPRInput) { in.RequiredApprovals = 2; in.Votes = append(in.Votes, in.Votes[0]) },
 		"a rejection":       func(in *activities.OpenPRInput) { in.Votes = append(in.Votes, f.rejection("rem-v", "bob", *in)) },
@@ -419,7 +438,7 @@ func TestChangeMessageCannotBeForged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "Remediation-Id: rem-msg\nDecision-Id: dec-rem-msg\nRequested-by: dev\nApproved-by: alice (api)\nDiff-Digest: " + fix.Digest + "\nBase-Commit: " + fix.BaseSHA + "\n"
+	want := "Remediation-Id: rem-msg\nDecision-Id: " + in.DecisionID + "\nRequested-by: dev\nApproved-by: alice (api)\nDiff-Digest: " + fix.Digest + "\nBase-Commit: " + fix.BaseSHA + "\n"
 	if strings.TrimSpace(string(trailers)) != strings.TrimSpace(want) {
 		t.Errorf("trailers:\n%s\nwant:\n%s", trailers, want)
 	}

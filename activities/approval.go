@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -19,18 +20,34 @@ var approverRoles = []string{"approver", "admin"}
 // maxTitleBytes bounds change titles (forges cut around 256).
 const maxTitleBytes = 200
 
-// VerifyApprovals is the check at the point of effect: the patch must hash to
-// the digest, every vote must carry a signature the worker's keys verify for
-// this remediation, no vote may reject, and enough distinct people other
+// BranchPrefix starts the branch of every change: "autofix/<remediation id>".
+const BranchPrefix = "autofix/"
+
+// MaxVoteAge bounds how old a vote OpenPR accepts may be: longer than any
+// approval window, so only replays of old votes are refused.
+const MaxVoteAge = 31 * 24 * time.Hour
+
+// VerifyApprovals is the check at the point of effect. What is to be applied
+// must be what the decision was created for (remediation, repository, base
+// commit, digest, requester, as the governance record says), on the
+// remediation's own branch; the patch must hash to the digest; every vote
+// must carry a signature the worker's keys verify for this remediation, made
+// within MaxVoteAge; no vote may reject; and enough distinct people other
 // than the requester, holding an approver role, must have approved exactly
 // this decision and digest. It returns the verified approvals.
-func VerifyApprovals(keys []vote.PublicKey, in OpenPRInput) ([]Vote, error) {
+func VerifyApprovals(keys []vote.PublicKey, facts DecisionFacts, in OpenPRInput, now time.Time) ([]Vote, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("no vote verification keys are configured on this worker")
 	}
 	digest := Digest(in.Patch)
-	if in.DiffDigest != digest {
+	switch {
+	case in.DiffDigest != digest:
 		return nil, fmt.Errorf("the patch has digest %s, not the approved %s", digest, in.DiffDigest)
+	case in.Branch != BranchPrefix+in.RemediationID:
+		return nil, fmt.Errorf("the branch %q is not the remediation's own", in.Branch)
+	case facts.RemediationID != in.RemediationID || facts.Repo != in.Repo || facts.BaseSHA != in.BaseSHA ||
+		facts.DiffDigest != digest || facts.Requester != in.Requester:
+		return nil, fmt.Errorf("decision %s was made about another change (%s at %s, digest %s)", in.DecisionID, facts.Repo, facts.BaseSHA, facts.DiffDigest)
 	}
 	required := max(in.RequiredApprovals, 1)
 	var approvals []Vote
@@ -40,6 +57,9 @@ func VerifyApprovals(keys []vote.PublicKey, in OpenPRInput) ([]Vote, error) {
 		}
 		if err := vote.Verify(keys, v.Signed(in.RemediationID), *v.Signature); err != nil {
 			return nil, fmt.Errorf("the vote of %q does not verify: %w", v.Actor, err)
+		}
+		if age := now.Sub(v.SignedAt); age > MaxVoteAge || age < -time.Hour {
+			return nil, fmt.Errorf("the vote of %q was signed at %s, outside the time a vote counts", v.Actor, v.SignedAt.Format(time.RFC3339))
 		}
 		if !v.Approved {
 			return nil, fmt.Errorf("%q rejected the change", v.Actor)

@@ -16,7 +16,11 @@ type LedgerDecisions struct {
 
 // CreateDecision implements DecisionClient; the remediation id is the key.
 func (l *LedgerDecisions) CreateDecision(ctx context.Context, in CreateDecisionInput) (Decision, error) {
-	d, err := l.Store.Create(ctx, in.RemediationID, ledger.Decision{
+	key := in.RemediationID
+	if in.RunID != "" {
+		key += "\x00" + in.RunID
+	}
+	d, err := l.Store.Create(ctx, key, ledger.Decision{
 		AlertID:        firstNonEmpty(in.IncidentID, in.RemediationID),
 		Proposer:       "remediator",
 		ProposedAction: "apply_autofix",
@@ -31,10 +35,25 @@ func (l *LedgerDecisions) CreateDecision(ctx context.Context, in CreateDecisionI
 		DiffDigest:    in.DiffDigest,
 		BaseSHA:       in.BaseSHA,
 	})
+	if errors.Is(err, ledger.ErrConflict) {
+		return Decision{}, Permanent(ErrTypeConflict, "a decision for this remediation exists about another change", err)
+	}
 	if err != nil {
 		return Decision{}, err
 	}
 	return Decision{ID: d.ID, Status: d.Status}, nil
+}
+
+// Facts implements DecisionClient.
+func (l *LedgerDecisions) Facts(ctx context.Context, id string) (DecisionFacts, error) {
+	d, err := l.Store.Get(ctx, id)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return DecisionFacts{}, Permanent(ErrTypeNotFound, "decision "+id+" is not in the ledger", err)
+	}
+	if err != nil {
+		return DecisionFacts{}, err
+	}
+	return DecisionFacts{RemediationID: d.RemediationID, Repo: d.Repo, Requester: d.Requester, DiffDigest: d.DiffDigest, BaseSHA: d.BaseSHA}, nil
 }
 
 // RecordOutcome implements DecisionClient.

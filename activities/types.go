@@ -16,6 +16,9 @@ type GenerateFixInput struct {
 	SHA            string `json:"sha,omitempty"`
 	FailureSummary string `json:"failure_summary"`
 	LogExcerpt     string `json:"log_excerpt,omitempty"`
+	// CIRun names the failed CI run, whose failed jobs' logs a forge fixer
+	// fetches as evidence.
+	CIRun *CIRun `json:"ci_run,omitempty"`
 }
 
 // Fix is a validated change proposal. The digest binds approvals to exactly
@@ -40,7 +43,10 @@ type Fix struct {
 // CreateDecisionInput is what the governance record needs to describe the
 // proposed action; RemediationID is its idempotency key.
 type CreateDecisionInput struct {
-	RemediationID string   `json:"remediation_id"`
+	RemediationID string `json:"remediation_id"`
+	// RunID keys the decision together with RemediationID: a later run of
+	// the same remediation gets a decision (and so needs votes) of its own.
+	RunID         string   `json:"run_id,omitempty"`
 	Repo          string   `json:"repo"`
 	Requester     string   `json:"requester"`
 	IncidentID    string   `json:"incident_id,omitempty"`
@@ -56,6 +62,17 @@ type CreateDecisionInput struct {
 type Decision struct {
 	ID     string `json:"id"`
 	Status string `json:"status"`
+}
+
+// DecisionFacts is what the governance record says was proposed: OpenPR
+// compares it with what it is asked to apply, so votes for one decision
+// cannot open anything else.
+type DecisionFacts struct {
+	RemediationID string
+	Repo          string
+	Requester     string
+	DiffDigest    string
+	BaseSHA       string
 }
 
 // OpenPRInput carries the approved diff and the votes that approved it;

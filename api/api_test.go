@@ -27,6 +27,7 @@ type fakeOrch struct {
 	votes     []orchestrator.Vote
 	cancelled []string
 	lists     []orchestrator.ListFilter
+	resolved  []string
 	err       error
 }
 
@@ -315,8 +316,8 @@ func TestRepoScopingHidesOtherTeams(t *testing.T) {
 		t.Fatalf("an unscoped admin sees everything: %s", rec.Body)
 	}
 	rec, eb := do(t, h, "POST", "/api/remediations", teamTok, `{"repo":"other/service","failure_summary":"x"}`)
-	if rec.Code != 403 || eb.Error != "repo_forbidden" {
-		t.Fatalf("starting on a repository outside the scope: %d %s", rec.Code, rec.Body)
+	if rec.Code != 422 || eb.Error != "invalid_repository" {
+		t.Fatalf("starting on a repository outside the scope answers like an unknown one: %d %s", rec.Code, rec.Body)
 	}
 }
 
@@ -356,4 +357,15 @@ func (f *fakeRepos) ScopeNames(canonical string) []string {
 	return names
 }
 
-func (f *fakeRepos) Roots() []string { return f.roots }
+func (f *fakeRepos) ScopeBases() []string {
+	bases := []string{""}
+	for _, r := range f.roots {
+		bases = append(bases, r+"/")
+	}
+	return bases
+}
+
+func (f *fakeOrch) AlertResolved(_ context.Context, id, _ string, _ time.Time) error {
+	f.resolved = append(f.resolved, id)
+	return f.err
+}

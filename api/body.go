@@ -31,6 +31,16 @@ func readRaw(c *gin.Context, max int64) ([]byte, error) {
 // object followed by junk must not pass. Field values must be valid UTF-8
 // (checked on the raw bytes, which the decoder would silently repair).
 func (h *handler) readJSON(c *gin.Context, dst any) error {
+	return h.decodeBody(c, dst, true)
+}
+
+// readJSONLoose is readJSON for other systems' payloads (CI and alerting
+// webhooks), whose fields are theirs to add: unknown fields are allowed.
+func (h *handler) readJSONLoose(c *gin.Context, dst any) error {
+	return h.decodeBody(c, dst, false)
+}
+
+func (h *handler) decodeBody(c *gin.Context, dst any, strict bool) error {
 	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if err != nil || mt != "application/json" {
 		return newError(errcode.UnsupportedMediaType, "send Content-Type: application/json")
@@ -46,7 +56,9 @@ func (h *handler) readJSON(c *gin.Context, dst any) error {
 		return newError(errcode.NotAnObject, "the body must be one JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(dst); err != nil {
 		if strings.HasPrefix(err.Error(), "json: unknown field") {
 			return newError(errcode.UnknownField, err.Error())

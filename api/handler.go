@@ -26,6 +26,8 @@ type Orchestrator interface {
 	Cancel(ctx context.Context, id string) error
 	RepoOf(ctx context.Context, id string) (string, error)
 	List(ctx context.Context, f orchestrator.ListFilter) (orchestrator.ListResult, error)
+	// AlertResolved records on a running remediation that its alert resolved.
+	AlertResolved(ctx context.Context, id, fingerprint string, at time.Time) error
 	Ready(ctx context.Context) error
 	Namespace() string
 }
@@ -47,6 +49,14 @@ type Options struct {
 	TrustedProxies []string
 	// GitHubSecret and SlackSecret verify webhooks; empty rejects every delivery.
 	GitHubSecret, SlackSecret []byte
+	// GitLabWebhookToken authenticates GitLab pipeline hooks on /api/ci/event
+	// (X-Gitlab-Token); empty refuses them.
+	GitLabWebhookToken []byte
+	// AlertRepoLabel names the alert label that holds the repository
+	// (default "repository"); AlertRoutes maps alert names to repositories
+	// for alerts without it.
+	AlertRepoLabel string
+	AlertRoutes    map[string]string
 	// SlackUsers links Slack user ids to principals allowed to vote from buttons.
 	SlackUsers      map[string]auth.Principal
 	WebhookMaxBytes int64
@@ -70,6 +80,8 @@ type handler struct {
 	opts   Options
 	// limited counts rate-limit decisions per route and outcome.
 	limited *prometheus.CounterVec
+	// unroutedAlerts counts alerts refused for naming no repository.
+	unroutedAlerts prometheus.Counter
 	// ready caches the dependency checks of /readyz and /health.
 	ready readiness
 }
@@ -104,10 +116,16 @@ func newHandler(logger *slog.Logger, orch Orchestrator, opts Options) (*gin.Engi
 	h := &handler{logger: logger, orch: orch, opts: opts, limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "remediator_http_ratelimit_total",
 		Help: "Rate-limit decisions per route: allowed, limited, or error (store unavailable).",
-	}, []string{"method", "route", "outcome"}), ready: readiness{ttl: readyCacheTTL, now: time.Now}}
+	}, []string{"method", "route", "outcome"}), ready: readiness{ttl: readyCacheTTL, now: time.Now},
+		unroutedAlerts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "remediator_alerts_unrouted_total",
+			Help: "Alerts refused because they name no repository (label or route).",
+		})}
 	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(h.limited); err != nil {
-			logger.Error("registering rate-limit counters", "error", err)
+		for _, c := range []prometheus.Collector{h.limited, h.unroutedAlerts} {
+			if err := opts.Registerer.Register(c); err != nil {
+				logger.Error("registering counters", "error", err)
+			}
 		}
 	}
 	// The correlation id comes first so that every answer, even a refusal of

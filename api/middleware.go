@@ -147,7 +147,7 @@ func (h *handler) authenticate() gin.HandlerFunc {
 				return
 			}
 		}
-		p, code, err := h.identify(c.Request)
+		p, code, err := h.identify(c)
 		if err != nil {
 			h.logger.InfoContext(ctx, "authentication failed", "code", code.Name, "error", err, "client_ip", c.ClientIP(), "correlation_id", correlationID(c))
 			if h.opts.Limiter != nil {
@@ -169,7 +169,11 @@ func (h *handler) authenticate() gin.HandlerFunc {
 
 // identify runs the authenticator and turns a failure into its catalogue
 // code (anything unexpected counts as an invalid token).
-func (h *handler) identify(r *http.Request) (Principal, errcode.Code, error) {
+func (h *handler) identify(c *gin.Context) (Principal, errcode.Code, error) {
+	r := c.Request
+	if tok := r.Header.Get(gitlabTokenHeader); tok != "" && c.FullPath() == ciEventPath {
+		return h.gitlabPrincipal(tok)
+	}
 	if h.opts.Auth == nil {
 		return Principal{}, errcode.MissingCredentials, errors.New("no authenticator configured")
 	}

@@ -76,14 +76,10 @@ func (h *handler) startRemediation(c *gin.Context) {
 	}
 	// Scope is checked on what will be acted on: the canonical repository,
 	// which is also all the workflow ever sees.
-	repo, err := h.canonicalRepo(c, b.Repo)
+	p, _ := principalOf(c)
+	repo, err := h.repoFor(c, p, b.Repo)
 	if err != nil {
 		writeError(c, h.logger, err)
-		return
-	}
-	p, _ := principalOf(c)
-	if !h.principalMayAccess(p, repo) {
-		writeError(c, h.logger, newError(errcode.RepoForbidden, "you may not start remediations for this repository"))
 		return
 	}
 	var deadline time.Time
@@ -247,7 +243,12 @@ func (h *handler) listRemediations(c *gin.Context) {
 		}
 	}
 	if f.Repo != "" && !h.mayAccess(c, f.Repo) {
-		// Nothing there is visible to this principal: not even whether it exists.
+		// Nothing there is visible to this principal: not even whether it
+		// exists. Such a listing has one empty page, so no token is valid.
+		if f.PageToken != "" {
+			writeError(c, h.logger, newError(errcode.InvalidPageToken, "page_token is not valid for this listing"))
+			return
+		}
 		c.JSON(http.StatusOK, orchestrator.ListResult{Items: []orchestrator.Summary{}})
 		return
 	}

@@ -21,8 +21,10 @@ type RepoResolver interface {
 	// ScopeNames are the names a canonical repository answers to in the
 	// principals' repository globs.
 	ScopeNames(canonical string) []string
-	// Roots are where repositories live; relative globs apply under them.
-	Roots() []string
+	// ScopeBases are the prefixes under which a relative glob ("teamA/**",
+	// "acme/*") can match canonical references: "" for forge names,
+	// "gitlab:" when GitLab is on, and each local root followed by "/".
+	ScopeBases() []string
 }
 
 // canonicalRepo resolves repo for the caller, answering every failure with
@@ -35,6 +37,21 @@ func (h *handler) canonicalRepo(c *gin.Context, repo string) (string, error) {
 	canonical, err := h.opts.Repos.Canonical(c.Request.Context(), repo)
 	if err != nil {
 		h.logger.InfoContext(c.Request.Context(), "repository refused", "repo", repo, "error", err, "correlation_id", correlationID(c))
+		return "", newError(errcode.InvalidRepository, "the repository is not one this service can act on")
+	}
+	return canonical, nil
+}
+
+// repoFor is the canonical repository p may start remediations on. A
+// repository outside p's scope is answered exactly like one that does not
+// exist, so a caller learns nothing about repositories it may not use.
+func (h *handler) repoFor(c *gin.Context, p Principal, repo string) (string, error) {
+	canonical, err := h.canonicalRepo(c, repo)
+	if err != nil {
+		return "", err
+	}
+	if !h.principalMayAccess(p, canonical) {
+		h.logger.InfoContext(c.Request.Context(), "repository outside the caller's scope", "repo", canonical, "principal", p.Subject, "correlation_id", correlationID(c))
 		return "", newError(errcode.InvalidRepository, "the repository is not one this service can act on")
 	}
 	return canonical, nil
@@ -66,25 +83,23 @@ const globMeta = "*?[{\\"
 // covers at least every repository they match (the list is filtered exactly
 // afterwards): "*" sees all, a glob without wildcards names one repository,
 // any other glob the repositories starting with its literal prefix. Relative
-// globs ("teamA/**") apply under every root and to forge names as stored.
+// globs ("teamA/**", "acme/*") apply under every scope base.
 func (h *handler) listScope(p Principal) orchestrator.Scope {
-	var roots []string
+	bases := []string{""}
 	if h.opts.Repos != nil {
-		roots = h.opts.Repos.Roots()
+		bases = h.opts.Repos.ScopeBases()
 	}
 	var s orchestrator.Scope
 	for _, g := range p.Repos {
 		if g == "*" || g == "**" {
 			return orchestrator.Scope{All: true}
 		}
-		bases := []string{""}
-		if !strings.HasPrefix(g, "/") {
-			for _, r := range roots {
-				bases = append(bases, strings.TrimSuffix(r, "/")+"/")
-			}
+		globBases := bases
+		if strings.HasPrefix(g, "/") {
+			globBases = []string{""}
 		}
 		i := strings.IndexAny(g, globMeta)
-		for _, b := range bases {
+		for _, b := range globBases {
 			switch {
 			case i < 0:
 				s.Exact = append(s.Exact, b+g)

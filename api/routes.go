@@ -56,6 +56,8 @@ func (h *handler) routeTable() []route {
 		{"POST", "/api/remediations/:id/reject", ruleApprovals, approvers, h.vote(false)},
 		{"POST", "/api/remediations/:id/cancel", ruleGeneral, []string{roleAdmin}, h.cancelRemediation},
 		{"GET", "/api/decisions/:id", ruleGeneral, anyRole, h.getDecision},
+		{"POST", ciEventPath, ruleWebhooks, []string{roleDeveloper, roleAdmin}, h.ciEvent},
+		{"POST", "/api/observability/alert", ruleWebhooks, []string{roleDeveloper, roleAdmin}, h.observabilityAlert},
 	}
 }
 

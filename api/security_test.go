@@ -360,8 +360,9 @@ func TestGitHubWebhookIsVerifiedAndFailsClosed(t *testing.T) {
 		t.Fatalf("signed failure: %d %s", rec.Code, rec.Body)
 	}
 	st := orch.started[0]
-	if st.Repo != "acme/api" || st.Requester != "webhook:github" || st.IdempotencyKey != "github:acme/api@0123456789abcdef0123456789abcdef01234567" ||
-		st.Fingerprint != "acme/api@0123456789abcdef0123456789abcdef01234567" {
+	const fp = "acme/api@0123456789abcdef0123456789abcdef01234567/workflow:0"
+	if st.Repo != "acme/api" || st.Requester != "webhook:github" || st.IdempotencyKey != "github:"+fp ||
+		st.Fingerprint != fp || st.Generation != 1 || st.CIRun == nil || st.CIRun.RunID != 42 || st.CIRun.Attempt != 1 {
 		t.Fatalf("start keyed on the source event: %+v", st)
 	}
 	ok := `{"action":"completed","repository":{"full_name":"acme/api"},"workflow_run":{"id":43,"conclusion":"success","head_sha":"0123456789abcdef0123456789abcdef01234567"}}`
@@ -541,5 +542,36 @@ func redisReplicas(t *testing.T, u, spec string) func() http.Handler {
 		}
 		t.Cleanup(func() { s.Close() })
 		return limitedHandler(t, &fakeOrch{}, s, rules(t, spec), nil)
+	}
+}
+
+// TestGitHubFailuresAreKeyedOnTheirWorkflowAndAttempt: a re-run attempt is
+// a later generation of the same failure; GitHub Actions' own check suites
+// and runs are covered by workflow_run; other apps' suites and runs of one
+// commit coalesce.
+func TestGitHubFailuresAreKeyedOnTheirWorkflowAndAttempt(t *testing.T) {
+	orch := &fakeOrch{}
+	h := githubHandler(t, orch, "s3cret")
+	sha := "0123456789abcdef0123456789abcdef01234567"
+	post := func(event, body string) {
+		t.Helper()
+		if rec := postGitHub(t, h, event, "d-"+strings.ReplaceAll(event, "_", "-"), sign("s3cret", body), body); rec.Code != 202 {
+			t.Fatalf("%s: %d %s", event, rec.Code, rec.Body)
+		}
+	}
+	post("workflow_run", `{"action":"completed","repository":{"full_name":"acme/api"},"workflow_run":{"id":7,"workflow_id":99,"run_attempt":2,"name":"CI","conclusion":"failure","head_branch":"main","head_sha":"`+sha+`"}}`)
+	post("check_suite", `{"action":"completed","repository":{"full_name":"acme/api"},"check_suite":{"id":5,"conclusion":"failure","head_branch":"main","head_sha":"`+sha+`","app":{"slug":"github-actions"}}}`)
+	post("check_run", `{"action":"completed","repository":{"full_name":"acme/api"},"check_run":{"id":6,"name":"build","conclusion":"failure","head_sha":"`+sha+`","app":{"slug":"github-actions"}}}`)
+	post("check_suite", `{"action":"completed","repository":{"full_name":"acme/api"},"check_suite":{"id":8,"conclusion":"failure","head_branch":"main","head_sha":"`+sha+`","app":{"slug":"circleci"}}}`)
+	post("check_run", `{"action":"completed","repository":{"full_name":"acme/api"},"check_run":{"id":9,"name":"test","conclusion":"failure","head_sha":"`+sha+`","app":{"slug":"circleci"},"check_suite":{"head_branch":"main"}}}`)
+	if len(orch.started) != 3 {
+		t.Fatalf("want the workflow run and circleci's suite and run, got %d: %+v", len(orch.started), orch.started)
+	}
+	wr, suite, run := orch.started[0], orch.started[1], orch.started[2]
+	if wr.Fingerprint != "acme/api@"+sha+"/workflow:99" || wr.Generation != 2 || wr.CIRun.RunID != 7 || wr.CIRun.Attempt != 2 {
+		t.Errorf("workflow_run: %+v", wr)
+	}
+	if suite.Fingerprint != "acme/api@"+sha+"/check:circleci" || run.Fingerprint != suite.Fingerprint || run.IdempotencyKey != suite.IdempotencyKey || run.Ref != "main" {
+		t.Errorf("a check run coalesces with its app's suite: %+v / %+v", suite, run)
 	}
 }

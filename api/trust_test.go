@@ -44,7 +44,7 @@ func TestScopeIsCheckedOnTheCanonicalRepository(t *testing.T) {
 	orch := &fakeOrch{}
 	h := scopedHandler(t, orch)
 	body := `{"repo":"/srv/git/teamA/linkB","failure_summary":"gofmt"}`
-	if rec, eb := do(t, h, "POST", "/api/remediations", "teamA-token-0123456789abcd", body); rec.Code != 403 || eb.Error != "repo_forbidden" {
+	if rec, eb := do(t, h, "POST", "/api/remediations", "teamA-token-0123456789abcd", body); rec.Code != 422 || eb.Error != "invalid_repository" {
 		t.Fatalf("team A through a link into team B: %d %+v", rec.Code, eb)
 	}
 	if len(orch.started) != 0 {
@@ -166,5 +166,17 @@ func TestStatusCarriesTheExactPatch(t *testing.T) {
 	}
 	if string(got.Fix.Patch) != "caf\xe9\n" || len(got.Votes) != 1 || got.Votes[0].Signature.KeyID == "" {
 		t.Fatalf("status: %s", rec.Body)
+	}
+}
+
+// TestPageTokenCheckedForAnOutOfScopeFilter: a page token is refused even
+// where the listing is empty because the filter names a repository the
+// caller may not see.
+func TestPageTokenCheckedForAnOutOfScopeFilter(t *testing.T) {
+	orch := &fakeOrch{}
+	h := scopedHandler(t, orch)
+	rec, eb := do(t, h, "GET", "/api/remediations?repo=/srv/git/teamB/repo2&page_token=garbage", "teamA-token-0123456789abcd", "")
+	if rec.Code != 400 || eb.Error != "invalid_page_token" {
+		t.Fatalf("%d %+v", rec.Code, eb)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"remediator/activities"
 	"remediator/internal/errcode"
 	"remediator/internal/orchestrator"
 	"remediator/internal/webhook"
@@ -53,25 +55,86 @@ type githubPayload struct {
 	} `json:"repository"`
 	WorkflowRun *struct {
 		ID         int64  `json:"id"`
+		WorkflowID int64  `json:"workflow_id"`
+		RunAttempt int64  `json:"run_attempt"`
 		Name       string `json:"name"`
 		Conclusion string `json:"conclusion"`
 		HeadBranch string `json:"head_branch"`
 		HeadSHA    string `json:"head_sha"`
 		HTMLURL    string `json:"html_url"`
 	} `json:"workflow_run"`
-	CheckSuite *struct {
-		ID         int64  `json:"id"`
-		Conclusion string `json:"conclusion"`
-		HeadBranch string `json:"head_branch"`
-		HeadSHA    string `json:"head_sha"`
-	} `json:"check_suite"`
+	CheckSuite *githubCheck `json:"check_suite"`
+	CheckRun   *struct {
+		githubCheck
+		Name       string       `json:"name"`
+		CheckSuite *githubCheck `json:"check_suite"`
+	} `json:"check_run"`
 }
 
-// githubWebhook verifies the HMAC over the raw body (no secret: every
-// delivery is rejected), answers ping, and turns failed workflow runs and
-// check suites into a remediation keyed on the failing commit, so replays of
-// a delivery and the workflow_run/check_suite pair of one failure start one
-// workflow. It acks fast: the work happens in the workflow.
+// githubCheck is what check_suite and check_run events share.
+type githubCheck struct {
+	ID         int64  `json:"id"`
+	Conclusion string `json:"conclusion"`
+	HeadBranch string `json:"head_branch"`
+	HeadSHA    string `json:"head_sha"`
+	App        struct {
+		Slug string `json:"slug"`
+	} `json:"app"`
+}
+
+// githubActionsApp is the app of the check suites and runs GitHub Actions
+// creates; their failures arrive (with the run to fetch logs from) as
+// workflow_run events.
+const githubActionsApp = "github-actions"
+
+// githubFailure is what a GitHub delivery reports, or nil when it reports no
+// failure to remediate.
+type githubFailure struct {
+	body        startBody
+	fingerprint string // identifies the failure, without the attempt
+	generation  int64
+	run         *activities.CIRun
+}
+
+func githubFailureOf(event string, p githubPayload) *githubFailure {
+	repo := p.Repository.FullName
+	switch {
+	case event == "workflow_run" && p.Action == "completed" && p.WorkflowRun != nil && p.WorkflowRun.Conclusion == "failure":
+		wr := p.WorkflowRun
+		attempt := max(wr.RunAttempt, 1)
+		return &githubFailure{
+			body: startBody{Ref: wr.HeadBranch, SHA: wr.HeadSHA,
+				FailureSummary: oneLine("GitHub workflow "+wr.Name+" failed on "+wr.HeadBranch, maxSummaryLen),
+				LogExcerpt:     oneLine(wr.HTMLURL, maxLogExcerptLen)},
+			fingerprint: fmt.Sprintf("%s@%s/workflow:%d", repo, wr.HeadSHA, wr.WorkflowID),
+			generation:  attempt,
+			run:         &activities.CIRun{RunID: wr.ID, Attempt: attempt},
+		}
+	case event == "check_suite" && p.CheckSuite != nil && p.CheckSuite.Conclusion == "failure" && p.CheckSuite.App.Slug != githubActionsApp:
+		cs := p.CheckSuite
+		return &githubFailure{
+			body: startBody{Ref: cs.HeadBranch, SHA: cs.HeadSHA,
+				FailureSummary: oneLine("GitHub check suite of "+cs.App.Slug+" failed on "+cs.HeadBranch, maxSummaryLen)},
+			fingerprint: fmt.Sprintf("%s@%s/check:%s", repo, cs.HeadSHA, cs.App.Slug),
+			generation:  1,
+		}
+	case event == "check_run" && p.Action == "completed" && p.CheckRun != nil && p.CheckRun.Conclusion == "failure" && p.CheckRun.App.Slug != githubActionsApp:
+		cr := p.CheckRun
+		branch := cr.HeadBranch
+		if cr.CheckSuite != nil && branch == "" {
+			branch = cr.CheckSuite.HeadBranch
+		}
+		return &githubFailure{
+			body: startBody{Ref: branch, SHA: cr.HeadSHA,
+				FailureSummary: oneLine("GitHub check "+cr.Name+" of "+cr.App.Slug+" failed on "+branch, maxSummaryLen)},
+			// A check run coalesces with its app's check suite.
+			fingerprint: fmt.Sprintf("%s@%s/check:%s", repo, cr.HeadSHA, cr.App.Slug),
+			generation:  1,
+		}
+	}
+	return nil
+}
+
 func (h *handler) githubWebhook(c *gin.Context) {
 	body, err := readRaw(c, h.opts.WebhookMaxBytes)
 	if err != nil {
@@ -100,19 +163,12 @@ func (h *handler) githubWebhook(c *gin.Context) {
 	// cannot fix its payload); the fields passed on as they are (ref, sha,
 	// repository) are validated like an API request's, control characters
 	// included, so none reaches a workflow.
-	var sb startBody
-	switch {
-	case event == "workflow_run" && p.Action == "completed" && p.WorkflowRun != nil && p.WorkflowRun.Conclusion == "failure":
-		sb = startBody{Ref: p.WorkflowRun.HeadBranch, SHA: p.WorkflowRun.HeadSHA,
-			FailureSummary: oneLine("GitHub workflow "+p.WorkflowRun.Name+" failed on "+p.WorkflowRun.HeadBranch, maxSummaryLen),
-			LogExcerpt:     oneLine(p.WorkflowRun.HTMLURL, maxLogExcerptLen)}
-	case event == "check_suite" && p.CheckSuite != nil && p.CheckSuite.Conclusion == "failure":
-		sb = startBody{Ref: p.CheckSuite.HeadBranch, SHA: p.CheckSuite.HeadSHA,
-			FailureSummary: oneLine("GitHub check suite failed on "+p.CheckSuite.HeadBranch, maxSummaryLen)}
-	default:
+	f := githubFailureOf(event, p)
+	if f == nil {
 		c.JSON(http.StatusAccepted, webhookResponse{Status: "ignored", DeliveryID: delivery})
 		return
 	}
+	sb := f.body
 	sb.Repo = p.Repository.FullName
 	if !fullNamePattern.MatchString(sb.Repo) || !fullSHAPattern.MatchString(sb.SHA) {
 		writeError(c, h.logger, validationError(map[string]string{"repository": "owner/name and a 40-hex head sha are required"}))
@@ -129,9 +185,12 @@ func (h *handler) githubWebhook(c *gin.Context) {
 		return
 	}
 	res, err := h.orch.Start(c.Request.Context(), orchestrator.StartRequest{
-		// One remediation per failing commit, whichever event reports it first.
-		IdempotencyKey: "github:" + sb.Repo + "@" + sb.SHA,
-		Fingerprint:    sb.Repo + "@" + sb.SHA,
+		// One remediation per failure, whichever delivery reports it first;
+		// a later attempt of the run starts another once this one ended.
+		IdempotencyKey: "github:" + f.fingerprint,
+		Fingerprint:    f.fingerprint,
+		Generation:     f.generation,
+		CIRun:          f.run,
 		Requester:      webhookRequester, CorrelationID: correlationID(c),
 		Repo: repo, Ref: sb.Ref, SHA: sb.SHA, FailureSummary: sb.FailureSummary, LogExcerpt: sb.LogExcerpt,
 	})

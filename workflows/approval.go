@@ -49,6 +49,19 @@ func (r *remediation) setup(ctx workflow.Context) error {
 		}
 	}
 	r.signals = workflow.GetSignalChannel(ctx, SignalApproval)
+	resolved := workflow.GetSignalChannel(ctx, SignalAlertResolved)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var res AlertResolution
+			if more := resolved.Receive(ctx, &res); !more {
+				return
+			}
+			if r.st.AlertResolvedAt.IsZero() {
+				r.st.AlertResolvedAt = res.At
+				r.logger.Info("the alert resolved", "fingerprint", res.Fingerprint)
+			}
+		}
+	})
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			var req ApprovalRequest

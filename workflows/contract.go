@@ -19,6 +19,9 @@ const (
 	UpdateApprove  = "approve"
 	UpdateReject   = "reject"
 	SignalApproval = "approval"
+	// SignalAlertResolved records that the alert a remediation was started
+	// for resolved; it changes nothing else (a person still decides).
+	SignalAlertResolved = "alert_resolved"
 	QueryStatus    = "status"
 )
 
@@ -49,7 +52,7 @@ const (
 const IDPrefix = "rem-"
 
 // BranchFor is the deterministic branch a remediation's change lives on.
-func BranchFor(remediationID string) string { return "autofix/" + remediationID }
+func BranchFor(remediationID string) string { return activities.BranchPrefix + remediationID }
 
 // Phase is where a remediation stands. Terminal phases never change again.
 type Phase string
@@ -115,6 +118,8 @@ type RemediationInput struct {
 	CorrelationID     string        `json:"correlation_id,omitempty"`
 	ApprovalTimeout   time.Duration `json:"approval_timeout,omitempty"`
 	RequiredApprovals int           `json:"required_approvals,omitempty"`
+	// CIRun names the failed CI run on the forge (its logs become evidence).
+	CIRun *activities.CIRun `json:"ci_run,omitempty"`
 	// Deadline is the absolute end of the approval window, fixed once when
 	// the remediation is accepted: the time spent generating the fix or
 	// retrying the decision neither extends nor shrinks it. Zero (inputs of
@@ -193,6 +198,12 @@ type FixSummary struct {
 	Patch      []byte   `json:"patch,omitempty"`
 }
 
+// AlertResolution is the payload of SignalAlertResolved.
+type AlertResolution struct {
+	Fingerprint string    `json:"fingerprint"`
+	At          time.Time `json:"at"`
+}
+
 // IgnoredSignal records an approval signal that failed validation.
 type IgnoredSignal struct {
 	Actor  string    `json:"actor"`
@@ -220,4 +231,7 @@ type Status struct {
 	CreatedAt         time.Time               `json:"created_at"`
 	UpdatedAt         time.Time               `json:"updated_at"`
 	Deadline          time.Time               `json:"deadline,omitzero"`
+	// AlertResolvedAt is when the alert that started the remediation
+	// resolved, if it did.
+	AlertResolvedAt time.Time `json:"alert_resolved_at,omitzero"`
 }

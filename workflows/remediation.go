@@ -116,6 +116,7 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 		SHA:            r.in.SHA,
 		FailureSummary: r.in.FailureSummary,
 		LogExcerpt:     r.in.LogExcerpt,
+		CIRun:          r.in.CIRun,
 	}).Get(ctx, &r.fix)
 	if err != nil {
 		return r.endOnError(ctx, "generating the fix failed", err)
@@ -140,8 +141,13 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 
 	var dec activities.Decision
 	ledgerCtx := workflow.WithActivityOptions(ctx, ledgerOptions)
+	runID := ""
+	if r.version >= versionSignedVotes {
+		runID = workflow.GetInfo(ctx).WorkflowExecution.RunID
+	}
 	err = workflow.ExecuteActivity(ledgerCtx, acts.CreateDecision, activities.CreateDecisionInput{
 		RemediationID: r.in.ID,
+		RunID:         runID,
 		Repo:          r.in.Repo,
 		Requester:     r.in.Requester,
 		IncidentID:    r.in.IncidentID,

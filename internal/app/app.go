@@ -25,6 +25,7 @@ import (
 	"remediator/api"
 	"remediator/internal/auth"
 	"remediator/internal/config"
+	"remediator/internal/forge"
 	"remediator/internal/gitlocal"
 	"remediator/internal/ledger"
 	"remediator/internal/logging"
@@ -72,13 +73,32 @@ func BuildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger
 	if err != nil {
 		return Components{}, err
 	}
+	local := &activities.LocalFixer{Git: git, Recipes: &recipe.Generator{
+		Checkout: git, Recipes: recipes, MaxDiffBytes: cfg.MaxDiffBytes, DeniedPaths: cfg.DeniedPaths, Sandbox: sb,
+	}}
+	clients, hosts, err := buildForges(cfg)
+	if err != nil {
+		return Components{}, err
+	}
+	// Forge repositories are mirrored (bare, from archives) under their own
+	// root, which only this provider may touch.
+	mirrorRoot := filepath.Join(cfg.DataDir, "forges")
+	mirrors, err := gitlocal.New(gitlocal.Options{Roots: []string{mirrorRoot}, ScratchDir: filepath.Join(cfg.DataDir, "scratch")})
+	if err != nil {
+		return Components{}, err
+	}
+	forges := &activities.Forges{
+		Clients: clients, Hosts: hosts, Mirrors: mirrors, MirrorRoot: mirrorRoot,
+		Recipes: &recipe.Generator{Checkout: mirrors, Recipes: recipes, MaxDiffBytes: cfg.MaxDiffBytes, DeniedPaths: cfg.DeniedPaths, Sandbox: sb},
+		Local:   local, LocalGit: &activities.LocalGit{Git: git},
+		Labels:  cfg.ChangeLabels, Reviewers: cfg.ChangeReviewers,
+		PublicURL: cfg.PublicURL, UIURL: cfg.UIURL, Namespace: cfg.Temporal.Namespace,
+	}
 	return Components{
 		Acts: &activities.Activities{
-			Fixer: &activities.LocalFixer{Git: git, Recipes: &recipe.Generator{
-				Checkout: git, Recipes: recipes, MaxDiffBytes: cfg.MaxDiffBytes, DeniedPaths: cfg.DeniedPaths, Sandbox: sb,
-			}},
+			Fixer:     forges,
 			Decisions: &activities.LedgerDecisions{Store: store},
-			Git:       &activities.LocalGit{Git: git},
+			Git:       forges,
 			VoteKeys:  cfg.VotePublicKeys,
 		},
 		Ledger: store,
@@ -161,15 +181,30 @@ func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store *ledg
 			return nil, err
 		}
 	}
-	// The API canonicalises repositories under the same roots as the worker.
-	repos, err := gitlocal.New(gitlocal.Options{Roots: cfg.GitRoots, ScratchDir: filepath.Join(cfg.DataDir, "scratch")})
+	// The API canonicalises repositories: local ones under the same roots as
+	// the worker, forge ones against the forge.
+	local, err := gitlocal.New(gitlocal.Options{Roots: cfg.GitRoots, ScratchDir: filepath.Join(cfg.DataDir, "scratch")})
 	if err != nil {
 		return nil, err
 	}
+	forges, hosts, err := buildForges(cfg)
+	if err != nil {
+		return nil, err
+	}
+	checkers := map[forge.Kind]forge.Checker{}
+	for k, f := range forges {
+		checkers[k] = f
+	}
+	glToken := []byte(nil)
+	if cfg.GitLab != nil {
+		glToken = cfg.GitLab.WebhookToken
+	}
+	repos := &forge.Resolver{Local: local, Forges: checkers, Hosts: hosts}
 	orch := orchestrator.New(c, cfg.Temporal.Namespace, cfg.ApprovalTimeout, signer)
 	deps.Handler = api.NewHandler(logger.With("component", "api"), orch, api.Options{
 		Auth: authn, Limiter: limiter, LimitStore: limitStore, TrustedProxies: cfg.TrustedProxies,
-		GitHubSecret: cfg.GitHubSecret, SlackSecret: cfg.SlackSecret, SlackUsers: cfg.SlackUsers, WebhookMaxBytes: cfg.WebhookMaxBytes,
+		GitHubSecret: cfg.GitHubSecret, SlackSecret: cfg.SlackSecret, GitLabWebhookToken: glToken,
+		AlertRepoLabel: cfg.AlertRepoLabel, AlertRoutes: cfg.AlertRoutes, SlackUsers: cfg.SlackUsers, WebhookMaxBytes: cfg.WebhookMaxBytes,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Registerer: reg,
 		Decisions: store, Repos: repos, MaxBodyBytes: cfg.MaxBodyBytes, PublicURL: cfg.PublicURL,
 		UIURL: cfg.UIURL, DefaultApprovalTimeout: cfg.ApprovalTimeout, Version: Version(),

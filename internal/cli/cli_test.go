@@ -779,3 +779,17 @@ func TestTransportErrorsNameTheCorrelationID(t *testing.T) {
 		t.Fatalf("%v %q", err, errOut)
 	}
 }
+
+// TestVisibleShowsEveryByte: on a terminal, a diff's escape sequences are
+// shown, not interpreted.
+func TestVisibleShowsEveryByte(t *testing.T) {
+	in := []byte("+ok\n+evil\x1b[1A\x1b[2K\r\tcaf\xe9\u2028\n")
+	got := string(visible(in))
+	want := "+ok\n+evil\\u001b[1A\\u001b[2K\\u000d\tcaf\\xe9\\u2028\n"
+	if got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if isTerminal(&bytes.Buffer{}) {
+		t.Fatal("a buffer is no terminal")
+	}
+}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,10 +10,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -126,9 +129,10 @@ func (c *client) getStatus(ctx context.Context, id string) (*status, []byte, err
 }
 
 func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("status", "status ID [--json] [--diff]", stderr)
+	fs := newFlagSet("status", "status ID [--json] [--diff [--raw]]", stderr)
 	asJSON := fs.Bool("json", false, "print the API's JSON answer unchanged")
-	showDiff := fs.Bool("diff", false, "print only the diff, byte for byte as it will be applied")
+	showDiff := fs.Bool("diff", false, "print only the diff as it will be applied (control characters made visible on a terminal)")
+	raw := fs.Bool("raw", false, "with --diff: the exact bytes even on a terminal")
 	id, err := parseID(fs, args)
 	if err != nil {
 		return err
@@ -140,16 +144,16 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	st, raw, err := c.getStatus(ctx, id)
+	st, rawJSON, err := c.getStatus(ctx, id)
 	if err != nil {
 		return err
 	}
 	switch {
 	case *asJSON:
-		if _, err := stdout.Write(raw); err != nil {
+		if _, err := stdout.Write(rawJSON); err != nil {
 			return err
 		}
-		if len(raw) > 0 && raw[len(raw)-1] != '\n' {
+		if len(rawJSON) > 0 && rawJSON[len(rawJSON)-1] != '\n' {
 			_, err = io.WriteString(stdout, "\n")
 		}
 		return err
@@ -161,7 +165,13 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 		if !ok {
 			return fmt.Errorf("the API's answer for %s carries neither fix.patch nor fix.diff (correlation id %s)", id, c.correlationID)
 		}
-		if _, err := stdout.Write(b); err != nil {
+		out := b
+		if !*raw && isTerminal(stdout) {
+			// Repository content could carry escape sequences that hide
+			// lines on screen; the reviewer sees every byte instead.
+			out = visible(b)
+		}
+		if _, err := stdout.Write(out); err != nil {
 			return err
 		}
 		if !matchesDigest(b, st.Fix.Digest) {
@@ -480,4 +490,36 @@ func parseID(fs *flag.FlagSet, args []string) (string, error) {
 		return "", fmt.Errorf("%q is not a remediation id (%s followed by lowercase hex, at most 64 characters)", pos[0], idPrefix)
 	}
 	return pos[0], nil
+}
+
+// isTerminal reports whether w is a terminal (then bytes are interpreted,
+// not just stored).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// visible shows control characters (other than newline and tab) and bytes
+// that are not UTF-8 as escapes, so nothing in a diff acts on the terminal.
+func visible(b []byte) []byte {
+	var out bytes.Buffer
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			fmt.Fprintf(&out, "\\x%02x", b[0])
+		case r == '\n' || r == '\t':
+			out.WriteRune(r)
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == '\u2028' || r == '\u2029':
+			fmt.Fprintf(&out, "\\u%04x", r)
+		default:
+			out.Write(b[:size])
+		}
+		b = b[size:]
+	}
+	return out.Bytes()
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -90,6 +91,33 @@ type Config struct {
 	// VotePublicKeys are what workers verify votes with (dev adds the
 	// public half of its own signing key).
 	VotePublicKeys []vote.PublicKey
+	// GitHub and GitLab are the hosted forges; nil when not configured.
+	GitHub *GitHub
+	GitLab *GitLab
+	// OutboundAllowHosts may be dialled besides the configured bases (public
+	// addresses only), e.g. the hosts GitHub redirects log downloads to.
+	OutboundAllowHosts []string
+	// ChangeLabels and ChangeReviewers are put on every pull/merge request.
+	ChangeLabels, ChangeReviewers []string
+	// AlertRepoLabel is the alert label naming the repository; AlertRoutes
+	// map alert names to repositories for alerts without it.
+	AlertRepoLabel string
+	AlertRoutes    map[string]string
+}
+
+// GitHub configures the GitHub (or GitHub Enterprise) provider.
+type GitHub struct {
+	APIURL        string
+	Token         string
+	AppID         int64
+	PrivateKeyPEM []byte
+}
+
+// GitLab configures the GitLab provider.
+type GitLab struct {
+	URL          string
+	Token        string
+	WebhookToken []byte
 }
 
 // Bounds for approval deadlines set per remediation.
@@ -220,6 +248,26 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 	if c.VotePublicKeys, err = loadPublicKeys(getenv); err != nil {
 		errs = append(errs, err)
 	}
+	if c.GitHub, err = loadGitHub(env, getenv); err != nil {
+		errs = append(errs, err)
+	}
+	if c.GitLab, err = loadGitLab(env, getenv); err != nil {
+		errs = append(errs, err)
+	}
+	c.OutboundAllowHosts = splitList(env("REMEDIATOR_OUTBOUND_ALLOW_HOSTS", ""), ",")
+	c.ChangeLabels = splitList(env("REMEDIATOR_CHANGE_LABELS", "autofix"), ",")
+	c.ChangeReviewers = splitList(env("REMEDIATOR_CHANGE_REVIEWERS", ""), ",")
+	c.AlertRepoLabel = env("REMEDIATOR_ALERT_REPO_LABEL", "repository")
+	c.AlertRoutes = map[string]string{}
+	for _, entry := range splitList(env("REMEDIATOR_ALERT_ROUTES", ""), ",") {
+		name, repo, ok := strings.Cut(entry, "=")
+		name, repo = strings.TrimSpace(name), strings.TrimSpace(repo)
+		if !ok || name == "" || repo == "" {
+			errs = append(errs, fmt.Errorf("REMEDIATOR_ALERT_ROUTES: %q is not alertname=repository", entry))
+			continue
+		}
+		c.AlertRoutes[name] = repo
+	}
 
 	if !slices.Contains([]string{"text", "json"}, c.LogFormat) {
 		errs = append(errs, fmt.Errorf("REMEDIATOR_LOG_FORMAT: %q is not text or json", c.LogFormat))
@@ -268,6 +316,73 @@ func (c Config) ValidateAPI() error {
 func (c Config) ValidateWorker() error {
 	if c.Mode != ModeDev && len(c.VotePublicKeys) == 0 {
 		return errors.New("no vote verification keys: set REMEDIATOR_VOTE_PUBLIC_KEYS or REMEDIATOR_VOTE_PUBLIC_KEYS_FILE to the API's public key")
+	}
+	return nil
+}
+
+// loadGitHub returns nil when neither a token nor an App is configured.
+func loadGitHub(env func(string, string) string, getenv func(string) string) (*GitHub, error) {
+	token, appID := strings.TrimSpace(getenv("GITHUB_TOKEN")), env("GITHUB_APP_ID", "")
+	keyPEM, keyFile := getenv("GITHUB_APP_PRIVATE_KEY_PEM"), env("GITHUB_APP_PRIVATE_KEY_FILE", "")
+	if token == "" && appID == "" && keyPEM == "" && keyFile == "" {
+		return nil, nil
+	}
+	g := &GitHub{APIURL: env("GITHUB_API_URL", "https://api.github.com/"), Token: token}
+	if err := checkBaseURL(g.APIURL); err != nil {
+		return nil, fmt.Errorf("GITHUB_API_URL: %w", err)
+	}
+	if appID != "" {
+		id, err := strconv.ParseInt(appID, 10, 64)
+		if err != nil || id <= 0 {
+			return nil, fmt.Errorf("GITHUB_APP_ID: %q is not an App id", appID)
+		}
+		g.AppID = id
+		switch {
+		case keyPEM != "" && keyFile != "":
+			return nil, errors.New("GITHUB_APP_PRIVATE_KEY_PEM and GITHUB_APP_PRIVATE_KEY_FILE: set one")
+		case keyFile != "":
+			b, err := os.ReadFile(keyFile)
+			if err != nil {
+				return nil, fmt.Errorf("GITHUB_APP_PRIVATE_KEY_FILE: %w", err)
+			}
+			g.PrivateKeyPEM = b
+		default:
+			// Literal \n sequences (one-line environment values) are newlines.
+			g.PrivateKeyPEM = []byte(strings.ReplaceAll(keyPEM, `\n`, "\n"))
+		}
+	}
+	switch {
+	case g.Token != "" && g.AppID != 0:
+		return nil, errors.New("GITHUB_TOKEN and GITHUB_APP_ID: configure a token or an App, not both")
+	case g.AppID != 0 && len(g.PrivateKeyPEM) == 0:
+		return nil, errors.New("GITHUB_APP_ID needs GITHUB_APP_PRIVATE_KEY_PEM or GITHUB_APP_PRIVATE_KEY_FILE")
+	case g.Token == "" && g.AppID == 0:
+		return nil, errors.New("GITHUB_APP_PRIVATE_KEY_* needs GITHUB_APP_ID")
+	}
+	return g, nil
+}
+
+// loadGitLab returns nil when no GitLab token is configured.
+func loadGitLab(env func(string, string) string, getenv func(string) string) (*GitLab, error) {
+	token := strings.TrimSpace(getenv("GITLAB_TOKEN"))
+	if token == "" {
+		if getenv("GITLAB_WEBHOOK_TOKEN") != "" {
+			return nil, errors.New("GITLAB_WEBHOOK_TOKEN needs GITLAB_TOKEN")
+		}
+		return nil, nil
+	}
+	g := &GitLab{URL: env("GITLAB_URL", "https://gitlab.com"), Token: token, WebhookToken: []byte(getenv("GITLAB_WEBHOOK_TOKEN"))}
+	if err := checkBaseURL(g.URL); err != nil {
+		return nil, fmt.Errorf("GITLAB_URL: %w", err)
+	}
+	return g, nil
+}
+
+// checkBaseURL accepts an http(s) URL without credentials, query or fragment.
+func checkBaseURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q is not an http(s) base URL", s)
 	}
 	return nil
 }
@@ -428,11 +543,21 @@ func (c Config) String() string {
 	for _, k := range c.VotePublicKeys {
 		keyIDs = append(keyIDs, k.ID)
 	}
-	return fmt.Sprintf("mode=%s data_dir=%s http=%s temporal=%s/%s tls=%t tokens=[%s] api_keys=%d jwt=%t redis=%t trusted_proxies=%v github_webhook=%t slack=%t git_roots=%v approval_timeout=%s recipe_sandbox=%s vote_signing_key=%t vote_public_keys=%v",
+	github, gitlab := "off", "off"
+	if c.GitHub != nil {
+		github = c.GitHub.APIURL
+		if c.GitHub.AppID != 0 {
+			github += fmt.Sprintf(" (app %d)", c.GitHub.AppID)
+		}
+	}
+	if c.GitLab != nil {
+		gitlab = c.GitLab.URL
+	}
+	return fmt.Sprintf("mode=%s data_dir=%s http=%s temporal=%s/%s tls=%t tokens=[%s] api_keys=%d jwt=%t redis=%t trusted_proxies=%v github_webhook=%t slack=%t git_roots=%v approval_timeout=%s recipe_sandbox=%s vote_signing_key=%t vote_public_keys=%v github=%s gitlab=%s outbound_allow=%v",
 		c.Mode, c.DataDir, c.HTTPAddr, c.Temporal.Address, c.Temporal.Namespace, c.Temporal.TLS,
 		strings.Join(subjects, ","), len(c.APIKeys), c.JWT != nil, c.RedisURL != "", c.TrustedProxies,
 		len(c.GitHubSecret) > 0, len(c.SlackSecret) > 0, c.GitRoots, c.ApprovalTimeout,
-		c.RecipeSandbox, c.VoteSigningKey != nil, keyIDs)
+		c.RecipeSandbox, c.VoteSigningKey != nil, keyIDs, github, gitlab, c.OutboundAllowHosts)
 }
 
 func splitList(s, sep string) []string {

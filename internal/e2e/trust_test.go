@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -10,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"remediator/activities"
 	"remediator/internal/auth"
 	"remediator/internal/demo"
 	"remediator/internal/devserver"
@@ -253,16 +256,16 @@ func TestScopeFollowsTheCanonicalRepository(t *testing.T) {
 	start := func(key, repo, idem string) response {
 		return asKey(key, "POST", "/api/remediations", map[string]string{"repo": repo, "failure_summary": "lint: gofmt check failed", "log_excerpt": idem})
 	}
-	for _, repo := range []string{"teamA/linkB", filepath.Join(dir, "teamA", "linkB"), "file://" + filepath.Join(dir, "teamA", "linkB")} {
-		if r := start(keyA, repo, "a"); r.code != 403 || r.body["error"] != "repo_forbidden" {
+	for _, repo := range []string{filepath.Join(dir, "teamA", "linkB"), "file://" + filepath.Join(dir, "teamA", "linkB"), dir + "/teamA/linkB/"} {
+		if r := start(keyA, repo, "a"); r.code != 422 || r.body["error"] != "invalid_repository" {
 			t.Fatalf("team A via %s: %d %v", repo, r.code, r.body)
 		}
 	}
-	if r := start(keyA, "teamA/missing", "a"); r.code != 422 || r.body["error"] != "invalid_repository" {
+	if r := start(keyA, filepath.Join(dir, "teamA", "missing"), "a"); r.code != 422 || r.body["error"] != "invalid_repository" {
 		t.Fatalf("unknown repository: %d %v", r.code, r.body)
 	}
-	a := start(keyA, "teamA/app", "a1")
-	b := start(keyB, "teamA/linkB", "b1") // team B's own repository, by any name
+	a := start(keyA, filepath.Join(dir, "teamA", "app"), "a1")
+	b := start(keyB, filepath.Join(dir, "teamA", "linkB"), "b1") // team B's own repository, by any name
 	if a.code != 202 || b.code != 202 {
 		t.Fatalf("starts: %d %v / %d %v", a.code, a.body, b.code, b.body)
 	}
@@ -316,4 +319,101 @@ func TestScopeFollowsTheCanonicalRepository(t *testing.T) {
 	if r := asKey(keyA, "GET", "/api/remediations?page_token=zzz", nil); r.code != 400 || r.body["error"] != "invalid_page_token" {
 		t.Fatalf("a malformed page token: %d %v", r.code, r.body)
 	}
+}
+
+// TestCapturedVotesAndForgedStartsOpenNothing: a Temporal client that
+// copies an approver's signed vote into a new run of the same remediation
+// (pointed at another repository), or starts a remediation with a requester
+// and repository of its choosing, gets nothing opened and nothing served.
+func TestCapturedVotesAndForgedStartsOpenNothing(t *testing.T) {
+	ports, err := devserver.FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s := startStack(t, dir, ports)
+	ctx := context.Background()
+	other, err := demo.Ensure(ctx, filepath.Join(dir, "teamB", "payments"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := s.startDemo("dev", "captured")
+	st := s.waitPhase(id, workflows.PhaseAwaitingApproval)
+	if r := s.call("POST", "/api/remediations/"+id+"/approve", "alice", vote(st)); r.code != 200 {
+		t.Fatalf("approve: %d %v", r.code, r.body)
+	}
+	done := s.waitPhase(id, workflows.PhaseCompleted)
+	captured := done["votes"].([]any)[0].(map[string]any)
+	raw, _ := json.Marshal(captured)
+	var v activities.Vote
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	replay := workflows.ApprovalRequest{Actor: v.Actor, Roles: v.Roles, DecisionID: v.DecisionID, DiffDigest: v.DiffDigest,
+		Comment: v.Comment, Reason: v.Reason, Channel: v.Channel, SignedAt: v.SignedAt, Signature: v.Signature}
+
+	// A new run under the same workflow ID, on another repository with the
+	// same files (so the same digest), by another requester.
+	run, err := s.dev.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE},
+		workflows.WorkflowName, workflows.RemediationInput{ID: id, Repo: other.Path, Ref: "main", FailureSummary: s.dev.Demo.FailureSummary,
+			LogExcerpt: s.dev.Demo.LogExcerpt, Requester: "mallory", RequiredApprovals: 1, Deadline: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nst := s.queryPhase(id, workflows.PhaseAwaitingApproval)
+	if nst.DecisionID == v.DecisionID {
+		t.Fatal("a new run must get a decision of its own")
+	}
+	if err := s.forgeVote(ctx, id, replay); err == nil {
+		t.Fatal("a captured vote was accepted by a new run")
+	}
+	if err := s.dev.Client.CancelWorkflow(ctx, id, run.GetRunID()); err != nil {
+		t.Fatal(err)
+	}
+	_ = run.Get(ctx, nil)
+	if out, err := exec.Command("git", "-C", other.Path, "rev-parse", "--verify", "--quiet", "refs/heads/autofix/"+id).CombinedOutput(); err == nil {
+		t.Fatalf("the other repository got a branch: %s", out)
+	}
+
+	// A remediation started straight on Temporal with the search attributes
+	// the API sets is still not served: its start is not signed.
+	forgedID := "rem-f1f1f1f1f1f1f1f1f1f1f1f1"
+	_, err = s.dev.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: forgedID, TaskQueue: workflows.TaskQueue,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrRepo).ValueSet(s.dev.Demo.Path),
+			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrRequester).ValueSet("dev")),
+		Memo: map[string]any{workflows.MemoRequester: "dev"}},
+		workflows.WorkflowName, workflows.RemediationInput{ID: forgedID, Repo: s.dev.Demo.Path, Ref: "main", FailureSummary: s.dev.Demo.FailureSummary,
+			LogExcerpt: s.dev.Demo.LogExcerpt, Requester: "dev", RequiredApprovals: 1, Deadline: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.queryPhase(forgedID, workflows.PhaseAwaitingApproval)
+	fst := s.call("GET", "/api/remediations/"+forgedID, "alice", nil)
+	if fst.code != 404 {
+		t.Fatalf("a forged start must not be served: %d %v", fst.code, fst.body)
+	}
+	if r := s.call("POST", "/api/remediations/"+forgedID+"/approve", "alice", map[string]string{"decision_id": "dec_000000000000000000000000", "diff_digest": strings.Repeat("0", 64)}); r.code != 404 {
+		t.Fatalf("a forged start must not be voted on: %d %v", r.code, r.body)
+	}
+	for _, it := range s.call("GET", "/api/remediations", "admin", nil).body["items"].([]any) {
+		if it.(map[string]any)["id"] == forgedID {
+			t.Fatal("a forged start must not be listed")
+		}
+	}
+	_ = s.dev.Client.CancelWorkflow(ctx, forgedID, "")
+}
+
+// forgeVote is forgeUpdate returning the refusal, whatever its type.
+func (s *stack) forgeVote(ctx context.Context, id string, req workflows.ApprovalRequest) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	h, err := s.dev.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: id, UpdateName: workflows.UpdateApprove, WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{req},
+	})
+	if err == nil {
+		err = h.Get(ctx, nil)
+	}
+	return err
 }

@@ -48,7 +48,6 @@ var (
 var (
 	Forbidden     = Code{"forbidden", http.StatusForbidden, "the caller lacks a role this action needs"}
 	SelfApproval  = Code{"self_approval", http.StatusForbidden, "the requester may not approve their own remediation"}
-	RepoForbidden = Code{"repo_forbidden", http.StatusForbidden, "the repository is outside the caller's scope"}
 )
 
 // 404 and 405: nothing (visible) there.
@@ -98,7 +97,7 @@ var (
 var all = []Code{
 	EmptyBody, NotAnObject, MalformedJSON, TrailingData, UnreadableBody, MissingHeaders, MalformedPayload, InvalidPageToken,
 	MissingCredentials, InvalidToken, TokenExpired, InvalidAPIKey, InvalidSignature, WebhookNotConfigured,
-	Forbidden, SelfApproval, RepoForbidden,
+	Forbidden, SelfApproval,
 	NotFound, MethodNotAllowed,
 	IdempotencyKeyReused, StaleVote, DuplicateVote, NotAwaitingApproval, AlreadyEnded,
 	BodyTooLarge, UnsupportedMediaType,

@@ -34,6 +34,10 @@ const (
 // ErrNotFound is returned for unknown decision ids.
 var ErrNotFound = errors.New("decision not found")
 
+// ErrConflict is returned when a key already names a decision about another
+// change: a decision id is never handed out for something else.
+var ErrConflict = errors.New("a decision for this key exists about another change")
+
 // Vote is one recorded vote.
 type Vote struct {
 	Actor    string    `json:"actor"`
@@ -107,6 +111,9 @@ func (s *Store) Create(_ context.Context, key string, d Decision) (Decision, err
 	defer s.mu.Unlock()
 	d.ID = IDFor(key)
 	if existing, err := s.read(d.ID); err == nil {
+		if existing.RemediationID != d.RemediationID || existing.Repo != d.Repo || existing.BaseSHA != d.BaseSHA || existing.DiffDigest != d.DiffDigest {
+			return Decision{}, ErrConflict
+		}
 		return existing, nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return Decision{}, err

@@ -57,7 +57,7 @@ func TestCreateIsIdempotentAndRecordsOutcome(t *testing.T) {
 			t.Errorf("record lacks %q", k)
 		}
 	}
-	again, _ := s.Create(ctx, "rem-1", Decision{})
+	again, _ := s.Create(ctx, "rem-1", Decision{Repo: "r", DiffDigest: "x"})
 	if again.Status != StatusApproved {
 		t.Fatalf("create after outcome must return the stored record, got %+v", again)
 	}
@@ -68,6 +68,34 @@ func TestGetRejectsUnknownAndMalformedIDs(t *testing.T) {
 	for _, id := range []string{"dec_000000000000000000000000", "../etc/passwd", "", "dec_zz"} {
 		if _, err := s.Get(context.Background(), id); !errors.Is(err, ErrNotFound) {
 			t.Errorf("%q: want ErrNotFound, got %v", id, err)
+		}
+	}
+}
+
+// TestCreateNeverReusesADecisionForAnotherChange: a key names one change; a
+// create for something else under it is refused, not answered with the old
+// record (whose votes would then count for the new change).
+func TestCreateNeverReusesADecisionForAnotherChange(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	d := Decision{RemediationID: "rem-1", Repo: "/r/a", BaseSHA: "b1", DiffDigest: "d1"}
+	first, err := s.Create(ctx, "rem-1", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := s.Create(ctx, "rem-1", d); err != nil || again.ID != first.ID {
+		t.Fatalf("the same change is answered with its record: %v %v", again, err)
+	}
+	for _, other := range []Decision{
+		{RemediationID: "rem-1", Repo: "/r/b", BaseSHA: "b1", DiffDigest: "d1"},
+		{RemediationID: "rem-1", Repo: "/r/a", BaseSHA: "b2", DiffDigest: "d1"},
+		{RemediationID: "rem-1", Repo: "/r/a", BaseSHA: "b1", DiffDigest: "d2"},
+	} {
+		if _, err := s.Create(ctx, "rem-1", other); !errors.Is(err, ErrConflict) {
+			t.Errorf("%+v: want ErrConflict, got %v", other, err)
 		}
 	}
 }

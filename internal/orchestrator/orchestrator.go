@@ -28,6 +28,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"remediator/activities"
 	"remediator/internal/errcode"
 	"remediator/internal/vote"
 	"remediator/workflows"
@@ -97,6 +98,13 @@ type StartRequest struct {
 	// one failure through several events (GitHub's workflow_run and
 	// check_suite) match on what identifies the failure only.
 	Fingerprint string
+	// Generation, when set (> 0), lets the same failure be remediated again
+	// once the earlier remediation ended: a CI re-run's attempt, an alert's
+	// firing. While one runs, every report attaches to it; after it ended,
+	// only a later generation starts a new run (a redelivery does not).
+	Generation int64
+	// CIRun names the failed CI run, whose logs the fixer fetches.
+	CIRun *activities.CIRun
 }
 
 // StartResult names the remediation; Existing is true when the request was
@@ -246,16 +254,25 @@ func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult
 	}
 	startToken := uuid.NewString()
 	hash := requestHash(req)
+	reuse := enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
+	if req.Generation > 0 {
+		if res, done, err := o.laterGeneration(ctx, id, req.Generation); err != nil || done {
+			return res, err
+		}
+		reuse = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+	}
 	opts := client.StartWorkflowOptions{
 		ID:                       id,
 		TaskQueue:                workflows.TaskQueue,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDReusePolicy:    reuse,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		Memo: map[string]any{
 			workflows.MemoCorrelationID: req.CorrelationID,
 			workflows.MemoRequestHash:   hash,
 			workflows.MemoRequester:     req.Requester,
 			memoStartToken:              startToken,
+			memoGeneration:              req.Generation,
+			memoStartSignature:          o.signStart(id, req.Repo, req.Requester),
 		},
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.PhaseKey.ValueSet(string(workflows.PhaseReceived)),
@@ -273,7 +290,7 @@ func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult
 		ID: id, Repo: req.Repo, Ref: req.Ref, SHA: req.SHA, FailureSummary: req.FailureSummary,
 		LogExcerpt: req.LogExcerpt, IncidentID: req.IncidentID, Requester: req.Requester,
 		CorrelationID: req.CorrelationID, ApprovalTimeout: timeout, RequiredApprovals: 1,
-		Deadline: deadline.UTC().Truncate(time.Second),
+		Deadline: deadline.UTC().Truncate(time.Second), CIRun: req.CIRun,
 	}
 	_, err := o.c.ExecuteWorkflow(ctx, opts, workflows.WorkflowName, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -300,7 +317,59 @@ func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult
 	return StartResult{ID: id, Phase: phase, Existing: existingToken != startToken}, nil
 }
 
-const memoStartToken = "start_token"
+const (
+	memoStartToken     = "start_token"
+	memoGeneration     = "generation"
+	memoStartSignature = "start_signature"
+)
+
+// signStart signs the start (nil without a key: such starts are served by
+// no API that verifies them).
+func (o *Orchestrator) signStart(id, repo, requester string) *vote.Signature {
+	if o.signer == nil {
+		return nil
+	}
+	sig := o.signer.SignStart(id, repo, requester)
+	return &sig
+}
+
+// startedByUs tells a remediation this API side started from one started
+// straight on Temporal: only the former is served, listed or voted on.
+func (o *Orchestrator) startedByUs(id string, sa, memo map[string]*commonpb.Payload) (repo string, ok bool) {
+	var requester string
+	var sig vote.Signature
+	if o.signer == nil || decode(sa[workflows.SearchAttrRepo], &repo) != nil || repo == "" ||
+		decode(memo[workflows.MemoRequester], &requester) != nil || decode(memo[memoStartSignature], &sig) != nil {
+		return "", false
+	}
+	return repo, o.signer.VerifyStart(id, repo, requester, sig)
+}
+
+// laterGeneration answers a report of an ended remediation whose generation
+// is not newer than the last run's: that is a redelivery, not a new failure.
+// done is false when a run should be started (or attached to).
+func (o *Orchestrator) laterGeneration(ctx context.Context, id string, gen int64) (StartResult, bool, error) {
+	desc, err := o.c.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return StartResult{}, false, nil
+	case err != nil:
+		return StartResult{}, false, o.mapErr(err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return StartResult{}, false, nil
+	}
+	var last int64
+	_ = decode(info.GetMemo().GetFields()[memoGeneration], &last)
+	if gen > last {
+		return StartResult{}, false, nil
+	}
+	var p string
+	_ = decode(info.GetSearchAttributes().GetIndexedFields()[workflows.SearchAttrPhase], &p)
+	return StartResult{ID: id, Phase: workflows.Phase(p), Existing: true}, true, nil
+}
 
 // Get asks the workflow for its status (works on closed workflows too).
 func (o *Orchestrator) Get(ctx context.Context, id string) (Status, error) {
@@ -381,13 +450,28 @@ func (o *Orchestrator) RepoOf(ctx context.Context, id string) (string, error) {
 	if err != nil {
 		return "", o.mapErr(err)
 	}
-	var repo string
-	if err := decode(desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[workflows.SearchAttrRepo], &repo); err != nil || repo == "" {
-		// Not started through the API (no repository to scope it by): it
-		// is nobody's to see or act on through the product.
+	info := desc.GetWorkflowExecutionInfo()
+	repo, ok := o.startedByUs(id, info.GetSearchAttributes().GetIndexedFields(), info.GetMemo().GetFields())
+	if !ok {
+		// Not started through the API (no signed start): it is nobody's to
+		// see or act on through the product.
 		return "", ErrNotFound
 	}
 	return repo, nil
+}
+
+// AlertResolved tells a running remediation that the alert it was started
+// for resolved; the workflow records it. A closed or unknown one answers
+// ErrNotFound.
+func (o *Orchestrator) AlertResolved(ctx context.Context, id, fingerprint string, at time.Time) error {
+	if !validID(id) {
+		return ErrNotFound
+	}
+	err := o.c.SignalWorkflow(ctx, id, "", workflows.SignalAlertResolved, workflows.AlertResolution{Fingerprint: fingerprint, At: at.UTC()})
+	if err != nil {
+		return o.mapErr(err)
+	}
+	return nil
 }
 
 // Cancel requests cancellation; the workflow records Cancelled itself.
@@ -448,6 +532,9 @@ func (o *Orchestrator) List(ctx context.Context, f ListFilter) (ListResult, erro
 	for _, e := range resp.GetExecutions() {
 		sa := e.GetSearchAttributes().GetIndexedFields()
 		memo := e.GetMemo().GetFields()
+		if _, ok := o.startedByUs(e.GetExecution().GetWorkflowId(), sa, memo); !ok {
+			continue
+		}
 		s := Summary{
 			ID:        e.GetExecution().GetWorkflowId(),
 			Status:    strings.TrimPrefix(e.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"),

@@ -142,3 +142,30 @@ func Verify(keys []PublicKey, v Vote, sig Signature) error {
 	}
 	return ErrUnknownKey
 }
+
+// startDomain separates start signatures from vote signatures.
+const startDomain = "remediator-start-v1"
+
+// startMessage is what a start signature covers: the remediation (the
+// workflow ID), its canonical repository and who requested it.
+func startMessage(id, repo, requester string) []byte {
+	var b []byte
+	for _, f := range []string{startDomain, id, repo, requester} {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
+		b = append(b, f...)
+	}
+	return b
+}
+
+// SignStart signs a remediation's start: the API keeps it with the
+// workflow, so a workflow started straight on Temporal (with a requester and
+// repository of its choosing) is never served or voted on by the API.
+func (s *Signer) SignStart(id, repo, requester string) Signature {
+	return Signature{KeyID: s.id, Sig: ed25519.Sign(s.key, startMessage(id, repo, requester))}
+}
+
+// VerifyStart checks a start signature with the signer's own public key.
+func (s *Signer) VerifyStart(id, repo, requester string, sig Signature) bool {
+	pub := s.key.Public().(ed25519.PublicKey)
+	return sig.KeyID == s.id && len(sig.Sig) == ed25519.SignatureSize && ed25519.Verify(pub, startMessage(id, repo, requester), sig.Sig)
+}

@@ -136,3 +136,24 @@ func TestKeyFormats(t *testing.T) {
 }
 
 func b64(b []byte) string { return EncodePublicKey(PublicKey{Key: b}) }
+
+func TestStartSignature(t *testing.T) {
+	s := newSigner(t)
+	sig := s.SignStart("rem-1", "/r/a", "dev")
+	if !s.VerifyStart("rem-1", "/r/a", "dev", sig) {
+		t.Fatal("a genuine start must verify")
+	}
+	for _, f := range [][3]string{{"rem-2", "/r/a", "dev"}, {"rem-1", "/r/b", "dev"}, {"rem-1", "/r/a", "mallory"}} {
+		if s.VerifyStart(f[0], f[1], f[2], sig) {
+			t.Errorf("%v must not verify", f)
+		}
+	}
+	if newSigner(t).VerifyStart("rem-1", "/r/a", "dev", sig) {
+		t.Error("another key must not verify")
+	}
+	// A vote signature is no start signature.
+	v := sample()
+	if s.VerifyStart(v.RemediationID, "", v.Actor, s.Sign(v)) {
+		t.Error("domains must be separate")
+	}
+}
