@@ -125,4 +125,3 @@ func (g *GitLabForge) OpenChange(ctx context.Context, path string, c ForgeChange
 	return PullRequest{ID: fmt.Sprintf("gitlab:%s!%d", path, mr.IID), URL: mr.URL, Branch: mr.Branch, BaseBranch: mr.BaseBranch,
 		HeadSHA: mr.HeadSHA, Created: mr.Created}, nil
 }
-

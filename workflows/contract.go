@@ -22,7 +22,7 @@ const (
 	// SignalAlertResolved records that the alert a remediation was started
 	// for resolved; it changes nothing else (a person still decides).
 	SignalAlertResolved = "alert_resolved"
-	QueryStatus    = "status"
+	QueryStatus         = "status"
 )
 
 // Custom search attributes (all Keyword) registered on the namespace, so

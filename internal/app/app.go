@@ -91,7 +91,7 @@ func BuildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger
 		Clients: clients, Hosts: hosts, Mirrors: mirrors, MirrorRoot: mirrorRoot,
 		Recipes: &recipe.Generator{Checkout: mirrors, Recipes: recipes, MaxDiffBytes: cfg.MaxDiffBytes, DeniedPaths: cfg.DeniedPaths, Sandbox: sb},
 		Local:   local, LocalGit: &activities.LocalGit{Git: git},
-		Labels:  cfg.ChangeLabels, Reviewers: cfg.ChangeReviewers,
+		Labels: cfg.ChangeLabels, Reviewers: cfg.ChangeReviewers,
 		PublicURL: cfg.PublicURL, UIURL: cfg.UIURL, Namespace: cfg.Temporal.Namespace,
 	}
 	return Components{

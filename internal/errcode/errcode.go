@@ -46,8 +46,8 @@ var (
 
 // 403: the caller is known but may not do this.
 var (
-	Forbidden     = Code{"forbidden", http.StatusForbidden, "the caller lacks a role this action needs"}
-	SelfApproval  = Code{"self_approval", http.StatusForbidden, "the requester may not approve their own remediation"}
+	Forbidden    = Code{"forbidden", http.StatusForbidden, "the caller lacks a role this action needs"}
+	SelfApproval = Code{"self_approval", http.StatusForbidden, "the requester may not approve their own remediation"}
 )
 
 // 404 and 405: nothing (visible) there.
