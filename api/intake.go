@@ -38,7 +38,7 @@ func (h *handler) gitlabPrincipal(token string) (Principal, errcode.Code, error)
 	if len(want) == 0 || subtle.ConstantTimeCompare([]byte(token), want) != 1 {
 		return Principal{}, errcode.InvalidToken, fmt.Errorf("%s does not match GITLAB_WEBHOOK_TOKEN", gitlabTokenHeader)
 	}
-	return Principal{Subject: gitlabRequester, Roles: []string{roleDeveloper}, Repos: []string{"gitlab:**"}, Method: "gitlab_token"}, errcode.Code{}, nil
+	return Principal{Subject: gitlabRequester, Roles: []string{roleDeveloper}, Repos: []string{"gitlab:*/**"}, Method: "gitlab_token"}, errcode.Code{}, nil
 }
 
 // intakeResponse answers every report.

@@ -175,3 +175,23 @@ func (s *RemediationSuite) TestRemediationIDIsTheWorkflowID() {
 	s.Equal(testID, st.ID)
 	s.Equal(PhaseExpired, st.Phase)
 }
+
+// TestAlertResolutionIsRecorded: a resolved alert is recorded on the
+// remediation it started and changes nothing else (a person still decides).
+func (s *RemediationSuite) TestAlertResolutionIsRecorded() {
+	s.happyPathMocks()
+	s.expectOutcome(PhaseExpired)
+	at := time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC)
+	s.at(time.Minute, func() {
+		s.env.SignalWorkflow(SignalAlertResolved, AlertResolution{Fingerprint: "a1b2c3d4e5f60718", At: at})
+	})
+	s.at(2*time.Minute, func() {
+		st := s.status()
+		s.True(st.AlertResolvedAt.Equal(at), "resolved at %s", st.AlertResolvedAt)
+		s.Equal(PhaseAwaitingApproval, st.Phase)
+	})
+	in := input()
+	in.ApprovalTimeout = time.Hour
+	s.env.ExecuteWorkflow(Remediation, in)
+	s.Equal(PhaseExpired, s.result().Phase)
+}

@@ -102,3 +102,41 @@ func TestSlackUsers(t *testing.T) {
 		}
 	}
 }
+
+func TestForgeConfiguration(t *testing.T) {
+	c, err := Load(ModeProduction, envOf(nil))
+	if err != nil || c.GitHub != nil || c.GitLab != nil || len(c.ChangeLabels) != 1 || c.ChangeLabels[0] != "autofix" || c.AlertRepoLabel != "repository" {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+	c, err = Load(ModeProduction, envOf(map[string]string{
+		"GITHUB_TOKEN": "ghp_x", "GITHUB_API_URL": "https://ghe.example.com/api/v3/",
+		"GITLAB_TOKEN": "glpat", "GITLAB_URL": "https://gitlab.example.com", "GITLAB_WEBHOOK_TOKEN": "hook",
+		"REMEDIATOR_ALERT_ROUTES": "DiskFull=acme/ops, Lint = gitlab:g/p", "REMEDIATOR_CHANGE_REVIEWERS": "alice,bob",
+	}))
+	if err != nil || c.GitHub == nil || c.GitHub.APIURL != "https://ghe.example.com/api/v3/" || c.GitLab == nil ||
+		string(c.GitLab.WebhookToken) != "hook" || c.AlertRoutes["Lint"] != "gitlab:g/p" || len(c.ChangeReviewers) != 2 {
+		t.Fatalf("configured: %+v %v", c, err)
+	}
+	if strings.Contains(c.String(), "ghp_x") || strings.Contains(c.String(), "glpat") {
+		t.Fatal("String() leaks a forge token")
+	}
+	key := "-----BEGIN RSA PRIVATE KEY-----\\nabc\\n-----END RSA PRIVATE KEY-----"
+	c, err = Load(ModeProduction, envOf(map[string]string{"GITHUB_APP_ID": "42", "GITHUB_APP_PRIVATE_KEY_PEM": key}))
+	if err != nil || c.GitHub.AppID != 42 || !strings.Contains(string(c.GitHub.PrivateKeyPEM), "KEY-----\nabc\n") {
+		t.Fatalf("App: %+v %v", c.GitHub, err)
+	}
+	for name, env := range map[string]map[string]string{
+		"token and app":   {"GITHUB_TOKEN": "x", "GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY_PEM": key},
+		"app without key": {"GITHUB_APP_ID": "1"},
+		"bad app id":      {"GITHUB_APP_ID": "one", "GITHUB_APP_PRIVATE_KEY_PEM": key},
+		"key without app": {"GITHUB_APP_PRIVATE_KEY_PEM": key},
+		"bad api url":     {"GITHUB_TOKEN": "x", "GITHUB_API_URL": "ftp://x"},
+		"userinfo":        {"GITLAB_TOKEN": "x", "GITLAB_URL": "https://u:p@gitlab.example.com"},
+		"hook no token":   {"GITLAB_WEBHOOK_TOKEN": "x"},
+		"bad route":       {"REMEDIATOR_ALERT_ROUTES": "nope"},
+	} {
+		if _, err := Load(ModeProduction, envOf(env)); err == nil {
+			t.Errorf("%s: want an error", name)
+		}
+	}
+}
