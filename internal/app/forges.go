@@ -31,9 +31,13 @@ func buildForges(cfg config.Config) (map[forge.Kind]activities.Forge, forge.Host
 	if cfg.GitHub == nil && cfg.GitLab == nil {
 		return forges, hosts, nil
 	}
-	allowed, err := outbound.ParseAllowHosts(strings.Join(cfg.OutboundAllowHosts, ","))
-	if err != nil {
-		return nil, hosts, fmt.Errorf("REMEDIATOR_OUTBOUND_ALLOW_HOSTS: %w", err)
+	// Unset is an empty list, not one empty entry (which the parser refuses).
+	var allowed []string
+	if len(cfg.OutboundAllowHosts) > 0 {
+		var err error
+		if allowed, err = outbound.ParseAllowHosts(strings.Join(cfg.OutboundAllowHosts, ",")); err != nil {
+			return nil, hosts, fmt.Errorf("REMEDIATOR_OUTBOUND_ALLOW_HOSTS: %w", err)
+		}
 	}
 	var trusted []string
 	if cfg.GitHub != nil {

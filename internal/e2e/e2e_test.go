@@ -16,14 +16,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"remediator/internal/app"
 	"remediator/internal/config"
-	"remediator/internal/demo"
 	"remediator/internal/devserver"
 	"remediator/workflows"
 )
@@ -330,71 +328,50 @@ func TestRestartKeepsAWaitingRemediation(t *testing.T) {
 	}
 }
 
+// TestGitHubDeliveryTwiceStartsOneWorkflow: owner/name in a delivery names a
+// GitHub repository (here the fake's); the same delivery twice is one
+// workflow, a repository the service cannot reach starts nothing, and the
+// check suite GitHub Actions reports alongside the run is left to the
+// workflow_run.
 func TestGitHubDeliveryTwiceStartsOneWorkflow(t *testing.T) {
 	ports, err := devserver.FreePorts()
 	if err != nil {
 		t.Fatal(err)
 	}
-	const secret = "e2e-webhook-secret"
-	dir := t.TempDir()
-	s := startStack(t, dir, ports, "GITHUB_WEBHOOK_SECRET", secret)
-	// owner/name resolves under the git roots (the data dir in dev).
-	if _, err := demo.Ensure(context.Background(), filepath.Join(dir, "acme", "api")); err != nil {
-		t.Fatal(err)
+	g := newGitHubFixture(t)
+	s := startStack(t, t.TempDir(), ports, g.env...)
+	full := ghOwner + "/" + ghRepo
+
+	unknown := workflowRun(ghOwner+"/missing", ghBranch, g.sha, 8, 1)
+	if r := s.deliver("workflow_run", "99999999-2222-3333-4444-555555555555", unknown); r.code != http.StatusUnprocessableEntity {
+		t.Fatalf("a delivery for a repository the service cannot act on: want 422, got %d %v", r.code, r.body)
 	}
-	unknown := `{"action":"completed","repository":{"full_name":"acme/missing"},"workflow_run":{"id":8,"name":"CI","conclusion":"failure","head_branch":"main","head_sha":"89abcdef0123456789abcdef0123456789abcdef"}}`
-	umac := hmac.New(sha256.New, []byte(secret))
-	umac.Write([]byte(unknown))
-	ureq, _ := http.NewRequest("POST", s.http.URL+"/webhooks/github", strings.NewReader(unknown))
-	ureq.Header.Set("X-GitHub-Event", "workflow_run")
-	ureq.Header.Set("X-GitHub-Delivery", "99999999-2222-3333-4444-555555555555")
-	ureq.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(umac.Sum(nil)))
-	ures, err := http.DefaultClient.Do(ureq)
-	if err != nil {
-		t.Fatal(err)
+	mac := hmac.New(sha256.New, []byte("another secret"))
+	mac.Write(workflowRun(full, ghBranch, g.sha, ghRunID, 1))
+	if r := s.postRaw("/webhooks/github", workflowRun(full, ghBranch, g.sha, ghRunID, 1), "X-GitHub-Event", "workflow_run",
+		"X-GitHub-Delivery", "88888888-2222-3333-4444-555555555555", "X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil))); r.code != http.StatusUnauthorized {
+		t.Fatalf("a delivery signed with another secret: want 401, got %d %v", r.code, r.body)
 	}
-	ures.Body.Close()
-	if ures.StatusCode != http.StatusUnprocessableEntity {
-		t.Fatalf("a delivery for a repository the service cannot act on: want 422, got %d", ures.StatusCode)
+
+	body := workflowRun(full, ghBranch, g.sha, ghRunID, 1)
+	first := s.deliver("workflow_run", "11111111-2222-3333-4444-555555555555", body)
+	second := s.deliver("workflow_run", "11111111-2222-3333-4444-555555555555", body)
+	if first.code != http.StatusAccepted || second.code != http.StatusAccepted || first.body["status"] != "accepted" ||
+		second.body["status"] != "duplicate" || first.body["workflow_id"] != second.body["workflow_id"] {
+		t.Fatalf("replayed delivery: %d %v then %d %v", first.code, first.body, second.code, second.body)
 	}
-	body := `{"action":"completed","repository":{"full_name":"acme/api"},"workflow_run":{"id":7,"name":"CI","conclusion":"failure","head_branch":"main","head_sha":"89abcdef0123456789abcdef0123456789abcdef"}}`
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(body))
-	event := "workflow_run"
-	post := func(delivery string) map[string]any {
-		req, _ := http.NewRequest("POST", s.http.URL+"/webhooks/github", strings.NewReader(body))
-		req.Header.Set("X-GitHub-Event", event)
-		req.Header.Set("X-GitHub-Delivery", delivery)
-		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(res.Body).Decode(&out)
-		if res.StatusCode != http.StatusAccepted {
-			t.Fatalf("delivery: %d %v", res.StatusCode, out)
-		}
-		return out
+	suite, _ := json.Marshal(map[string]any{"action": "completed", "repository": map[string]any{"full_name": full},
+		"check_suite": map[string]any{"id": 9, "conclusion": "failure", "head_branch": ghBranch, "head_sha": g.sha,
+			"app": map[string]any{"slug": "github-actions"}}})
+	if r := s.deliver("check_suite", "66666666-2222-3333-4444-555555555555", suite); r.code != http.StatusAccepted || r.body["status"] != "ignored" {
+		t.Fatalf("the GitHub Actions check suite of the same failure: %d %v", r.code, r.body)
 	}
-	first := post("11111111-2222-3333-4444-555555555555")
-	second := post("11111111-2222-3333-4444-555555555555")
-	// The check_suite of the same failing commit coalesces with it.
-	body = `{"action":"completed","repository":{"full_name":"acme/api"},"check_suite":{"id":9,"conclusion":"failure","head_branch":"main","head_sha":"89abcdef0123456789abcdef0123456789abcdef"}}`
-	mac = hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(body))
-	event = "check_suite"
-	suite := post("66666666-2222-3333-4444-555555555555")
-	if suite["status"] != "duplicate" || suite["workflow_id"] != first["workflow_id"] {
-		t.Fatalf("check_suite for the same commit: %v", suite)
-	}
-	if first["status"] != "accepted" || second["status"] != "duplicate" || first["workflow_id"] != second["workflow_id"] {
-		t.Fatalf("replayed delivery: %v then %v", first, second)
-	}
-	id := first["workflow_id"].(string)
+	id := first.body["workflow_id"].(string)
 	if n := s.countRuns(id); n != 1 {
 		t.Fatalf("want one workflow for the delivery, got %d", n)
+	}
+	if st := s.waitPhase(id, workflows.PhaseAwaitingApproval); st["repo"] != full {
+		t.Fatalf("the remediation acts on %v, want %s", st["repo"], full)
 	}
 }
 

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"remediator/internal/github/githubtest"
 )
 
 const testToken = "ghp_TESTSECRET0123456789"
@@ -24,10 +26,10 @@ const testToken = "ghp_TESTSECRET0123456789"
 // httpClient stands in for the guarded client the service builds.
 func httpClient() *http.Client { return &http.Client{Timeout: 10 * time.Second} }
 
-func tokenClient(t *testing.T, f *fakeGitHub) *Client {
+func tokenClient(t *testing.T, f *githubtest.Server) *Client {
 	t.Helper()
-	f.token = testToken
-	c, err := New(Config{APIURL: f.apiURL(), Token: testToken, HTTPClient: httpClient()})
+	f.Token = testToken
+	c, err := New(Config{APIURL: f.APIURL(), Token: testToken, HTTPClient: httpClient()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +98,7 @@ func TestResolve(t *testing.T) {
 	f := newFake(t, "")
 	c := tokenClient(t, f)
 	ctx := context.Background()
-	base, feature := f.baseSHA(), f.repo().refs["refs/heads/feature"]
+	base, feature := baseSHA(f), fakeRepo(f).Refs["refs/heads/feature"]
 	for _, tc := range []struct {
 		ref, sha string
 		isBranch bool
@@ -141,10 +143,10 @@ func TestEnterpriseBaseURL(t *testing.T) {
 	f := newFake(t, "/api/v3")
 	c := tokenClient(t, f)
 	sha, def, isBranch, err := c.Resolve(context.Background(), testOwner, testRepo, "")
-	if err != nil || sha != f.baseSHA() || def != "trunk" || !isBranch {
+	if err != nil || sha != baseSHA(f) || def != "trunk" || !isBranch {
 		t.Fatalf("Resolve = %q, %q, %v, %v", sha, def, isBranch, err)
 	}
-	if n := f.count("GET /repos/{owner}/{repo}/git/ref/{ref...}"); n != 1 {
+	if n := f.Count("GET /repos/{owner}/{repo}/git/ref/{ref...}"); n != 1 {
 		t.Errorf("ref lookups under /api/v3: %d", n)
 	}
 	pr, err := c.OpenChange(context.Background(), changeRequest(f))
@@ -158,9 +160,9 @@ func TestTarball(t *testing.T) {
 	c := tokenClient(t, f)
 	ctx := context.Background()
 	archive := []byte(strings.Repeat("tarball bytes ", 1000))
-	f.tarballs[f.baseSHA()] = archive
+	f.Tarballs[baseSHA(f)] = archive
 
-	rc, err := c.Tarball(ctx, testOwner, testRepo, f.baseSHA(), int64(len(archive)))
+	rc, err := c.Tarball(ctx, testOwner, testRepo, baseSHA(f), int64(len(archive)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,18 +171,18 @@ func TestTarball(t *testing.T) {
 	if err != nil || string(got) != string(archive) {
 		t.Fatalf("tarball: %d bytes, %v", len(got), err)
 	}
-	if len(f.dlAuth) != 1 || f.dlAuth[0] != "" {
-		t.Errorf("codeload saw Authorization %q", f.dlAuth)
+	if len(f.DownloadAuth) != 1 || f.DownloadAuth[0] != "" {
+		t.Errorf("codeload saw Authorization %q", f.DownloadAuth)
 	}
 
 	// Announced too large: refused before reading.
-	_, err = c.Tarball(ctx, testOwner, testRepo, f.baseSHA(), 100)
+	_, err = c.Tarball(ctx, testOwner, testRepo, baseSHA(f), 100)
 	if e := apiErr(t, err); !errors.Is(err, ErrTooLarge) || e.HTTPStatus() != http.StatusRequestEntityTooLarge {
 		t.Errorf("oversized tarball: %v", err)
 	}
 	// Not announced: the read past the limit fails.
-	f.dlChunked = true
-	rc, err = c.Tarball(ctx, testOwner, testRepo, f.baseSHA(), 100)
+	f.DownloadChunked = true
+	rc, err = c.Tarball(ctx, testOwner, testRepo, baseSHA(f), 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,8 +220,8 @@ const jobLog102 = `2024-05-01T10:00:00.0000000Z ##[group]Run actions/checkout@v4
 func TestFailedJobs(t *testing.T) {
 	f := newFake(t, "")
 	c := tokenClient(t, f)
-	r := f.repo()
-	r.jobs = []map[string]any{
+	r := fakeRepo(f)
+	r.Jobs = []map[string]any{
 		fakeJob(101, "lint", "success", [2]string{"Set up job", "success"}, [2]string{"Lint", "success"}),
 		fakeJob(102, "test", "failure", [2]string{"Set up job", "success"}, [2]string{"Run tests", "failure"}, [2]string{"Post", "success"}),
 		fakeJob(103, "docs", "skipped"),
@@ -230,14 +232,14 @@ func TestFailedJobs(t *testing.T) {
 	for i := range 200 {
 		fmt.Fprintf(&tail, "2024-05-01T10:00:%02d.0000000Z e2e line %d\n", i%60, i)
 	}
-	f.logs[102] = jobLog102
-	f.logs[105] = tail.String()
+	f.Logs[102] = jobLog102
+	f.Logs[105] = tail.String()
 
 	jobs, err := c.FailedJobs(context.Background(), testOwner, testRepo, 7, 2, 500)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := f.count("GET /repos/{owner}/{repo}/actions/runs/{run}/attempts/{attempt}/jobs"); n != 3 {
+	if n := f.Count("GET /repos/{owner}/{repo}/actions/runs/{run}/attempts/{attempt}/jobs"); n != 3 {
 		t.Errorf("%d pages fetched, want 3", n)
 	}
 	if len(jobs) != 2 || jobs[0].ID != 102 || jobs[1].ID != 105 {
@@ -261,24 +263,24 @@ func TestFailedJobs(t *testing.T) {
 	if len(log) > 500 || !strings.HasSuffix(log, "e2e line 199\n") || !strings.HasPrefix(log, "2024-05-01T") {
 		t.Errorf("job 105 tail (%d bytes):\n%s", len(log), log)
 	}
-	for i, a := range f.dlAuth {
+	for i, a := range f.DownloadAuth {
 		if a != "" {
 			t.Errorf("log download %d carried Authorization %q", i, a)
 		}
 	}
-	if len(f.dlAuth) != 2 {
-		t.Errorf("%d log downloads, want 2", len(f.dlAuth))
+	if len(f.DownloadAuth) != 2 {
+		t.Errorf("%d log downloads, want 2", len(f.DownloadAuth))
 	}
 
 	// An expired log leaves the evidence of the others; no logs asked, none fetched.
-	f.missingLog[102] = true
+	f.MissingLog[102] = true
 	jobs, err = c.FailedJobs(context.Background(), testOwner, testRepo, 7, 2, 500)
 	if err != nil || jobs[0].Log != "" || jobs[1].Log == "" {
 		t.Errorf("expired log: %+v, %v", jobs, err)
 	}
-	f.dlAuth = nil
-	if jobs, err = c.FailedJobs(context.Background(), testOwner, testRepo, 7, 0, 0); err != nil || len(jobs) != 2 || len(f.dlAuth) != 0 {
-		t.Errorf("latest attempt without logs: %+v, %v, %d downloads", jobs, err, len(f.dlAuth))
+	f.DownloadAuth = nil
+	if jobs, err = c.FailedJobs(context.Background(), testOwner, testRepo, 7, 0, 0); err != nil || len(jobs) != 2 || len(f.DownloadAuth) != 0 {
+		t.Errorf("latest attempt without logs: %+v, %v, %d downloads", jobs, err, len(f.DownloadAuth))
 	}
 }
 
@@ -291,13 +293,13 @@ func TestJobLogRangeTail(t *testing.T) {
 	for i := range 5000 {
 		fmt.Fprintf(&b, "line %05d of a long build\n", i)
 	}
-	f.logs[9] = b.String()
+	f.Logs[9] = b.String()
 	g, err := c.forRepo(context.Background(), testOwner, testRepo)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, noRanges := range []bool{false, true} {
-		f.dlNoRanges, f.dlRanges = noRanges, nil
+		f.DownloadNoRanges, f.DownloadRanges = noRanges, nil
 		log, err := c.jobLog(context.Background(), g, testOwner, testRepo, 9, 100, 1000)
 		if err != nil {
 			t.Fatal(err)
@@ -305,8 +307,8 @@ func TestJobLogRangeTail(t *testing.T) {
 		if !strings.HasSuffix(log, "line 04999 of a long build\n") || len(log) > 100 || !strings.HasPrefix(log, "line ") {
 			t.Errorf("noRanges=%v: tail %q", noRanges, log)
 		}
-		if !noRanges && (len(f.dlRanges) != 2 || f.dlRanges[1] != "bytes=-100") {
-			t.Errorf("range requests: %q", f.dlRanges)
+		if !noRanges && (len(f.DownloadRanges) != 2 || f.DownloadRanges[1] != "bytes=-100") {
+			t.Errorf("range requests: %q", f.DownloadRanges)
 		}
 	}
 }
@@ -336,9 +338,9 @@ func TestLogTail(t *testing.T) {
 	}
 }
 
-func changeRequest(f *fakeGitHub) ChangeRequest {
+func changeRequest(f *githubtest.Server) ChangeRequest {
 	return ChangeRequest{
-		Owner: testOwner, Repo: testRepo, Branch: "autofix/rem-1", BaseSHA: f.baseSHA(),
+		Owner: testOwner, Repo: testRepo, Branch: "autofix/rem-1", BaseSHA: baseSHA(f),
 		Files: []FileChange{
 			{Path: "main.go", Content: []byte("package main\n\nfunc main() {}\n")},
 			{Path: "scripts/fix.sh", Content: []byte("#!/bin/sh\nexit 0\n"), Mode: "100755"},
@@ -356,14 +358,14 @@ func changeRequest(f *fakeGitHub) ChangeRequest {
 // checkConverged asserts the state every run must end in: one branch at
 // want, one commit of the change, one open draft pull request into trunk
 // with its labels and reviewers.
-func checkConverged(t *testing.T, f *fakeGitHub, want string) {
+func checkConverged(t *testing.T, f *githubtest.Server, want string) {
 	t.Helper()
-	r := f.repo()
-	if got := r.refs["refs/heads/autofix/rem-1"]; got != want {
+	r := fakeRepo(f)
+	if got := r.Refs["refs/heads/autofix/rem-1"]; got != want {
 		t.Errorf("branch at %s, want %s", got, want)
 	}
 	ours := 0
-	for _, c := range r.commits {
+	for _, c := range r.Commits {
 		if hasLine(c.Message, "Remediation-Id: rem-1") {
 			ours++
 		}
@@ -371,7 +373,7 @@ func checkConverged(t *testing.T, f *fakeGitHub, want string) {
 	if ours != 1 {
 		t.Errorf("%d commits of the change, want 1", ours)
 	}
-	pulls := r.openPulls("autofix/rem-1")
+	pulls := r.OpenPulls("autofix/rem-1")
 	if len(pulls) != 1 {
 		t.Fatalf("%d open pull requests, want 1", len(pulls))
 	}
@@ -390,27 +392,27 @@ func TestOpenChangeFresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := f.repo()
+	r := fakeRepo(f)
 	if !pr.Created || pr.Number != 1 || pr.BaseBranch != "trunk" || pr.Branch != req.Branch ||
 		pr.URL != "https://github.example/octo/widgets/pull/1" || len(pr.UnrequestedReviewers) != 0 {
 		t.Errorf("result: %+v", pr)
 	}
 	checkConverged(t, f, pr.HeadSHA)
-	commit := r.commits[pr.HeadSHA]
+	commit := r.Commits[pr.HeadSHA]
 	if !reflect.DeepEqual(commit.Parents, []string{req.BaseSHA}) || commit.Message != req.Message ||
 		commit.Author.Date != "2024-05-01T10:00:00Z" || commit.Committer != commit.Author || commit.Author.Name != "remediator" {
 		t.Errorf("commit: %+v", commit)
 	}
-	if body, mode, ok := r.file(pr.HeadSHA, "main.go"); !ok || body != "package main\n\nfunc main() {}\n" || mode != "100644" {
+	if body, mode, ok := r.File(pr.HeadSHA, "main.go"); !ok || body != "package main\n\nfunc main() {}\n" || mode != "100644" {
 		t.Errorf("main.go: %q %s %v", body, mode, ok)
 	}
-	if _, mode, ok := r.file(pr.HeadSHA, "scripts/fix.sh"); !ok || mode != "100755" {
+	if _, mode, ok := r.File(pr.HeadSHA, "scripts/fix.sh"); !ok || mode != "100755" {
 		t.Errorf("scripts/fix.sh: %s %v", mode, ok)
 	}
-	if _, _, ok := r.file(pr.HeadSHA, "old.txt"); ok {
+	if _, _, ok := r.File(pr.HeadSHA, "old.txt"); ok {
 		t.Error("old.txt was not deleted")
 	}
-	if _, _, ok := r.file(pr.HeadSHA, "README.md"); !ok {
+	if _, _, ok := r.File(pr.HeadSHA, "README.md"); !ok {
 		t.Error("README.md was lost: the tree must build on base_tree")
 	}
 
@@ -421,19 +423,19 @@ func TestOpenChangeFresh(t *testing.T) {
 	}
 	for _, call := range []string{"POST /repos/{owner}/{repo}/git/refs", "POST /repos/{owner}/{repo}/pulls",
 		"POST /repos/{owner}/{repo}/issues/{number}/labels", "POST /repos/{owner}/{repo}/pulls/{number}/requested_reviewers"} {
-		if n := f.count(call); n != 1 {
+		if n := f.Count(call); n != 1 {
 			t.Errorf("%s: %d calls, want 1", call, n)
 		}
 	}
-	if n := f.count("PATCH /repos/{owner}/{repo}/git/refs/{ref...}"); n != 0 {
+	if n := f.Count("PATCH /repos/{owner}/{repo}/git/refs/{ref...}"); n != 0 {
 		t.Errorf("the branch was moved %d times", n)
 	}
 	checkConverged(t, f, pr.HeadSHA)
 
 	// A changed title is carried over to the existing pull request.
 	req.Title = "Fix the build (v2)"
-	if again, err = c.OpenChange(context.Background(), req); err != nil || again.Created || r.pulls[0].Title != req.Title {
-		t.Errorf("title update: %+v, %v, %q", again, err, r.pulls[0].Title)
+	if again, err = c.OpenChange(context.Background(), req); err != nil || again.Created || r.Pulls[0].Title != req.Title {
+		t.Errorf("title update: %+v, %v, %q", again, err, r.Pulls[0].Title)
 	}
 }
 
@@ -460,7 +462,7 @@ func TestOpenChangeRerunAfterCrash(t *testing.T) {
 		t.Run(step, func(t *testing.T) {
 			f := newFake(t, "")
 			c := tokenClient(t, f)
-			f.crash[step] = true
+			f.Crash[step] = true
 			_, err := c.OpenChange(context.Background(), changeRequest(f))
 			if e := apiErr(t, err); e.HTTPStatus() != http.StatusInternalServerError {
 				t.Fatalf("crashed run: %v", err)
@@ -477,7 +479,7 @@ func TestOpenChangeRerunAfterCrash(t *testing.T) {
 			if pr.Created != wantCreated {
 				t.Errorf("Created = %v, want %v", pr.Created, wantCreated)
 			}
-			if n := f.count("PATCH /repos/{owner}/{repo}/git/refs/{ref...}"); n != 0 {
+			if n := f.Count("PATCH /repos/{owner}/{repo}/git/refs/{ref...}"); n != 0 {
 				t.Errorf("the branch was moved %d times", n)
 			}
 			checkConverged(t, f, want.HeadSHA)
@@ -488,19 +490,19 @@ func TestOpenChangeRerunAfterCrash(t *testing.T) {
 func TestOpenChangeLeavesSomeoneElsesBranch(t *testing.T) {
 	f := newFake(t, "")
 	c := tokenClient(t, f)
-	r := f.repo()
-	theirs := r.commit(map[string]string{"main.go": "package main // mine\n"}, []string{f.baseSHA()}, "WIP: my own work\n\nRemediation-Id: rem-10\n")
-	r.refs["refs/heads/autofix/rem-1"] = theirs
+	r := fakeRepo(f)
+	theirs := r.AddCommit(map[string]string{"main.go": "package main // mine\n"}, []string{baseSHA(f)}, "WIP: my own work\n\nRemediation-Id: rem-10\n")
+	r.Refs["refs/heads/autofix/rem-1"] = theirs
 
 	_, err := c.OpenChange(context.Background(), changeRequest(f))
 	e := apiErr(t, err)
 	if e.HTTPStatus() != http.StatusConflict || !errors.Is(err, ErrBranchConflict) {
 		t.Errorf("want 409 ErrBranchConflict, got %v", err)
 	}
-	if r.refs["refs/heads/autofix/rem-1"] != theirs {
+	if r.Refs["refs/heads/autofix/rem-1"] != theirs {
 		t.Error("someone else's branch was moved")
 	}
-	if n := f.count("PATCH /repos/{owner}/{repo}/git/refs/{ref...}") + f.count("POST /repos/{owner}/{repo}/pulls"); n != 0 {
+	if n := f.Count("PATCH /repos/{owner}/{repo}/git/refs/{ref...}") + f.Count("POST /repos/{owner}/{repo}/pulls"); n != 0 {
 		t.Errorf("%d writes to a foreign branch or pull request", n)
 	}
 }
@@ -508,21 +510,21 @@ func TestOpenChangeLeavesSomeoneElsesBranch(t *testing.T) {
 func TestOpenChangeMovesOurOlderCommit(t *testing.T) {
 	f := newFake(t, "")
 	c := tokenClient(t, f)
-	r := f.repo()
-	older := r.commit(map[string]string{"main.go": "package main // first attempt\n"}, []string{f.baseSHA()}, "Fix the build\n\nRemediation-Id: rem-1\n")
-	r.refs["refs/heads/autofix/rem-1"] = older
+	r := fakeRepo(f)
+	older := r.AddCommit(map[string]string{"main.go": "package main // first attempt\n"}, []string{baseSHA(f)}, "Fix the build\n\nRemediation-Id: rem-1\n")
+	r.Refs["refs/heads/autofix/rem-1"] = older
 
 	pr, err := c.OpenChange(context.Background(), changeRequest(f))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pr.HeadSHA == older || r.refs["refs/heads/autofix/rem-1"] != pr.HeadSHA {
-		t.Errorf("branch not moved: head %s, result %+v", r.refs["refs/heads/autofix/rem-1"], pr)
+	if pr.HeadSHA == older || r.Refs["refs/heads/autofix/rem-1"] != pr.HeadSHA {
+		t.Errorf("branch not moved: head %s, result %+v", r.Refs["refs/heads/autofix/rem-1"], pr)
 	}
-	if n := f.count("PATCH /repos/{owner}/{repo}/git/refs/{ref...}"); n != 1 {
+	if n := f.Count("PATCH /repos/{owner}/{repo}/git/refs/{ref...}"); n != 1 {
 		t.Errorf("%d ref updates, want 1 (forced)", n)
 	}
-	if body, _, _ := r.file(pr.HeadSHA, "main.go"); body != "package main\n\nfunc main() {}\n" {
+	if body, _, _ := r.File(pr.HeadSHA, "main.go"); body != "package main\n\nfunc main() {}\n" {
 		t.Errorf("main.go on the branch: %q", body)
 	}
 }
@@ -539,7 +541,7 @@ func TestOpenChangeReusesIdenticalChange(t *testing.T) {
 	req := changeRequest(f)
 	req.CommitTime = req.CommitTime.Add(time.Hour)
 	pr, err := c.OpenChange(context.Background(), req)
-	if err != nil || pr.HeadSHA != first.HeadSHA || f.count("PATCH /repos/{owner}/{repo}/git/refs/{ref...}") != 0 {
+	if err != nil || pr.HeadSHA != first.HeadSHA || f.Count("PATCH /repos/{owner}/{repo}/git/refs/{ref...}") != 0 {
 		t.Errorf("identical change: %+v, %v", pr, err)
 	}
 }
@@ -554,7 +556,7 @@ func TestOpenChangeRaces(t *testing.T) {
 		f := newFake(t, "")
 		c := tokenClient(t, f)
 		// A concurrent run creates the branch between our lookup and our create.
-		f.before["POST /repos/{owner}/{repo}/git/refs"] = func() { f.repo().refs["refs/heads/autofix/rem-1"] = want.HeadSHA }
+		f.Before["POST /repos/{owner}/{repo}/git/refs"] = func() { fakeRepo(f).Refs["refs/heads/autofix/rem-1"] = want.HeadSHA }
 		pr, err := c.OpenChange(context.Background(), changeRequest(f))
 		if err != nil || pr.HeadSHA != want.HeadSHA || !pr.Created {
 			t.Fatalf("%+v, %v", pr, err)
@@ -564,9 +566,9 @@ func TestOpenChangeRaces(t *testing.T) {
 	t.Run("a pull request already exists", func(t *testing.T) {
 		f := newFake(t, "")
 		c := tokenClient(t, f)
-		f.before["POST /repos/{owner}/{repo}/pulls"] = func() {
-			r := f.repo()
-			r.pulls = append(r.pulls, &fakePull{Number: 1, Title: "Fix the build", Body: "Automated fix for rem-1.", Head: "autofix/rem-1", Base: "trunk", State: "open", Draft: true})
+		f.Before["POST /repos/{owner}/{repo}/pulls"] = func() {
+			r := fakeRepo(f)
+			r.Pulls = append(r.Pulls, &githubtest.Pull{Number: 1, Title: "Fix the build", Body: "Automated fix for rem-1.", Head: "autofix/rem-1", Base: "trunk", State: "open", Draft: true})
 		}
 		pr, err := c.OpenChange(context.Background(), changeRequest(f))
 		if err != nil || pr.Created || pr.Number != 1 {
@@ -588,7 +590,7 @@ func TestOpenChangeRefusedReviewer(t *testing.T) {
 	if !reflect.DeepEqual(pr.UnrequestedReviewers, []string{"mallory"}) {
 		t.Errorf("unrequested: %q", pr.UnrequestedReviewers)
 	}
-	if got := f.repo().pulls[0].Reviewers; !reflect.DeepEqual(got, []string{"alice", "bob"}) {
+	if got := fakeRepo(f).Pulls[0].Reviewers; !reflect.DeepEqual(got, []string{"alice", "bob"}) {
 		t.Errorf("requested: %q", got)
 	}
 }
@@ -617,8 +619,8 @@ func TestOpenChangeValidates(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if len(f.calls) != 0 {
-		t.Errorf("invalid requests reached GitHub: %q", f.calls)
+	if len(f.Calls) != 0 {
+		t.Errorf("invalid requests reached GitHub: %q", f.Calls)
 	}
 }
 
@@ -629,8 +631,8 @@ func TestAppAuth(t *testing.T) {
 		t.Run("prefix="+prefix, func(t *testing.T) {
 			f := newFake(t, prefix)
 			key, keyPEM := testKey(t)
-			f.appID, f.appKey, f.installationID, f.instToken = 4242, &key.PublicKey, 77, "ghs_INSTALLATIONTOKEN"
-			c, err := New(Config{APIURL: f.apiURL(), AppID: 4242, PrivateKeyPEM: keyPEM, HTTPClient: httpClient()})
+			f.AppID, f.AppKey, f.InstallationID, f.InstToken = 4242, &key.PublicKey, 77, "ghs_INSTALLATIONTOKEN"
+			c, err := New(Config{APIURL: f.APIURL(), AppID: 4242, PrivateKeyPEM: keyPEM, HTTPClient: httpClient()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -642,10 +644,10 @@ func TestAppAuth(t *testing.T) {
 			if _, _, _, err := c.Resolve(context.Background(), testOwner, testRepo, "feature"); err != nil {
 				t.Fatal(err)
 			}
-			if f.tokenPOSTs != 1 || f.installGETs != 1 {
-				t.Errorf("%d access_tokens POSTs and %d installation lookups, want 1 and 1", f.tokenPOSTs, f.installGETs)
+			if f.TokenPOSTs != 1 || f.InstallGETs != 1 {
+				t.Errorf("%d access_tokens POSTs and %d installation lookups, want 1 and 1", f.TokenPOSTs, f.InstallGETs)
 			}
-			checkConverged(t, f, f.repo().refs["refs/heads/autofix/rem-1"])
+			checkConverged(t, f, fakeRepo(f).Refs["refs/heads/autofix/rem-1"])
 		})
 	}
 }
@@ -655,9 +657,9 @@ func TestAppAuth(t *testing.T) {
 func TestAppTokenRefused(t *testing.T) {
 	f := newFake(t, "")
 	key, keyPEM := testKey(t)
-	f.appID, f.appKey, f.installationID, f.instToken = 4242, &key.PublicKey, 77, "ghs_INSTALLATIONTOKEN"
-	f.tokenStatus = http.StatusUnauthorized
-	c, err := New(Config{APIURL: f.apiURL(), AppID: 4242, PrivateKeyPEM: keyPEM, HTTPClient: httpClient()})
+	f.AppID, f.AppKey, f.InstallationID, f.InstToken = 4242, &key.PublicKey, 77, "ghs_INSTALLATIONTOKEN"
+	f.TokenStatus = http.StatusUnauthorized
+	c, err := New(Config{APIURL: f.APIURL(), AppID: 4242, PrivateKeyPEM: keyPEM, HTTPClient: httpClient()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -665,12 +667,12 @@ func TestAppTokenRefused(t *testing.T) {
 	if e := apiErr(t, err); e.HTTPStatus() != http.StatusUnauthorized {
 		t.Fatalf("refused token: %v", err)
 	}
-	f.tokenStatus = 0
+	f.TokenStatus = 0
 	if _, _, _, err := c.Resolve(context.Background(), testOwner, testRepo, ""); err != nil {
 		t.Fatal(err)
 	}
-	if f.installGETs != 2 || f.tokenPOSTs != 2 {
-		t.Errorf("%d lookups, %d token POSTs; want 2 and 2", f.installGETs, f.tokenPOSTs)
+	if f.InstallGETs != 2 || f.TokenPOSTs != 2 {
+		t.Errorf("%d lookups, %d token POSTs; want 2 and 2", f.InstallGETs, f.TokenPOSTs)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"remediator/internal/gitlab/gitlabtest"
 )
 
 // httpError is activities.HTTPError, restated so this package's tests do
@@ -45,17 +47,17 @@ func ptrFile(content string, exec bool) *fakeFile {
 }
 
 // seedRepo gives the fake a default branch, a tag and a feature branch.
-func seedRepo(f *fakeGitLab) (base string) {
-	base = f.seedCommit("", "initial", map[string]*fakeFile{
+func seedRepo(f *gitlabtest.Server) (base string) {
+	base = f.SeedCommit("", "initial", map[string]*fakeFile{
 		"README.md":        ptrFile("hello\n", false),
 		"app/config.yaml":  ptrFile("retries: 1\n", false),
 		"scripts/build.sh": ptrFile("#!/bin/sh\nmake\n", true),
 		"old.txt":          ptrFile("obsolete\n", false),
 	})
-	f.branches["main"] = base
-	f.tags["v1.0"] = base
-	feature := f.seedCommit(base, "feature work", map[string]*fakeFile{"README.md": ptrFile("hello feature\n", false)})
-	f.branches["feature/x"] = feature
+	f.Branches["main"] = base
+	f.Tags["v1.0"] = base
+	feature := f.SeedCommit(base, "feature work", map[string]*fakeFile{"README.md": ptrFile("hello feature\n", false)})
+	f.Branches["feature/x"] = feature
 	return base
 }
 
@@ -85,7 +87,7 @@ func TestNewValidates(t *testing.T) {
 func TestResolve(t *testing.T) {
 	f := newFake(t)
 	base := seedRepo(f)
-	c := f.client(t)
+	c := fakeClient(t, f)
 	ctx := context.Background()
 
 	tests := []struct {
@@ -95,7 +97,7 @@ func TestResolve(t *testing.T) {
 	}{
 		{"", base, true},
 		{"main", base, true},
-		{"feature/x", f.branches["feature/x"], true},
+		{"feature/x", f.Branches["feature/x"], true},
 		{"v1.0", base, false},
 		{base, base, false},
 	}
@@ -110,8 +112,8 @@ func TestResolve(t *testing.T) {
 			}
 		})
 	}
-	if !f.sawRequest("GET /api/v4/projects/group%2Fsub%2Fproject/repository/branches/feature%2Fx") {
-		t.Errorf("project and branch must travel URL-encoded as single segments; saw %v", f.requests)
+	if !f.SawRequest("GET /api/v4/projects/group%2Fsub%2Fproject/repository/branches/feature%2Fx") {
+		t.Errorf("project and branch must travel URL-encoded as single segments; saw %v", f.Requests)
 	}
 
 	_, _, _, err := c.Resolve(ctx, testProject, "nope")
@@ -123,21 +125,21 @@ func TestResolve(t *testing.T) {
 func TestArchive(t *testing.T) {
 	f := newFake(t)
 	base := seedRepo(f)
-	f.archive = bytes.Repeat([]byte("0123456789"), 1000) // 10 000 bytes
-	c := f.client(t)
+	f.Archive = bytes.Repeat([]byte("0123456789"), 1000) // 10 000 bytes
+	c := fakeClient(t, f)
 	ctx := context.Background()
 
 	for _, chunked := range []bool{false, true} {
 		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
-			f.chunked = chunked
+			f.Chunked = chunked
 
-			rc, err := c.Archive(ctx, testProject, base, int64(len(f.archive)))
+			rc, err := c.Archive(ctx, testProject, base, int64(len(f.Archive)))
 			if err != nil {
 				t.Fatal(err)
 			}
 			got, err := io.ReadAll(rc)
 			_ = rc.Close()
-			if err != nil || !bytes.Equal(got, f.archive) {
+			if err != nil || !bytes.Equal(got, f.Archive) {
 				t.Fatalf("exactly the limit must pass: %d bytes, %v", len(got), err)
 			}
 
@@ -156,8 +158,8 @@ func TestArchive(t *testing.T) {
 			wantStatus(t, err, http.StatusRequestEntityTooLarge)
 		})
 	}
-	if !f.sawRequest("GET /api/v4/projects/group%2Fsub%2Fproject/repository/archive.tar.gz?sha=" + base) {
-		t.Errorf("archive request: %v", f.requests)
+	if !f.SawRequest("GET /api/v4/projects/group%2Fsub%2Fproject/repository/archive.tar.gz?sha=" + base) {
+		t.Errorf("archive request: %v", f.Requests)
 	}
 
 	_, err := c.Archive(ctx, testProject, strings.Repeat("f", 40), 1<<20)
@@ -166,13 +168,13 @@ func TestArchive(t *testing.T) {
 
 func TestFailedJobs(t *testing.T) {
 	f := newFake(t)
-	f.perPage = 2 // force three pages
+	f.PerPage = 2 // force three pages
 	var long strings.Builder
 	for i := range 500 {
 		fmt.Fprintf(&long, "line %03d: compiling\n", i)
 	}
 	long.WriteString("ERROR: tests failed\n")
-	f.jobs[7] = []fakeJob{
+	f.Jobs[7] = []fakeJob{
 		{ID: 101, Name: "build", Stage: "build", Status: "success"},
 		{ID: 102, Name: "lint", Stage: "test", Status: "failed"},
 		{ID: 103, Name: "flaky", Stage: "test", Status: "failed", AllowFailure: true},
@@ -181,11 +183,11 @@ func TestFailedJobs(t *testing.T) {
 		{ID: 106, Name: "erased", Stage: "test", Status: "failed"},
 		{ID: 107, Name: "e2e", Stage: "test", Status: "failed"},
 	}
-	f.traces[102] = "short\nlog\n"
-	f.traces[103] = "allowed to fail\n"
-	f.traces[104] = long.String()
-	f.traces[107] = "boom\n"
-	c := f.client(t)
+	f.Traces[102] = "short\nlog\n"
+	f.Traces[103] = "allowed to fail\n"
+	f.Traces[104] = long.String()
+	f.Traces[107] = "boom\n"
+	c := fakeClient(t, f)
 
 	const maxLog = 200
 	jobs, err := c.FailedJobs(context.Background(), testProject, 7, maxLog)
@@ -211,13 +213,13 @@ func TestFailedJobs(t *testing.T) {
 	}
 	for _, page := range []string{"page=2", "page=3"} {
 		found := false
-		for _, r := range f.requests {
+		for _, r := range f.Requests {
 			if strings.Contains(r, "/pipelines/7/jobs?") && strings.Contains(r, page) && strings.Contains(r, "scope%5B%5D=failed") {
 				found = true
 			}
 		}
 		if !found {
-			t.Errorf("no request for %s with scope[]=failed: %v", page, f.requests)
+			t.Errorf("no request for %s with scope[]=failed: %v", page, f.Requests)
 		}
 	}
 
@@ -275,10 +277,10 @@ func changeRequest(base string) ChangeRequest {
 }
 
 // seedUsers: alice can review, bob exists but cannot, ghost does not exist.
-func seedUsers(f *fakeGitLab) {
-	f.users["alice"] = 11
-	f.users["bob"] = 12
-	f.members[11] = true
+func seedUsers(f *gitlabtest.Server) {
+	f.Users["alice"] = 11
+	f.Users["bob"] = 12
+	f.Members[11] = true
 }
 
 // ourChange is the file state changeRequest produces, for seeding a commit
@@ -294,9 +296,9 @@ func ourChange() map[string]*fakeFile {
 
 // assertOneOfEach is the idempotence contract: one branch with one commit of
 // ours on the base, holding the requested files, and one open MR.
-func assertOneOfEach(t *testing.T, f *fakeGitLab, base string, mr MergeRequest) {
+func assertOneOfEach(t *testing.T, f *gitlabtest.Server, base string, mr MergeRequest) {
 	t.Helper()
-	head := f.head("autofix/rem-1")
+	head := f.Head("autofix/rem-1")
 	if head == nil {
 		t.Fatal("branch missing")
 	}
@@ -323,11 +325,11 @@ func assertOneOfEach(t *testing.T, f *fakeGitLab, base string, mr MergeRequest) 
 	if mr.HeadSHA != head.ID || mr.Branch != "autofix/rem-1" || mr.BaseBranch != "main" {
 		t.Errorf("result %+v, head %s", mr, head.ID)
 	}
-	open := f.openMRs()
+	open := f.OpenMRs()
 	if len(open) != 1 || int(open[0].IID) != mr.IID {
 		t.Fatalf("want exactly one open MR (IID %d), got %d", mr.IID, len(open))
 	}
-	if want := fmt.Sprintf("%s/%s/-/merge_requests/%d", f.srv.URL, testProject, mr.IID); mr.URL != want {
+	if want := fmt.Sprintf("%s/%s/-/merge_requests/%d", f.URL(), testProject, mr.IID); mr.URL != want {
 		t.Errorf("URL = %s, want %s", mr.URL, want)
 	}
 }
@@ -337,8 +339,8 @@ func TestOpenChangeFresh(t *testing.T) {
 	base := seedRepo(f)
 	seedUsers(f)
 	// A fork's MR from a branch with the same name is not ours.
-	f.seedMR(fakeMR{SourceProjectID: 999, SourceBranch: "autofix/rem-1", TargetBranch: "main", Title: "fork"})
-	c := f.client(t)
+	f.SeedMR(fakeMR{SourceProjectID: 999, SourceBranch: "autofix/rem-1", TargetBranch: "main", Title: "fork"})
+	c := fakeClient(t, f)
 
 	mr, err := c.OpenChange(context.Background(), changeRequest(base))
 	if err != nil {
@@ -351,7 +353,7 @@ func TestOpenChangeFresh(t *testing.T) {
 	if got := strings.Join(mr.UnrequestedReviewers, ","); got != "bob,ghost" {
 		t.Errorf("UnrequestedReviewers = %q, want bob,ghost", got)
 	}
-	open := f.openMRs()[0]
+	open := f.OpenMRs()[0]
 	if open.Title != "Draft: Raise retries" || open.Description != "Automated fix for pipeline 7." {
 		t.Errorf("MR text = %q / %q", open.Title, open.Description)
 	}
@@ -361,27 +363,27 @@ func TestOpenChangeFresh(t *testing.T) {
 	if open.TargetBranch != "main" {
 		t.Errorf("target = %s, want the project's default branch", open.TargetBranch)
 	}
-	head := f.head("autofix/rem-1")
+	head := f.Head("autofix/rem-1")
 	if head.AuthorName != "Remediator" || head.AuthorEmail != "remediator@example.com" {
 		t.Errorf("author = %s <%s>", head.AuthorName, head.AuthorEmail)
 	}
-	if f.commitCreates != 1 || f.mrCreates != 1 || f.branchDeletes != 0 {
-		t.Errorf("creates: commits %d MRs %d deletes %d", f.commitCreates, f.mrCreates, f.branchDeletes)
+	if f.CommitCreates != 1 || f.MRCreates != 1 || f.BranchDeletes != 0 {
+		t.Errorf("creates: commits %d MRs %d deletes %d", f.CommitCreates, f.MRCreates, f.BranchDeletes)
 	}
 }
 
 func TestOpenChangeExplicitBaseBranch(t *testing.T) {
 	f := newFake(t)
 	base := seedRepo(f)
-	f.branches["release"] = base
-	c := f.client(t)
+	f.Branches["release"] = base
+	c := fakeClient(t, f)
 	req := changeRequest(base)
 	req.BaseBranch = "release"
 	mr, err := c.OpenChange(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mr.BaseBranch != "release" || f.openMRs()[0].TargetBranch != "release" {
+	if mr.BaseBranch != "release" || f.OpenMRs()[0].TargetBranch != "release" {
 		t.Errorf("base = %s", mr.BaseBranch)
 	}
 }
@@ -403,14 +405,14 @@ func TestOpenChangeRerunAfterCrash(t *testing.T) {
 			req := changeRequest(base)
 			var seededHead string
 			if s.commit {
-				seededHead = f.seedCommit(base, req.Message, ourChange())
-				f.branches[req.Branch] = seededHead
+				seededHead = f.SeedCommit(base, req.Message, ourChange())
+				f.Branches[req.Branch] = seededHead
 			}
 			if s.mr {
-				f.seedMR(fakeMR{SourceBranch: req.Branch, TargetBranch: "main", Title: "Draft: " + req.Title,
+				f.SeedMR(fakeMR{SourceBranch: req.Branch, TargetBranch: "main", Title: "Draft: " + req.Title,
 					Description: req.Body, Labels: req.Labels, Reviewers: []int64{11}})
 			}
-			c := f.client(t)
+			c := fakeClient(t, f)
 
 			for run := range 3 {
 				mr, err := c.OpenChange(context.Background(), req)
@@ -433,9 +435,9 @@ func TestOpenChangeRerunAfterCrash(t *testing.T) {
 			if s.commit {
 				wantCommits = 0
 			}
-			if f.commitCreates != wantCommits || f.branchDeletes != 0 || f.mrUpdates != 0 {
+			if f.CommitCreates != wantCommits || f.BranchDeletes != 0 || f.MRUpdates != 0 {
 				t.Errorf("commit creates %d (want %d), deletes %d, MR updates %d",
-					f.commitCreates, wantCommits, f.branchDeletes, f.mrUpdates)
+					f.CommitCreates, wantCommits, f.BranchDeletes, f.MRUpdates)
 			}
 		})
 	}
@@ -445,19 +447,19 @@ func TestOpenChangeRefreshesExistingMR(t *testing.T) {
 	f := newFake(t)
 	base := seedRepo(f)
 	req := changeRequest(base)
-	head := f.seedCommit(base, req.Message, ourChange())
-	f.branches[req.Branch] = head
+	head := f.SeedCommit(base, req.Message, ourChange())
+	f.Branches[req.Branch] = head
 	// A human marked it ready: it must stay ready.
-	f.seedMR(fakeMR{SourceBranch: req.Branch, TargetBranch: "main", Title: "old title", Description: "old"})
-	c := f.client(t)
+	f.SeedMR(fakeMR{SourceBranch: req.Branch, TargetBranch: "main", Title: "old title", Description: "old"})
+	c := fakeClient(t, f)
 
 	mr, err := c.OpenChange(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	open := f.openMRs()
-	if mr.Created || len(open) != 1 || f.mrCreates != 0 || f.mrUpdates != 1 {
-		t.Fatalf("created %v, open %d, creates %d, updates %d", mr.Created, len(open), f.mrCreates, f.mrUpdates)
+	open := f.OpenMRs()
+	if mr.Created || len(open) != 1 || f.MRCreates != 0 || f.MRUpdates != 1 {
+		t.Fatalf("created %v, open %d, creates %d, updates %d", mr.Created, len(open), f.MRCreates, f.MRUpdates)
 	}
 	if open[0].Title != "Raise retries" || open[0].Description != req.Body {
 		t.Errorf("MR = %q / %q", open[0].Title, open[0].Description)
@@ -469,18 +471,18 @@ func TestOpenChangeForeignBranchIsConflict(t *testing.T) {
 	base := seedRepo(f)
 	req := changeRequest(base)
 	// Same files, same parent, but no marker: someone else's work.
-	theirs := f.seedCommit(base, "wip: my own attempt\n", ourChange())
-	f.branches[req.Branch] = theirs
-	c := f.client(t)
-	f.resetCounters()
+	theirs := f.SeedCommit(base, "wip: my own attempt\n", ourChange())
+	f.Branches[req.Branch] = theirs
+	c := fakeClient(t, f)
+	f.ResetCounters()
 
 	_, err := c.OpenChange(context.Background(), req)
 	wantStatus(t, err, http.StatusConflict)
-	if f.branches[req.Branch] != theirs || f.commitCreates != 0 || f.branchDeletes != 0 || f.mrCreates != 0 || f.mrUpdates != 0 {
+	if f.Branches[req.Branch] != theirs || f.CommitCreates != 0 || f.BranchDeletes != 0 || f.MRCreates != 0 || f.MRUpdates != 0 {
 		t.Fatalf("foreign branch touched: head %s, creates %d, deletes %d, MRs %d/%d",
-			f.branches[req.Branch], f.commitCreates, f.branchDeletes, f.mrCreates, f.mrUpdates)
+			f.Branches[req.Branch], f.CommitCreates, f.BranchDeletes, f.MRCreates, f.MRUpdates)
 	}
-	for _, r := range f.requests {
+	for _, r := range f.Requests {
 		if !strings.HasPrefix(r, "GET ") {
 			t.Errorf("only reads allowed on a foreign branch, saw %s", r)
 		}
@@ -488,33 +490,33 @@ func TestOpenChangeForeignBranchIsConflict(t *testing.T) {
 }
 
 func TestOpenChangeRecreatesOurStaleCommit(t *testing.T) {
-	stale := map[string]func(f *fakeGitLab, base string, req ChangeRequest) string{
-		"different content": func(f *fakeGitLab, base string, req ChangeRequest) string {
+	stale := map[string]func(f *gitlabtest.Server, base string, req ChangeRequest) string{
+		"different content": func(f *gitlabtest.Server, base string, req ChangeRequest) string {
 			ch := ourChange()
 			ch["app/config.yaml"] = ptrFile("retries: 2\n", false)
-			return f.seedCommit(base, req.Message, ch)
+			return f.SeedCommit(base, req.Message, ch)
 		},
-		"different mode": func(f *fakeGitLab, base string, req ChangeRequest) string {
+		"different mode": func(f *gitlabtest.Server, base string, req ChangeRequest) string {
 			ch := ourChange()
 			ch["scripts/fix.sh"] = ptrFile("#!/bin/sh\nexit 0\n", false)
-			return f.seedCommit(base, req.Message, ch)
+			return f.SeedCommit(base, req.Message, ch)
 		},
-		"extra file": func(f *fakeGitLab, base string, req ChangeRequest) string {
+		"extra file": func(f *gitlabtest.Server, base string, req ChangeRequest) string {
 			ch := ourChange()
 			ch["README.md"] = ptrFile("touched\n", false)
-			return f.seedCommit(base, req.Message, ch)
+			return f.SeedCommit(base, req.Message, ch)
 		},
-		"file not deleted": func(f *fakeGitLab, base string, req ChangeRequest) string {
+		"file not deleted": func(f *gitlabtest.Server, base string, req ChangeRequest) string {
 			ch := ourChange()
 			delete(ch, "old.txt")
-			return f.seedCommit(base, req.Message, ch)
+			return f.SeedCommit(base, req.Message, ch)
 		},
-		"older base": func(f *fakeGitLab, base string, req ChangeRequest) string {
-			parent := f.seedCommit("", "older root", map[string]*fakeFile{
+		"older base": func(f *gitlabtest.Server, base string, req ChangeRequest) string {
+			parent := f.SeedCommit("", "older root", map[string]*fakeFile{
 				"app/config.yaml": ptrFile("retries: 1\n", false), "old.txt": ptrFile("x\n", false),
 				"scripts/build.sh": ptrFile("#!/bin/sh\nmake\n", true),
 			})
-			return f.seedCommit(parent, req.Message, ourChange())
+			return f.SeedCommit(parent, req.Message, ourChange())
 		},
 	}
 	for name, seed := range stale {
@@ -524,20 +526,20 @@ func TestOpenChangeRecreatesOurStaleCommit(t *testing.T) {
 			seedUsers(f)
 			req := changeRequest(base)
 			old := seed(f, base, req)
-			f.branches[req.Branch] = old
-			existing := f.seedMR(fakeMR{SourceBranch: req.Branch, TargetBranch: "main", Title: "Draft: " + req.Title, Description: req.Body})
-			c := f.client(t)
+			f.Branches[req.Branch] = old
+			existing := f.SeedMR(fakeMR{SourceBranch: req.Branch, TargetBranch: "main", Title: "Draft: " + req.Title, Description: req.Body})
+			c := fakeClient(t, f)
 
 			mr, err := c.OpenChange(context.Background(), req)
 			if err != nil {
 				t.Fatal(err)
 			}
 			assertOneOfEach(t, f, base, mr)
-			if mr.HeadSHA == old || f.branchDeletes != 1 || f.commitCreates != 1 {
+			if mr.HeadSHA == old || f.BranchDeletes != 1 || f.CommitCreates != 1 {
 				t.Errorf("stale commit not recreated: head %s (old %s), deletes %d, creates %d",
-					mr.HeadSHA, old, f.branchDeletes, f.commitCreates)
+					mr.HeadSHA, old, f.BranchDeletes, f.CommitCreates)
 			}
-			if mr.Created || int64(mr.IID) != existing.IID || f.mrCreates != 0 {
+			if mr.Created || int64(mr.IID) != existing.IID || f.MRCreates != 0 {
 				t.Errorf("existing MR must be kept: %+v", mr)
 			}
 		})
@@ -550,19 +552,19 @@ func TestOpenChangeBranchRace(t *testing.T) {
 	req := changeRequest(base)
 	var winner string
 	// A concurrent run creates the same commit between our read and write.
-	f.beforeCreateCommit = func() {
-		winner = f.commitLocked(base, req.Message, "", "", ourChange())
-		f.branches[req.Branch] = winner
+	f.BeforeCreateCommit = func() {
+		winner = f.AddCommit(base, req.Message, "", "", ourChange())
+		f.Branches[req.Branch] = winner
 	}
-	c := f.client(t)
+	c := fakeClient(t, f)
 
 	mr, err := c.OpenChange(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	assertOneOfEach(t, f, base, mr)
-	if mr.HeadSHA != winner || f.commitCreates != 0 || f.branchDeletes != 0 {
-		t.Errorf("winner's commit %s must be reused: got %s, creates %d, deletes %d", winner, mr.HeadSHA, f.commitCreates, f.branchDeletes)
+	if mr.HeadSHA != winner || f.CommitCreates != 0 || f.BranchDeletes != 0 {
+		t.Errorf("winner's commit %s must be reused: got %s, creates %d, deletes %d", winner, mr.HeadSHA, f.CommitCreates, f.BranchDeletes)
 	}
 }
 
@@ -572,19 +574,19 @@ func TestOpenChangeMergeRequestRace(t *testing.T) {
 	seedUsers(f)
 	req := changeRequest(base)
 	var winner *fakeMR
-	f.beforeCreateMR = func() {
-		winner = f.addMRLocked(fakeMR{SourceBranch: req.Branch, TargetBranch: "main", Title: "Draft: " + req.Title,
+	f.BeforeCreateMR = func() {
+		winner = f.AddMR(fakeMR{SourceBranch: req.Branch, TargetBranch: "main", Title: "Draft: " + req.Title,
 			Description: req.Body, Reviewers: []int64{11}})
 	}
-	c := f.client(t)
+	c := fakeClient(t, f)
 
 	mr, err := c.OpenChange(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	assertOneOfEach(t, f, base, mr)
-	if mr.Created || int64(mr.IID) != winner.IID || f.mrCreates != 0 {
-		t.Errorf("want the winner's MR !%d with Created=false, got %+v (creates %d)", winner.IID, mr, f.mrCreates)
+	if mr.Created || int64(mr.IID) != winner.IID || f.MRCreates != 0 {
+		t.Errorf("want the winner's MR !%d with Created=false, got %+v (creates %d)", winner.IID, mr, f.MRCreates)
 	}
 	if got := strings.Join(mr.UnrequestedReviewers, ","); got != "bob,ghost" {
 		t.Errorf("UnrequestedReviewers = %q", got)
@@ -594,7 +596,7 @@ func TestOpenChangeMergeRequestRace(t *testing.T) {
 func TestOpenChangeRejectsBadRequests(t *testing.T) {
 	f := newFake(t)
 	base := seedRepo(f)
-	c := f.client(t)
+	c := fakeClient(t, f)
 	for name, mutate := range map[string]func(*ChangeRequest){
 		"no marker in message": func(r *ChangeRequest) { r.Message = "fix\n" },
 		"marker inside a line": func(r *ChangeRequest) { r.Message = "see " + marker + " elsewhere\n" },
@@ -607,10 +609,10 @@ func TestOpenChangeRejectsBadRequests(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			req := changeRequest(base)
 			mutate(&req)
-			f.resetCounters()
+			f.ResetCounters()
 			_, err := c.OpenChange(context.Background(), req)
 			wantStatus(t, err, http.StatusBadRequest)
-			if f.commitCreates != 0 || f.mrCreates != 0 {
+			if f.CommitCreates != 0 || f.MRCreates != 0 {
 				t.Error("nothing may be written for a bad request")
 			}
 		})
@@ -708,7 +710,7 @@ func TestNetworkErrorIsRetryableAndClean(t *testing.T) {
 func TestContextCancellation(t *testing.T) {
 	f := newFake(t)
 	seedRepo(f)
-	c := f.client(t)
+	c := fakeClient(t, f)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, _, _, err := c.Resolve(ctx, testProject, "")
