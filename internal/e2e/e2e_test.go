@@ -89,6 +89,13 @@ func (s *stack) call(method, path, who string, body any, hdr ...string) response
 	req, _ := http.NewRequest(method, s.http.URL+path, rd)
 	req.Header.Set("Authorization", "Bearer "+s.dev.Token(who))
 	req.Header.Set("Content-Type", "application/json")
+	return s.send(req, hdr...)
+}
+
+// send sets the headers (an empty value removes one), sends req and decodes
+// the JSON answer.
+func (s *stack) send(req *http.Request, hdr ...string) response {
+	s.t.Helper()
 	for i := 0; i+1 < len(hdr); i += 2 {
 		if hdr[i+1] == "" {
 			req.Header.Del(hdr[i])

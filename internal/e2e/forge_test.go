@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"go/format"
-	"io"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -110,18 +109,7 @@ func (s *stack) postRaw(path string, body []byte, hdr ...string) response {
 	s.t.Helper()
 	req, _ := http.NewRequest("POST", s.http.URL+path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	out := response{code: res.StatusCode, hdr: res.Header}
-	raw, _ := io.ReadAll(res.Body)
-	_ = json.Unmarshal(raw, &out.body)
-	return out
+	return s.send(req, hdr...)
 }
 
 // deliver posts a GitHub delivery signed with ghSecret.

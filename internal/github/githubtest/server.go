@@ -13,21 +13,20 @@
 package githubtest
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"crypto/rsa"
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path"
 	"sort"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"remediator/internal/forge/forgetest"
 )
 
 // Paths of the download host (on the API's host:port) and the secrets the
@@ -467,68 +466,11 @@ func (r *Repo) tarball(sha string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("no commit %s", sha)
 	}
-	entries := r.Trees[c.Tree]
-	top := r.Owner + "-" + r.Name + "-" + sha[:7] + "/"
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	mtime := time.Unix(1704067200, 0)
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "pax_global_header",
-		PAXRecords: map[string]string{"comment": sha}, Format: tar.FormatPAX}); err != nil {
-		return nil, err
+	files := map[string]forgetest.Entry{}
+	for p, e := range r.Trees[c.Tree] {
+		files[p] = forgetest.Entry{Mode: e.Mode, Content: r.Blobs[e.SHA]}
 	}
-	paths := make([]string, 0, len(entries))
-	for p := range entries {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	dirs := map[string]bool{}
-	writeDir := func(d string) error {
-		if dirs[d] {
-			return nil
-		}
-		dirs[d] = true
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: top + d, Mode: 0o775, ModTime: mtime})
-	}
-	if err := writeDir(""); err != nil {
-		return nil, err
-	}
-	for _, p := range paths {
-		var parents []string
-		for d := path.Dir(p); d != "."; d = path.Dir(d) {
-			parents = append([]string{d + "/"}, parents...)
-		}
-		for _, d := range parents {
-			if err := writeDir(d); err != nil {
-				return nil, err
-			}
-		}
-		e := entries[p]
-		body := r.Blobs[e.SHA]
-		h := &tar.Header{Name: top + p, ModTime: mtime}
-		switch e.Mode {
-		case "120000":
-			h.Typeflag, h.Linkname, h.Mode = tar.TypeSymlink, string(body), 0o777
-			body = nil
-		case "100755":
-			h.Typeflag, h.Mode, h.Size = tar.TypeReg, 0o775, int64(len(body))
-		default:
-			h.Typeflag, h.Mode, h.Size = tar.TypeReg, 0o664, int64(len(body))
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(body); err != nil {
-			return nil, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return forgetest.TarGz(r.Owner+"-"+r.Name+"-"+sha[:7]+"/", sha, files)
 }
 
 func contains(list []string, s string) bool {

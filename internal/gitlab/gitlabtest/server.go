@@ -11,21 +11,17 @@
 package gitlabtest
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"remediator/internal/forge/forgetest"
 )
 
 // DefaultToken is the token a new fake expects in Private-Token.
@@ -306,58 +302,13 @@ func (f *Server) SawRequest(prefix string) bool {
 // naming the commit, then everything under "<project>-<sha>-<sha>/".
 func (f *Server) tarball(c *Commit) ([]byte, error) {
 	name := f.Project.Path[strings.LastIndex(f.Project.Path, "/")+1:]
-	top := name + "-" + c.ID + "-" + c.ID + "/"
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	mtime := time.Unix(1704067200, 0)
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "pax_global_header",
-		PAXRecords: map[string]string{"comment": c.ID}, Format: tar.FormatPAX}); err != nil {
-		return nil, err
-	}
-	paths := make([]string, 0, len(c.Files))
-	for p := range c.Files {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	dirs := map[string]bool{}
-	writeDir := func(d string) error {
-		if dirs[d] {
-			return nil
-		}
-		dirs[d] = true
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: top + d, Mode: 0o755, ModTime: mtime})
-	}
-	if err := writeDir(""); err != nil {
-		return nil, err
-	}
-	for _, p := range paths {
-		var parents []string
-		for d := path.Dir(p); d != "."; d = path.Dir(d) {
-			parents = append([]string{d + "/"}, parents...)
-		}
-		for _, d := range parents {
-			if err := writeDir(d); err != nil {
-				return nil, err
-			}
-		}
-		file := c.Files[p]
-		mode := int64(0o644)
+	files := map[string]forgetest.Entry{}
+	for p, file := range c.Files {
+		mode := "100644"
 		if file.Exec {
-			mode = 0o755
+			mode = "100755"
 		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: top + p, Mode: mode, Size: int64(len(file.Content)), ModTime: mtime}); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(file.Content); err != nil {
-			return nil, err
-		}
+		files[p] = forgetest.Entry{Mode: mode, Content: file.Content}
 	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return forgetest.TarGz(name+"-"+c.ID+"-"+c.ID+"/", c.ID, files)
 }
