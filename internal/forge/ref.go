@@ -86,9 +86,9 @@ var (
 )
 
 // Parse reads a repository reference: an absolute path or file:// URL
-// (local), "owner/name", "<github host>/owner/name" or its https URL
-// (GitHub), "gitlab:group/project", "<gitlab host>/group/project" or its
-// https URL (GitLab). A trailing ".git" is dropped. It does not check that
+// (local), "owner/name", "<github host>/owner/name", its https URL or
+// "git@<host>:owner/name" (GitHub), "gitlab:group/project", "<gitlab
+// host>/group/project", its https URL or SSH remote (GitLab). A trailing ".git" is dropped. It does not check that
 // the repository exists, nor that the forge is enabled.
 func Parse(s string, hosts Hosts) (Ref, error) {
 	if s == "" || strings.ContainsAny(s, "\x00\r\n\t ") {
@@ -100,7 +100,11 @@ func Parse(s string, hosts Hosts) (Ref, error) {
 	if p, ok := strings.CutPrefix(s, gitlabPrefix); ok {
 		return gitlabRef(p)
 	}
-	if strings.HasPrefix(strings.ToLower(s), "https://") {
+	if user, rest, ok := strings.Cut(s, "@"); ok && user == "git" && strings.Contains(rest, ":") && !strings.Contains(rest, "://") {
+		// scp-like SSH remote, as Jenkins reports it: git@host:owner/name.git
+		host, p, _ := strings.Cut(rest, ":")
+		s = strings.ToLower(host) + "/" + p
+	} else if strings.HasPrefix(strings.ToLower(s), "https://") {
 		u, err := url.Parse(s)
 		if err != nil || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Host == "" {
 			return Ref{}, ErrUnknown

@@ -27,7 +27,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, bad := range []string{"", "acme", "acme/api/extra", "../etc", "acme/..", "gitlab:..", "gitlab:group",
 		"evil.com/acme/api", "https://user@github.com/acme/api", "https://github.com/acme/api?x=1", "acme/api\n",
-		"acme /api", "gitlab:group/./project", "acme/.", "github.com/../x"} {
+		"acme /api", "gitlab:group/./project", "acme/.", "github.com/../x", "git@evil.com:acme/api", "root@github.com:acme/api"} {
 		if _, err := Parse(bad, hosts); !errors.Is(err, ErrUnknown) {
 			t.Errorf("Parse(%q): want ErrUnknown, got %v", bad, err)
 		}
