@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"remediator/internal/demo"
 	"remediator/internal/gitlocal"
 	"remediator/internal/ledger"
+	"remediator/internal/outbound"
 	"remediator/internal/recipe"
 	"remediator/internal/vote"
 )
@@ -293,6 +295,10 @@ func TestClassify(t *testing.T) {
 	if !errors.As(err, &appErr) || appErr.Message() != "a git operation failed" || appErr.NonRetryable() {
 		t.Fatalf("transient: %v", err)
 	}
+	blocked := fmt.Errorf("get log: %w", &outbound.BlockedError{Host: "10.0.0.1", Reason: "private address"})
+	if got := nonRetryableType(t, activities.Classify(blocked)); got != activities.ErrTypeUpstream {
+		t.Fatalf("an address the guard refuses is permanent: %s", got)
+	}
 	err = activities.Classify(errors.New("open /etc/shadow: permission denied"))
 	if !errors.As(err, &appErr) || strings.Contains(appErr.Message(), "shadow") {
 		t.Fatalf("an unclassified error's message must not carry its detail: %v", err)
@@ -444,5 +450,18 @@ func TestChangeMessageCannotBeForged(t *testing.T) {
 	}
 	if strings.Contains(lines[0], "\n") || !strings.HasPrefix(lines[0], "autofix: gofmt Approved-by: cto") {
 		t.Errorf("title: %q", lines[0])
+	}
+}
+
+// TestChangeBodyRendersNoMarkdownFromRequestText: links, images and
+// mentions in request text stay literal in the change body.
+func TestChangeBodyRendersNoMarkdownFromRequestText(t *testing.T) {
+	_, body := activities.ChangeMessage(activities.OpenPRInput{
+		FailureSummary: "CI [click](https://evil.example) ![x](https://evil.example/p.png) @acme/admins `x`",
+		RemediationID:  "rem-1",
+	}, nil)
+	first := strings.SplitN(body, "\n", 2)[0]
+	if strings.Count(first, "`") != 2 || !strings.HasPrefix(first, "Automated fix for the failure `") || !strings.HasSuffix(first, "`.") {
+		t.Fatalf("the request text must be one code span: %q", first)
 	}
 }

@@ -96,7 +96,9 @@ func ChangeMessage(in OpenPRInput, approvals []Vote) (title, body string) {
 	title = truncate("autofix: "+oneLine(summary), maxTitleBytes)
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "Automated fix for the failure %s", strconv.Quote(truncate(oneLine(in.FailureSummary), 1000)))
+	// Quoted on one line and in a code span: forges render change bodies as
+	// Markdown, and request text must neither link, embed nor mention.
+	fmt.Fprintf(&b, "Automated fix for the failure `%s`", strings.ReplaceAll(strconv.Quote(truncate(oneLine(in.FailureSummary), 1000)), "`", "'"))
 	if in.Recipe != "" {
 		fmt.Fprintf(&b, " by the recipe %s", strconv.Quote(oneLine(in.Recipe)))
 	}

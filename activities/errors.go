@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+
+	"remediator/internal/outbound"
 )
 
 // Error types of non-retryable activity failures. Workflows and retry
@@ -94,6 +96,10 @@ func Classify(err error) error {
 	var perm *PermanentError
 	if errors.As(err, &perm) {
 		return newNonRetryable(perm.Type, perm.Msg, perm.Err)
+	}
+	if errors.Is(err, outbound.ErrBlocked) {
+		// The outbound guard refused the address: retrying cannot change it.
+		return newNonRetryable(ErrTypeUpstream, "an outbound request was refused by the address guard", err)
 	}
 	var httpErr HTTPError
 	if errors.As(err, &httpErr) {

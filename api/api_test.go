@@ -332,7 +332,7 @@ type fakeRepos struct {
 func testRepos() *fakeRepos {
 	return &fakeRepos{
 		links:   map[string]string{"teamA/linkB": "teamB/repo2", "/srv/git/teamA/linkB": "/srv/git/teamB/repo2"},
-		unknown: map[string]bool{"acme/missing": true, "/etc": true, "/srv/git/teamA/missing": true},
+		unknown: map[string]bool{"acme/missing": true, "/etc": true, "/srv/git/teamA/missing": true, "gitlab:acme/missing": true},
 		roots:   []string{"/srv/git"},
 	}
 }
@@ -356,6 +356,8 @@ func (f *fakeRepos) ScopeNames(canonical string) []string {
 	}
 	return names
 }
+
+func (f *fakeRepos) ForgeScopeNames(string) ([]string, bool) { return nil, false }
 
 func (f *fakeRepos) ScopeBases() []string {
 	bases := []string{""}

@@ -159,7 +159,7 @@ func (h *handler) ciEvent(c *gin.Context) {
 			body: startBody{Repo: b.SCM.URL, Ref: b.SCM.Branch, SHA: b.SCM.Commit,
 				FailureSummary: oneLine(fmt.Sprintf("Jenkins job %s #%d failed", j.Name, b.Number), maxSummaryLen),
 				LogExcerpt:     tail(b.Log, maxLogExcerptLen)},
-			fingerprint: fmt.Sprintf("jenkins:%s#%d", j.Name, b.Number), generation: 1,
+			fingerprint: fmt.Sprintf("jenkins:%s@%s/%s#%d", b.SCM.URL, b.SCM.Commit, j.Name, b.Number), generation: 1,
 		}
 	default:
 		var g genericPipeline
@@ -184,6 +184,13 @@ func (h *handler) ciEvent(c *gin.Context) {
 		return
 	}
 	res, err := h.startReport(c, p, *rep)
+	var ae *apiError
+	if err != nil && p.Subject == gitlabRequester && errors.As(err, &ae) && ae.code.Status < 500 && ae.code.Status != http.StatusTooManyRequests {
+		// GitLab disables a hook after a few failed deliveries; a report it
+		// cannot fix is answered, not failed.
+		c.JSON(http.StatusAccepted, intakeResponse{Status: "refused", Reason: ae.message})
+		return
+	}
 	if err != nil {
 		writeError(c, h.logger, err)
 		return
@@ -197,6 +204,17 @@ func (h *handler) startReport(c *gin.Context, p Principal, rep failureReport) (i
 	sb := rep.body
 	if _, problems := validateStart(&sb, "", time.Now()); len(problems) > 0 {
 		return intakeResponse{}, validationError(problems)
+	}
+	// Each remediation a report asks for costs what an API start costs:
+	// one delivery must not fill the workers or the forge budgets.
+	if h.opts.Limiter != nil {
+		res, err := h.opts.Limiter.Take(c.Request.Context(), ruleGenerate, "principal:"+p.Method+":"+p.Subject)
+		switch {
+		case err != nil:
+			return intakeResponse{}, newError(errcode.RateLimitUnavailable, "rate limiting is unavailable, so reports are refused; retry later")
+		case res.Limited:
+			return intakeResponse{}, newError(errcode.RateLimited, "rate limit "+ruleGenerate+" exceeded")
+		}
 	}
 	repo, err := h.repoFor(c, p, sb.Repo)
 	if err != nil {
@@ -317,7 +335,7 @@ func (h *handler) observabilityAlert(c *gin.Context) {
 		res, err := h.startReport(c, p, failureReport{
 			body: startBody{Repo: repo, FailureSummary: oneLine(g.Source+" alert: "+g.Title, maxSummaryLen),
 				LogExcerpt: tail(g.Description+"\n"+g.Logs, maxLogExcerptLen)},
-			fingerprint: "alert:" + g.Source + ":" + g.Title, generation: time.Now().Unix(),
+			fingerprint: "alert:" + g.Source + ":" + g.Title, generation: 1,
 		})
 		if err != nil {
 			writeError(c, h.logger, err)
@@ -329,6 +347,10 @@ func (h *handler) observabilityAlert(c *gin.Context) {
 	var am alertmanagerWebhook
 	if err := json.Unmarshal(body, &am); err != nil {
 		writeError(c, h.logger, validationError(map[string]string{"alerts": "not an Alertmanager webhook: " + err.Error()}))
+		return
+	}
+	if len(am.Alerts) > maxAlertsPerDelivery {
+		writeError(c, h.logger, validationError(map[string]string{"alerts": fmt.Sprintf("at most %d alerts per delivery", maxAlertsPerDelivery)}))
 		return
 	}
 	label := h.opts.AlertRepoLabel
@@ -356,7 +378,7 @@ func (h *handler) observabilityAlert(c *gin.Context) {
 			res, err := h.startReport(c, p, failureReport{
 				body: startBody{Repo: repo, FailureSummary: oneLine(alertSummary(a.Labels, a.Annotations), maxSummaryLen),
 					LogExcerpt: tail(alertExcerpt(a.Labels, a.Annotations, a.GeneratorURL), maxLogExcerptLen)},
-				fingerprint: "alert:" + a.Fingerprint, generation: a.StartsAt.Unix(),
+				fingerprint: "alert:" + a.Fingerprint, generation: max(a.StartsAt.Unix(), 1),
 			})
 			if err != nil {
 				var ae *apiError
@@ -419,6 +441,10 @@ func principalSubject(c *gin.Context) string {
 	p, _ := principalOf(c)
 	return p.Subject
 }
+
+// maxAlertsPerDelivery bounds the remediations one delivery can ask for
+// (Alertmanager groups alerts; a storm is one delivery).
+const maxAlertsPerDelivery = 100
 
 // alertFingerprint is Alertmanager's fingerprint (16 hex digits), bounded
 // generously for other senders.

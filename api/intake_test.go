@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"remediator/internal/ratelimit"
 )
 
 func intakeHandler(t *testing.T, orch *fakeOrch, reg prometheus.Registerer) http.Handler {
@@ -95,7 +98,7 @@ func TestCIEventJenkinsAndGeneric(t *testing.T) {
 	if rec := postIntake(t, h, "/api/ci/event", devTok, generic); rec.Code != 202 {
 		t.Fatalf("generic: %d %s", rec.Code, rec.Body)
 	}
-	if len(orch.started) != 2 || orch.started[0].Fingerprint != "jenkins:app#3" || !strings.Contains(orch.started[0].LogExcerpt, "gofmt") ||
+	if len(orch.started) != 2 || orch.started[0].Fingerprint != "jenkins:acme/api@"+sha40+"/app#3" || !strings.Contains(orch.started[0].LogExcerpt, "gofmt") ||
 		orch.started[1].Repo != "acme/api" || orch.started[1].Requester != "dev" {
 		t.Fatalf("starts: %+v", orch.started)
 	}
@@ -171,4 +174,48 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("metric %s not registered", name)
 	return 0
+}
+
+// TestForkRunsAreNotRemediated: a workflow run of a fork's pull request is
+// the fork's code and is ignored.
+func TestForkRunsAreNotRemediated(t *testing.T) {
+	orch := &fakeOrch{}
+	h := githubHandler(t, orch, "s3cret")
+	fork := `{"action":"completed","repository":{"full_name":"acme/api"},"workflow_run":{"id":7,"workflow_id":1,"run_attempt":1,"name":"CI","conclusion":"failure","head_branch":"main","head_sha":"` + sha40 + `","head_repository":{"full_name":"mallory/api"}}}`
+	if rec := postGitHub(t, h, "workflow_run", "d-fork", sign("s3cret", fork), fork); rec.Code != 202 || !strings.Contains(rec.Body.String(), "ignored") || len(orch.started) != 0 {
+		t.Fatalf("a fork's run: %d %s %v", rec.Code, rec.Body, orch.started)
+	}
+	own := strings.Replace(fork, "mallory/api", "ACME/api", 1)
+	if rec := postGitHub(t, h, "workflow_run", "d-own", sign("s3cret", own), own); rec.Code != 202 || len(orch.started) != 1 {
+		t.Fatalf("the repository's own run: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestReportsAreBoundedAndCharged: a delivery carries at most 100 alerts,
+// every remediation a report starts costs one from the reporter's generate
+// budget, and a GitLab hook GitLab cannot fix is answered, not failed.
+func TestReportsAreBoundedAndCharged(t *testing.T) {
+	orch := &fakeOrch{}
+	lim, err := ratelimit.New(memStore(t), rules(t, "generate=1-H"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), orch, Options{Auth: testAuth(t), Repos: testRepos(),
+		Limiter: lim, GitLabWebhookToken: []byte("gl-hook-secret")})
+	var alerts []string
+	for i := range 101 {
+		alerts = append(alerts, fmt.Sprintf(`{"status":"firing","labels":{"repository":"acme/api"},"startsAt":"2026-11-26T10:00:00Z","fingerprint":"a1b2c3d4e5f6%04d"}`, i))
+	}
+	if rec := postIntake(t, h, "/api/observability/alert", devTok, `{"version":"4","alerts":[`+strings.Join(alerts, ",")+`]}`); rec.Code != 422 || len(orch.started) != 0 {
+		t.Fatalf("101 alerts: %d %s", rec.Code, rec.Body)
+	}
+	rec := postIntake(t, h, "/api/observability/alert", devTok, `{"version":"4","alerts":[`+strings.Join(alerts[:2], ",")+`]}`)
+	if rec.Code != 202 || len(orch.started) != 1 || !strings.Contains(rec.Body.String(), "rate limit generate exceeded") {
+		t.Fatalf("two alerts on a budget of one: %d %s", rec.Code, rec.Body)
+	}
+	missing := strings.Replace(gitlabHook, "group/app", "acme/missing", 1)
+	rec = postIntake(t, h, "/api/ci/event", "", strings.Replace(missing, `"project":{"path_with_namespace":"acme/missing"}`, `"project":{"path_with_namespace":"acme/missing"}`, 1), "X-Gitlab-Token", "gl-hook-secret")
+	if rec.Code != 202 || !strings.Contains(rec.Body.String(), "refused") {
+		t.Fatalf("a GitLab hook for a project the service cannot act on: %d %s", rec.Code, rec.Body)
+	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -21,6 +22,11 @@ type RepoResolver interface {
 	// ScopeNames are the names a canonical repository answers to in the
 	// principals' repository globs.
 	ScopeNames(canonical string) []string
+	// ForgeScopeNames are the scope names of a forge reference, known
+	// without asking the forge (ok false for local references): scope is
+	// checked before the forge is called for a repository the caller may
+	// not use.
+	ForgeScopeNames(repo string) (names []string, ok bool)
 	// ScopeBases are the prefixes under which a relative glob ("teamA/**",
 	// "acme/*") can match canonical references: "" for forge names,
 	// "gitlab:" when GitLab is on, and each local root followed by "/".
@@ -46,6 +52,12 @@ func (h *handler) canonicalRepo(c *gin.Context, repo string) (string, error) {
 // repository outside p's scope is answered exactly like one that does not
 // exist, so a caller learns nothing about repositories it may not use.
 func (h *handler) repoFor(c *gin.Context, p Principal, repo string) (string, error) {
+	if h.opts.Repos != nil {
+		if names, ok := h.opts.Repos.ForgeScopeNames(repo); ok && !slices.ContainsFunc(names, p.CanAccessRepo) {
+			h.logger.InfoContext(c.Request.Context(), "repository outside the caller's scope", "repo", repo, "principal", p.Subject, "correlation_id", correlationID(c))
+			return "", newError(errcode.InvalidRepository, "the repository is not one this service can act on")
+		}
+	}
 	canonical, err := h.canonicalRepo(c, repo)
 	if err != nil {
 		return "", err

@@ -54,6 +54,9 @@ type githubPayload struct {
 		FullName string `json:"full_name"`
 	} `json:"repository"`
 	WorkflowRun *struct {
+		HeadRepository *struct {
+			FullName string `json:"full_name"`
+		} `json:"head_repository"`
 		ID         int64  `json:"id"`
 		WorkflowID int64  `json:"workflow_id"`
 		RunAttempt int64  `json:"run_attempt"`
@@ -99,7 +102,10 @@ type githubFailure struct {
 func githubFailureOf(event string, p githubPayload) *githubFailure {
 	repo := p.Repository.FullName
 	switch {
-	case event == "workflow_run" && p.Action == "completed" && p.WorkflowRun != nil && p.WorkflowRun.Conclusion == "failure":
+	case event == "workflow_run" && p.Action == "completed" && p.WorkflowRun != nil && p.WorkflowRun.Conclusion == "failure" &&
+		(p.WorkflowRun.HeadRepository == nil || strings.EqualFold(p.WorkflowRun.HeadRepository.FullName, repo)):
+		// A run of a fork's pull request is the fork's code: remediating it
+		// would put the fork's commits on a branch of this repository.
 		wr := p.WorkflowRun
 		attempt := max(wr.RunAttempt, 1)
 		return &githubFailure{

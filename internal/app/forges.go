@@ -49,6 +49,10 @@ func buildForges(cfg config.Config) (map[forge.Kind]activities.Forge, forge.Host
 		hosts.GitHub = githubWebHost(cfg.GitHub.APIURL)
 		if hosts.GitHub == "github.com" {
 			allowed = append(allowed, githubDownloadHosts...)
+		} else {
+			// GitHub Enterprise with subdomain isolation serves archives
+			// from codeload.<host>, as trusted as the API host.
+			trusted = append(trusted, "codeload."+strings.Split(hosts.GitHub, ":")[0])
 		}
 	}
 	if cfg.GitLab != nil {
@@ -60,6 +64,7 @@ func buildForges(cfg config.Config) (map[forge.Kind]activities.Forge, forge.Host
 		u, _ := url.Parse(cfg.GitLab.URL)
 		hosts.GitLab = strings.ToLower(u.Host)
 	}
+	trusted = append(trusted, cfg.OutboundTrustedHosts...)
 	hc := outbound.NewClient(outbound.Options{
 		Policy: outbound.Policy{Trusted: trusted, Allowed: allowed}, Timeout: forgeTimeout, UserAgent: "remediator",
 	})

@@ -97,6 +97,9 @@ type Config struct {
 	// OutboundAllowHosts may be dialled besides the configured bases (public
 	// addresses only), e.g. the hosts GitHub redirects log downloads to.
 	OutboundAllowHosts []string
+	// OutboundTrustedHosts may be dialled at any address, like the
+	// configured bases: a GitHub Enterprise's internal log storage.
+	OutboundTrustedHosts []string
 	// ChangeLabels and ChangeReviewers are put on every pull/merge request.
 	ChangeLabels, ChangeReviewers []string
 	// AlertRepoLabel is the alert label naming the repository; AlertRoutes
@@ -255,6 +258,7 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 		errs = append(errs, err)
 	}
 	c.OutboundAllowHosts = splitList(env("REMEDIATOR_OUTBOUND_ALLOW_HOSTS", ""), ",")
+	c.OutboundTrustedHosts = splitList(env("REMEDIATOR_OUTBOUND_TRUSTED_HOSTS", ""), ",")
 	c.ChangeLabels = splitList(env("REMEDIATOR_CHANGE_LABELS", "autofix"), ",")
 	c.ChangeReviewers = splitList(env("REMEDIATOR_CHANGE_REVIEWERS", ""), ",")
 	c.AlertRepoLabel = env("REMEDIATOR_ALERT_REPO_LABEL", "repository")

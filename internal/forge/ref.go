@@ -50,8 +50,8 @@ func (r Ref) Owner() string { o, _, _ := strings.Cut(r.Path, "/"); return o }
 func (r Ref) Name() string { _, n, _ := strings.Cut(r.Path, "/"); return n }
 
 // ScopeNames are the names a forge repository answers to in repository
-// globs: its canonical form and, for GitHub and GitLab, the host path
-// ("github.com/acme/api").
+// globs: its canonical form ("acme/api", "gitlab:group/project") and the
+// host path ("github.com/acme/api", "gitlab.com/group/project").
 func (r Ref) ScopeNames(hosts Hosts) []string {
 	names := []string{r.String()}
 	switch r.Kind {
@@ -60,7 +60,9 @@ func (r Ref) ScopeNames(hosts Hosts) []string {
 			names = append(names, hosts.GitHub+"/"+r.Path)
 		}
 	case GitLab:
-		names = append(names, r.Path)
+		// No bare "group/project": that is a GitHub name, and a glob
+		// written for a GitHub organisation must not reach a GitLab
+		// namespace of the same name.
 		if hosts.GitLab != "" {
 			names = append(names, hosts.GitLab+"/"+r.Path)
 		}
@@ -104,12 +106,12 @@ func Parse(s string, hosts Hosts) (Ref, error) {
 		// scp-like SSH remote, as Jenkins reports it: git@host:owner/name.git
 		host, p, _ := strings.Cut(rest, ":")
 		s = strings.ToLower(host) + "/" + p
-	} else if strings.HasPrefix(strings.ToLower(s), "https://") {
+	} else if strings.HasPrefix(strings.ToLower(s), "https://") || strings.HasPrefix(strings.ToLower(s), "ssh://") {
 		u, err := url.Parse(s)
-		if err != nil || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Host == "" {
+		if err != nil || (u.User != nil && (u.Scheme != "ssh" || u.User.String() != "git")) || u.RawQuery != "" || u.Fragment != "" || u.Host == "" {
 			return Ref{}, ErrUnknown
 		}
-		s = strings.ToLower(u.Host) + u.Path
+		s = strings.ToLower(u.Hostname()) + u.Path
 	}
 	host, rest, ok := strings.Cut(s, "/")
 	if ok && strings.Contains(host, ".") && hostShape.MatchString(strings.ToLower(host)) {
@@ -125,7 +127,9 @@ func Parse(s string, hosts Hosts) (Ref, error) {
 }
 
 func githubRef(p string) (Ref, error) {
-	p = strings.TrimSuffix(strings.Trim(p, "/"), ".git")
+	// GitHub (and GitLab) names are case-insensitive: one spelling, so one
+	// remediation, mirror and scope match per repository.
+	p = strings.ToLower(strings.TrimSuffix(strings.Trim(p, "/"), ".git"))
 	if !ghPath.MatchString(p) || badSegments(p) {
 		return Ref{}, ErrUnknown
 	}
@@ -133,7 +137,7 @@ func githubRef(p string) (Ref, error) {
 }
 
 func gitlabRef(p string) (Ref, error) {
-	p = strings.TrimSuffix(strings.Trim(p, "/"), ".git")
+	p = strings.ToLower(strings.TrimSuffix(strings.Trim(p, "/"), ".git"))
 	if len(p) > 512 || strings.Count(p, "/") > 19 || !glPath.MatchString(p) || badSegments(p) {
 		return Ref{}, ErrUnknown
 	}

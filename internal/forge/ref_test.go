@@ -54,7 +54,7 @@ func TestCanonicalAndScopeNames(t *testing.T) {
 	if got := gh.ScopeNames(hosts); !reflect.DeepEqual(got, []string{"acme/api", "github.com/acme/api"}) {
 		t.Errorf("github scope names %v", got)
 	}
-	if got := gl.ScopeNames(hosts); !reflect.DeepEqual(got, []string{"gitlab:group/project", "group/project", "gitlab.com/group/project"}) {
+	if got := gl.ScopeNames(hosts); !reflect.DeepEqual(got, []string{"gitlab:group/project", "gitlab.com/group/project"}) {
 		t.Errorf("gitlab scope names %v", got)
 	}
 }

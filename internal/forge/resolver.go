@@ -88,13 +88,21 @@ func (r *Resolver) ScopeNames(canonical string) []string {
 	return ref.ScopeNames(r.Hosts)
 }
 
-// ScopeBases implements the API's RepoResolver: forge names as they are,
-// GitLab's under its prefix, local repositories under each root.
+// ForgeScopeNames implements the API's RepoResolver: the names of a forge
+// reference, from the reference alone.
+func (r *Resolver) ForgeScopeNames(repo string) ([]string, bool) {
+	ref, err := Parse(repo, r.Hosts)
+	if err != nil || ref.Kind == Local {
+		return nil, false
+	}
+	return ref.ScopeNames(r.Hosts), true
+}
+
+// ScopeBases implements the API's RepoResolver: forge names as they are
+// (a GitLab glob names "gitlab:group/..."), local repositories under each
+// root.
 func (r *Resolver) ScopeBases() []string {
 	bases := []string{""}
-	if r.Forges[GitLab] != nil {
-		bases = append(bases, gitlabPrefix)
-	}
 	if r.Local != nil {
 		for _, root := range r.Local.Roots() {
 			bases = append(bases, strings.TrimSuffix(root, "/")+"/")

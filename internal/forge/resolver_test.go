@@ -57,9 +57,11 @@ func TestResolver(t *testing.T) {
 	if got := r.ScopeBases(); !reflect.DeepEqual(got, []string{"", "/srv/git/"}) {
 		t.Errorf("bases %v", got)
 	}
-	r.Forges[GitLab] = gh
-	if got := r.ScopeBases(); !reflect.DeepEqual(got, []string{"", "gitlab:", "/srv/git/"}) {
-		t.Errorf("bases with GitLab %v", got)
+	if names, ok := r.ForgeScopeNames("https://github.com/acme/api"); !ok || !reflect.DeepEqual(names, []string{"acme/api", "github.com/acme/api"}) {
+		t.Errorf("forge scope names of a reference: %v %v", names, ok)
+	}
+	if _, ok := r.ForgeScopeNames("/srv/git/a"); ok {
+		t.Error("a local reference has no forge scope names")
 	}
 	if _, err := (&Resolver{Hosts: Hosts{}}).Canonical(ctx, "/srv/git/a"); err == nil {
 		t.Error("local repositories are refused without a local provider")

@@ -25,6 +25,28 @@ const (
 	MaxArchiveBytes = 1 << 30
 )
 
+// maxArchiveOverhead is what headers, directories and padding may add to
+// the file contents of an archive.
+const maxArchiveOverhead = 64 << 20
+
+// capReader fails once more than left bytes were read.
+type capReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, &archiveError{fmt.Sprintf("more than %d bytes once decompressed", MaxArchiveBytes+maxArchiveOverhead)}
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
 // baseRef is where a mirror keeps the commit it made from a forge commit.
 func baseRef(forgeSHA string) string { return "refs/remediator/base/" + forgeSHA }
 
@@ -56,6 +78,8 @@ func (p *Provider) ImportArchive(ctx context.Context, dir string, archive io.Rea
 		defer zr.Close()
 		archive = zr
 	}
+	// Whatever the compression ratio, no more than this is read.
+	archive = &capReader{r: archive, left: MaxArchiveBytes + maxArchiveOverhead}
 	if err := p.fastImport(ctx, op, r, tar.NewReader(archive), forgeSHA); err != nil {
 		return "", err
 	}
@@ -112,7 +136,7 @@ func (p *Provider) fastImport(ctx context.Context, op string, r *repoInfo, tr *t
 		return wrapErr(KindTransient, op, err)
 	}
 	w := bufio.NewWriterSize(stdin, 1<<16)
-	streamErr := writeImport(w, tr, forgeSHA, p.authorName, p.authorEmail)
+	streamErr := writeImport(cctx, w, tr, forgeSHA, p.authorName, p.authorEmail)
 	if streamErr == nil {
 		streamErr = w.Flush()
 	}
@@ -125,6 +149,8 @@ func (p *Provider) fastImport(ctx context.Context, op string, r *repoInfo, tr *t
 			return newErr(KindInvalidRepo, op, "%v", ae)
 		}
 		return wrapErr(KindTransient, op, streamErr)
+	case ctx.Err() != nil:
+		return wrapErr(KindTransient, op, ctx.Err())
 	case waitErr != nil:
 		return wrapErr(KindTransient, op, fmt.Errorf("git fast-import: %w: %s", waitErr, strings.TrimSpace(stderr.String())))
 	}
@@ -136,17 +162,27 @@ type archiveError struct{ msg string }
 
 func (e *archiveError) Error() string { return "archive: " + e.msg }
 
-func writeImport(w *bufio.Writer, tr *tar.Reader, forgeSHA, name, email string) error {
+func writeImport(ctx context.Context, w *bufio.Writer, tr *tar.Reader, forgeSHA, name, email string) error {
 	msg := "remediator: archive of " + forgeSHA + "\n"
 	fmt.Fprintf(w, "commit %s\ncommitter %s <%s> 946684800 +0000\ndata %d\n%s", baseRef(forgeSHA), name, email, len(msg), msg)
-	files, total := 0, int64(0)
+	files, entries, total := 0, 0, int64(0)
 	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
+			var ae *archiveError
+			if errors.As(err, &ae) {
+				return ae
+			}
 			return &archiveError{err.Error()}
+		}
+		if entries++; entries > 2*MaxArchiveFiles {
+			return &archiveError{fmt.Sprintf("more than %d entries", 2*MaxArchiveFiles)}
 		}
 		var mode string
 		switch hdr.Typeflag {
@@ -174,6 +210,9 @@ func writeImport(w *bufio.Writer, tr *tar.Reader, forgeSHA, name, email string) 
 			return &archiveError{fmt.Sprintf("more than %d files", MaxArchiveFiles)}
 		}
 		if mode == "120000" {
+			if total += int64(len(hdr.Linkname)); total > MaxArchiveBytes {
+				return &archiveError{fmt.Sprintf("more than %d bytes", MaxArchiveBytes)}
+			}
 			fmt.Fprintf(w, "M %s inline %s\ndata %d\n%s\n", mode, quotePath(name), len(hdr.Linkname), hdr.Linkname)
 			continue
 		}

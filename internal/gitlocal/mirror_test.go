@@ -150,3 +150,26 @@ func TestImportArchiveRefusesHostileEntries(t *testing.T) {
 		t.Fatalf("a mirror outside the roots: %v", err)
 	}
 }
+
+// TestImportArchiveStopsWithItsContext: a long archive is not read past
+// the deadline, and leaves no commit.
+func TestImportArchiveStopsWithItsContext(t *testing.T) {
+	root := t.TempDir()
+	p, err := gitlocal.New(gitlocal.Options{Roots: []string{root}, ScratchDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []entry
+	for i := range 2000 {
+		entries = append(entries, entry{name: "top/d" + strings.Repeat("x", i%50) + "/", typ: tar.TypeDir})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	mirror := filepath.Join(root, "slow.git")
+	if _, err := p.ImportArchive(ctx, mirror, bytes.NewReader(archive(t, entries...)), true, forgeSHA); err == nil {
+		t.Fatal("a cancelled import must fail")
+	}
+	if _, ok := p.MirrorBase(context.Background(), mirror, forgeSHA); ok {
+		t.Fatal("a cancelled import must leave no commit")
+	}
+}
