@@ -24,6 +24,10 @@ type Forge interface {
 	// FailedJobs returns the failed jobs of a CI run with the tails of their logs.
 	FailedJobs(ctx context.Context, path string, run CIRun, maxLog int) ([]FailedJob, error)
 	OpenChange(ctx context.Context, path string, c ForgeChange) (PullRequest, error)
+	// Contains tells whether sha is branch's head or an ancestor of it.
+	Contains(ctx context.Context, path, branch, sha string) (bool, error)
+	// BlobIDs are the git blob ids paths hold at sha (absent paths left out).
+	BlobIDs(ctx context.Context, path, sha string, paths []string) (map[string]string, error)
 }
 
 // CIRun names the CI run that failed, so the fixer can fetch its logs:
@@ -141,6 +145,9 @@ func (f *Forges) Generate(ctx context.Context, in GenerateFixInput) (Fix, error)
 			baseBranch = in.Ref
 		}
 	}
+	if err := f.onBranch(ctx, ref, c, baseBranch, sha); err != nil {
+		return Fix{}, err
+	}
 	excerpt := in.LogExcerpt
 	if in.CIRun != nil && in.CIRun.RunID != 0 {
 		jobs, err := c.FailedJobs(ctx, ref.Path, *in.CIRun, maxJobLog)
@@ -161,6 +168,24 @@ func (f *Forges) Generate(ctx context.Context, in GenerateFixInput) (Fix, error)
 		Recipe: fx.Recipe, Summary: fx.Summary, Patch: fx.Patch, Files: fx.Files, Digest: fx.Digest,
 		Repo: ref.String(), BaseBranch: baseBranch, BaseSHA: sha, Validated: fx.Validated, Check: fx.Check,
 	}, nil
+}
+
+// onBranch refuses a failing commit that is not on the branch its change
+// would be merged into: a fork's commit (reachable only from a pull request
+// ref) would otherwise land on a branch of this repository, with commits
+// nobody approved.
+func (f *Forges) onBranch(ctx context.Context, ref forge.Ref, c Forge, branch, sha string) error {
+	if branch == "" {
+		return Permanent(ErrTypeInvalidInput, "no branch to merge the change into", nil)
+	}
+	ok, err := c.Contains(ctx, ref.Path, branch, sha)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return Permanent(ErrTypeInvalidInput, "the failing commit is not on the branch "+branch+" the change would be merged into", nil)
+	}
+	return nil
 }
 
 // jobExcerpt puts the failed jobs' log tails after the caller's excerpt,
@@ -197,11 +222,44 @@ func (f *Forges) OpenChange(ctx context.Context, s ChangeSpec) (PullRequest, err
 	if err != nil {
 		return PullRequest{}, gitError(err)
 	}
+	target := s.BaseBranch
+	if target == "" {
+		if _, target, _, err = c.Resolve(ctx, ref.Path, ""); err != nil {
+			return PullRequest{}, err
+		}
+	}
+	if err := f.onBranch(ctx, ref, c, target, s.BaseSHA); err != nil {
+		return PullRequest{}, err
+	}
+	if err := f.samePreImage(ctx, ref, c, s.BaseSHA, files); err != nil {
+		return PullRequest{}, err
+	}
 	return c.OpenChange(ctx, ref.Path, ForgeChange{
 		Branch: s.Branch, BaseBranch: s.BaseBranch, BaseSHA: s.BaseSHA, Files: files,
 		Message: s.Title + "\n\n" + s.Body, Marker: "Remediation-Id: " + s.RemediationID,
 		Title: s.Title, Body: f.links(s.RemediationID) + s.Body, Labels: f.Labels, Reviewers: f.Reviewers, CommitTime: s.CommitTime,
 	})
+}
+
+// samePreImage checks that every file the change touches is, on the forge
+// at the base commit, exactly what the mirror held: an archive is not
+// always the commit's tree (export-subst, export-ignore, LFS), and the forge
+// must receive the base plus the approved diff, nothing else.
+func (f *Forges) samePreImage(ctx context.Context, ref forge.Ref, c Forge, sha string, files []gitlocal.FileChange) error {
+	paths := make([]string, 0, len(files))
+	for _, fc := range files {
+		paths = append(paths, fc.Path)
+	}
+	ids, err := c.BlobIDs(ctx, ref.Path, sha, paths)
+	if err != nil {
+		return err
+	}
+	for _, fc := range files {
+		if got := ids[fc.Path]; got != fc.OldBlob {
+			return Permanent(ErrTypePatch, "the forge's "+fc.Path+" at the base commit is not the file the fix was made on", nil)
+		}
+	}
+	return nil
 }
 
 // links point reviewers of the change request at the remediation in the API

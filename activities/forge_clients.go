@@ -82,6 +82,24 @@ func (g *GitHubForge) OpenChange(ctx context.Context, path string, c ForgeChange
 		HeadSHA: pr.HeadSHA, Created: pr.Created}, nil
 }
 
+// Contains implements Forge.
+func (g *GitHubForge) Contains(ctx context.Context, path, branch, sha string) (bool, error) {
+	owner, repo, err := splitOwner(path)
+	if err != nil {
+		return false, err
+	}
+	return g.Client.Contains(ctx, owner, repo, branch, sha)
+}
+
+// BlobIDs implements Forge.
+func (g *GitHubForge) BlobIDs(ctx context.Context, path, sha string, paths []string) (map[string]string, error) {
+	owner, repo, err := splitOwner(path)
+	if err != nil {
+		return nil, err
+	}
+	return g.Client.BlobIDs(ctx, owner, repo, sha, paths)
+}
+
 // GitLabForge adapts internal/gitlab to Forge.
 type GitLabForge struct{ Client *gitlab.Client }
 
@@ -124,4 +142,14 @@ func (g *GitLabForge) OpenChange(ctx context.Context, path string, c ForgeChange
 	}
 	return PullRequest{ID: fmt.Sprintf("gitlab:%s!%d", path, mr.IID), URL: mr.URL, Branch: mr.Branch, BaseBranch: mr.BaseBranch,
 		HeadSHA: mr.HeadSHA, Created: mr.Created}, nil
+}
+
+// Contains implements Forge.
+func (g *GitLabForge) Contains(ctx context.Context, path, branch, sha string) (bool, error) {
+	return g.Client.Contains(ctx, path, branch, sha)
+}
+
+// BlobIDs implements Forge.
+func (g *GitLabForge) BlobIDs(ctx context.Context, path, sha string, paths []string) (map[string]string, error) {
+	return g.Client.BlobIDs(ctx, path, sha, paths)
 }

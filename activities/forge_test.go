@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
 	"io"
 	"os/exec"
 	"path/filepath"
@@ -21,10 +24,31 @@ import (
 // memForge is an in-memory forge: one repository whose files are served as
 // an archive, one failed job, and the changes it was asked to open.
 type memForge struct {
-	sha      string
-	files    map[string]string
-	archives int
-	opened   []activities.ForgeChange
+	sha        string
+	files      map[string]string
+	archives   int
+	opened     []activities.ForgeChange
+	offBranch  bool              // the commit is not on any branch (a fork's)
+	forgeFiles map[string]string // what the forge holds, when it differs from the archive
+}
+
+func (m *memForge) Contains(context.Context, string, string, string) (bool, error) {
+	return !m.offBranch, nil
+}
+
+func (m *memForge) BlobIDs(_ context.Context, _, _ string, paths []string) (map[string]string, error) {
+	files := m.files
+	if m.forgeFiles != nil {
+		files = m.forgeFiles
+	}
+	ids := map[string]string{}
+	for _, p := range paths {
+		if body, ok := files[p]; ok {
+			sum := sha1.Sum([]byte(fmt.Sprintf("blob %d\x00%s", len(body), body)))
+			ids[p] = hex.EncodeToString(sum[:])
+		}
+	}
+	return ids, nil
 }
 
 func (m *memForge) Resolve(_ context.Context, path, ref string) (string, string, bool, error) {
@@ -103,6 +127,22 @@ func TestForgeFixAndChange(t *testing.T) {
 		!strings.Contains(c.Body, "https://remediator.example/api/remediations/rem-1") ||
 		!strings.Contains(c.Body, "https://ui.example/namespaces/default/workflows/rem-1") || c.Labels[0] != "autofix" {
 		t.Fatalf("change: %+v", c)
+	}
+	// The forge's file differs from the archive's (export-subst, LFS): the
+	// approved diff would not be what lands, so nothing is opened.
+	mf.forgeFiles = map[string]string{"go.mod": mf.files["go.mod"], "main.go": "package main\n// $Format:%H$\nfunc  main() {}\n"}
+	if _, err := f.OpenChange(ctx, activities.ChangeSpec{RemediationID: "rem-1", Repo: "acme/api", Branch: "autofix/rem-1",
+		BaseBranch: "main", BaseSHA: mf.sha, Patch: fix.Patch, Title: "autofix: gofmt", Body: "Remediation-Id: rem-1\n"}); err == nil || len(mf.opened) != 1 {
+		t.Fatalf("a pre-image mismatch must refuse: %v", err)
+	}
+	// A commit that is not on the branch (a fork's) gets no fix and no change.
+	mf.forgeFiles, mf.offBranch = nil, true
+	if _, err := f.Generate(ctx, activities.GenerateFixInput{Repo: "acme/api", Ref: "main", FailureSummary: "lint: gofmt check failed"}); err == nil {
+		t.Fatal("a commit off the branch must get no fix")
+	}
+	if _, err := f.OpenChange(ctx, activities.ChangeSpec{RemediationID: "rem-1", Repo: "acme/api", Branch: "autofix/rem-1",
+		BaseBranch: "main", BaseSHA: mf.sha, Patch: fix.Patch, Title: "autofix: gofmt", Body: "Remediation-Id: rem-1\n"}); err == nil || len(mf.opened) != 1 {
+		t.Fatalf("a commit off the branch must get no change: %v", err)
 	}
 	// A forge that is not configured is refused as such.
 	if _, err := f.Generate(ctx, activities.GenerateFixInput{Repo: "gitlab:group/app", FailureSummary: "x"}); err == nil {

@@ -25,6 +25,9 @@ var (
 	// ErrInvalidRequest: the request was refused before it was sent
 	// (status 400), because no answer from GitHub could make it valid.
 	ErrInvalidRequest = errors.New("invalid request")
+	// ErrNotRegularFile: a path asked for as a file holds a directory, a
+	// symbolic link or a submodule at that commit (status 409).
+	ErrNotRegularFile = errors.New("the path is not a regular file")
 )
 
 const (

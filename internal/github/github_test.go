@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -781,5 +783,282 @@ func TestAPIRedirectStaysOnHost(t *testing.T) {
 	}
 	if len(leaked) != 0 {
 		t.Errorf("the other host saw %q", leaked)
+	}
+}
+
+// gitBlobID is what git hash-object prints for content.
+func gitBlobID(content string) string {
+	sum := sha1.Sum([]byte(fmt.Sprintf("blob %d\x00%s", len(content), content)))
+	return hex.EncodeToString(sum[:])
+}
+
+func TestGitBlobIDIsGitHashObject(t *testing.T) {
+	// printf 'hello\n' | git hash-object --stdin; git's empty blob.
+	if got := gitBlobID("hello\n"); got != "ce013625030ba8dba906f756967f9e9ca394464a" {
+		t.Errorf("hello: %s", got)
+	}
+	if got := gitBlobID(""); got != "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391" {
+		t.Errorf("empty: %s", got)
+	}
+}
+
+const compareCall = "GET /repos/{owner}/{repo}/compare/{basehead...}"
+
+func TestContains(t *testing.T) {
+	f := newFake(t, "")
+	c := tokenClient(t, f)
+	ctx := context.Background()
+	r := fakeRepo(f)
+	base, feature := baseSHA(f), r.Refs["refs/heads/feature"]
+	next := r.AddCommit(map[string]string{"main.go": "package main // next\n"}, []string{base}, "next on trunk")
+	r.Refs["refs/heads/trunk"] = next
+	r.Refs["refs/heads/release/1.x"] = base
+	// A pull request's head from a fork: reachable from refs/pull/7/head only.
+	forked := r.AddCommit(map[string]string{"main.go": "package main // fork\n"}, []string{base}, "from a fork")
+	r.Refs["refs/pull/7/head"] = forked
+	unrelated := r.AddCommit(map[string]string{"x": "x\n"}, nil, "an orphan root")
+	r.Refs["refs/heads/orphan"] = unrelated
+
+	for _, tc := range []struct {
+		name, branch, sha string
+		want              bool
+	}{
+		{"head", "trunk", next, true},
+		{"ancestor", "trunk", base, true},
+		{"full ref name", "refs/heads/trunk", base, true},
+		{"upper-case sha", "trunk", strings.ToUpper(base), true},
+		{"branch with a slash", "release/1.x", base, true},
+		{"descendant", "release/1.x", next, false},
+		{"diverged", "trunk", feature, false},
+		{"pull request head only", "trunk", forked, false},
+		{"no common ancestor", "trunk", unrelated, false},
+		{"unknown branch", "nope", base, false},
+		{"unknown sha", "trunk", strings.Repeat("0", 40), false},
+	} {
+		got, err := c.Contains(ctx, testOwner, testRepo, tc.branch, tc.sha)
+		if err != nil || got != tc.want {
+			t.Errorf("%s: Contains(%q, %s) = %v, %v; want %v", tc.name, tc.branch, tc.sha, got, err, tc.want)
+		}
+	}
+	if n := f.Count(compareCall); n != 11 {
+		t.Errorf("%d compare requests, want one per call", n)
+	}
+	if got, err := c.Contains(ctx, testOwner, "missing", "trunk", base); err != nil || got {
+		t.Errorf("missing repository: %v, %v", got, err)
+	}
+	for _, tc := range [][2]string{{"trunk", base[:7]}, {"trunk", "trunk"}, {"a..b", base}, {"", base}, {"x y", base}} {
+		if _, err := c.Contains(ctx, testOwner, testRepo, tc[0], tc[1]); !errors.Is(err, ErrInvalidRequest) {
+			t.Errorf("Contains(%q, %q) = %v, want ErrInvalidRequest", tc[0], tc[1], err)
+		}
+	}
+	if n := f.Count(compareCall); n != 12 {
+		t.Errorf("invalid requests reached GitHub: %d compare requests", n)
+	}
+}
+
+// Failures other than 404 are errors, mapped like every other call.
+func TestContainsErrors(t *testing.T) {
+	for _, tc := range []struct {
+		status      int
+		header      map[string]string
+		wantStatus  int
+		rateLimited bool
+	}{
+		{status: 401, wantStatus: 401},
+		{status: 403, header: map[string]string{"Retry-After": "30"}, wantStatus: 429, rateLimited: true},
+		{status: 500, wantStatus: 500},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for k, v := range tc.header {
+				w.Header().Set(k, v)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(tc.status)
+			_, _ = io.WriteString(w, `{"message":"no"}`)
+		}))
+		c, err := New(Config{APIURL: srv.URL, Token: testToken, HTTPClient: httpClient()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.Contains(context.Background(), testOwner, testRepo, "trunk", strings.Repeat("a", 40))
+		srv.Close()
+		if got {
+			t.Errorf("%d: contained", tc.status)
+		}
+		if e := apiErr(t, err); e.HTTPStatus() != tc.wantStatus || e.RateLimited != tc.rateLimited {
+			t.Errorf("%d: %v", tc.status, err)
+		}
+	}
+	// A comparison status GitHub does not document is not an answer.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"sideways"}`)
+	}))
+	defer srv.Close()
+	c, err := New(Config{APIURL: srv.URL, Token: testToken, HTTPClient: httpClient()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Contains(context.Background(), testOwner, testRepo, "trunk", strings.Repeat("a", 40)); err == nil || got {
+		t.Errorf("unknown status: %v, %v", got, err)
+	}
+}
+
+const treeCall = "GET /repos/{owner}/{repo}/git/trees/{sha}"
+
+// blobFixture commits, on top of trunk, nested files, a symbolic link and
+// a submodule, and returns the commit.
+func blobFixture(f *githubtest.Server) string {
+	r := fakeRepo(f)
+	sha := r.AddCommit(map[string]string{
+		"pkg/util/util.go": "package util\n",
+		"pkg/doc.md":       "# pkg\n",
+		"empty":            "",
+	}, []string{baseSHA(f)}, "nested files")
+	entries := map[string]githubtest.Entry{}
+	for p, e := range r.Trees[r.Commits[sha].Tree] {
+		entries[p] = e
+	}
+	entries["link"] = githubtest.Entry{Mode: "120000", SHA: r.PutBlob([]byte("README.md"))}
+	entries["deps/lib"] = githubtest.Entry{Mode: "160000", SHA: baseSHA(f)}
+	entries["bin/run"] = githubtest.Entry{Mode: "100755", SHA: r.PutBlob([]byte("#!/bin/sh\n"))}
+	sig := githubtest.Sig{Name: "Dev", Email: "dev@example.com", Date: "2024-01-02T00:00:00Z"}
+	return r.PutCommit(githubtest.Commit{Tree: r.PutTree(entries), Parents: []string{sha}, Message: "links", Author: sig, Committer: sig})
+}
+
+func TestBlobIDs(t *testing.T) {
+	f := newFake(t, "")
+	c := tokenClient(t, f)
+	ctx := context.Background()
+	sha := blobFixture(f)
+
+	paths := []string{"README.md", "pkg/util/util.go", "pkg/doc.md", "bin/run", "empty", "README.md",
+		"missing.txt", "pkg/missing.go", "pkg/util/util.go/x", "nodir/x", "deps/lib/x"}
+	ids, err := c.BlobIDs(ctx, testOwner, testRepo, strings.ToUpper(sha), paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"README.md":        gitBlobID("# widgets\n"),
+		"pkg/util/util.go": gitBlobID("package util\n"),
+		"pkg/doc.md":       gitBlobID("# pkg\n"),
+		"bin/run":          gitBlobID("#!/bin/sh\n"),
+		"empty":            gitBlobID(""),
+	}
+	if !reflect.DeepEqual(ids, want) {
+		t.Errorf("BlobIDs = %v, want %v", ids, want)
+	}
+	// The commit once, then each directory on the way once: the root, bin,
+	// deps, pkg and pkg/util (nodir does not exist).
+	if n, m := f.Count("GET /repos/{owner}/{repo}/git/commits/{sha}"), f.Count(treeCall); n != 1 || m != 5 {
+		t.Errorf("%d commit and %d tree requests, want 1 and 5", n, m)
+	}
+	// At an older commit a path may hold other content, or nothing.
+	ids, err = c.BlobIDs(ctx, testOwner, testRepo, baseSHA(f), []string{"README.md", "pkg/doc.md", "old.txt"})
+	if err != nil || len(ids) != 2 || ids["README.md"] != gitBlobID("# widgets\n") || ids["old.txt"] != gitBlobID("obsolete\n") {
+		t.Errorf("at the base: %v, %v", ids, err)
+	}
+
+	for p, kind := range map[string]string{"pkg": "directory", "pkg/util": "directory", "link": "symbolic link", "deps/lib": "submodule"} {
+		_, err := c.BlobIDs(ctx, testOwner, testRepo, sha, []string{"README.md", p})
+		e := apiErr(t, err)
+		if e.HTTPStatus() != http.StatusConflict || !errors.Is(err, ErrNotRegularFile) || !strings.Contains(err.Error(), kind) {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+
+	_, err = c.BlobIDs(ctx, testOwner, testRepo, strings.Repeat("1", 40), []string{"README.md"})
+	if e := apiErr(t, err); e.HTTPStatus() != http.StatusNotFound {
+		t.Errorf("unknown commit: %v", err)
+	}
+	// A tree's sha is not a commit.
+	_, err = c.BlobIDs(ctx, testOwner, testRepo, fakeRepo(f).Commits[sha].Tree, []string{"README.md"})
+	if e := apiErr(t, err); e.HTTPStatus() != http.StatusNotFound {
+		t.Errorf("a tree sha: %v", err)
+	}
+
+	calls := len(f.Calls)
+	if ids, err := c.BlobIDs(ctx, testOwner, testRepo, sha, nil); err != nil || ids == nil || len(ids) != 0 {
+		t.Errorf("no paths: %v, %v", ids, err)
+	}
+	many := make([]string, maxBlobPaths+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("f%d", i)
+	}
+	for name, ps := range map[string][]string{
+		"too many": many, "empty": {""}, "absolute": {"/etc/passwd"}, "dot-dot": {"../x"}, "inner dot-dot": {"a/../b"},
+		"dot": {"."}, "double slash": {"a//b"}, "trailing slash": {"pkg/"}, "NUL": {"a\x00b"},
+	} {
+		if _, err := c.BlobIDs(ctx, testOwner, testRepo, sha, ps); !errors.Is(err, ErrInvalidRequest) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := c.BlobIDs(ctx, testOwner, testRepo, "trunk", []string{"README.md"}); !errors.Is(err, ErrInvalidRequest) {
+		t.Errorf("a branch name for the commit: %v", err)
+	}
+	if len(f.Calls) != calls {
+		t.Errorf("refused calls reached GitHub: %q", f.Calls[calls:])
+	}
+	// The bound itself is allowed, and one root listing answers for all.
+	before := f.Count(treeCall)
+	if ids, err := c.BlobIDs(ctx, testOwner, testRepo, sha, many[:maxBlobPaths]); err != nil || len(ids) != 0 || f.Count(treeCall) != before+1 {
+		t.Errorf("%d absent paths: %d ids, %v, %d tree requests", maxBlobPaths, len(ids), err, f.Count(treeCall)-before)
+	}
+}
+
+// A directory GitHub lists only in part: entries in the part shown are
+// found; one that may be in the part left out is a 413, not "absent".
+func TestBlobIDsTruncatedTree(t *testing.T) {
+	f := newFake(t, "")
+	c := tokenClient(t, f)
+	sha := blobFixture(f)
+	f.TruncatedTrees = true // the root's last entry, "pkg", is left out
+	ids, err := c.BlobIDs(context.Background(), testOwner, testRepo, sha, []string{"README.md"})
+	if err != nil || ids["README.md"] != gitBlobID("# widgets\n") {
+		t.Errorf("listed entry: %v, %v", ids, err)
+	}
+	_, err = c.BlobIDs(context.Background(), testOwner, testRepo, sha, []string{"pkg/doc.md"})
+	if e := apiErr(t, err); e.HTTPStatus() != http.StatusRequestEntityTooLarge || !errors.Is(err, ErrTooLarge) {
+		t.Errorf("entry left out: %v", err)
+	}
+}
+
+func TestBlobIDsStopsWithContext(t *testing.T) {
+	f := newFake(t, "")
+	c := tokenClient(t, f)
+	sha := blobFixture(f)
+	ctx, cancel := context.WithCancel(context.Background())
+	// Cancelled while the commit is read: no tree is asked for.
+	f.Before["GET /repos/{owner}/{repo}/git/commits/{sha}"] = cancel
+	_, err := c.BlobIDs(ctx, testOwner, testRepo, sha, []string{"README.md", "pkg/doc.md"})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("want context.Canceled, got %v", err)
+	}
+	if n := f.Count(treeCall); n != 0 {
+		t.Errorf("%d tree requests after the cancellation", n)
+	}
+}
+
+// In App mode a 404 minting the installation token is no answer about the
+// commit: it stays an error, and the installation is looked up again.
+func TestContainsAppTokenNotFound(t *testing.T) {
+	f := newFake(t, "")
+	key, keyPEM := testKey(t)
+	f.AppID, f.AppKey, f.InstallationID, f.InstToken = 4242, &key.PublicKey, 77, "ghs_INSTALLATIONTOKEN"
+	f.TokenStatus = http.StatusNotFound
+	c, err := New(Config{APIURL: f.APIURL(), AppID: 4242, PrivateKeyPEM: keyPEM, HTTPClient: httpClient()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Contains(context.Background(), testOwner, testRepo, "trunk", baseSHA(f))
+	if e := apiErr(t, err); got || e.HTTPStatus() != http.StatusNotFound {
+		t.Fatalf("refused token: %v, %v", got, err)
+	}
+	f.TokenStatus = 0
+	if got, err := c.Contains(context.Background(), testOwner, testRepo, "trunk", baseSHA(f)); err != nil || !got {
+		t.Fatalf("after the refusal: %v, %v", got, err)
+	}
+	if f.InstallGETs != 2 {
+		t.Errorf("%d installation lookups, want 2", f.InstallGETs)
 	}
 }

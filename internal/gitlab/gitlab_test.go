@@ -3,6 +3,8 @@ package gitlab
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -662,6 +664,10 @@ func TestErrorMapping(t *testing.T) {
 				"resolve": func() error { _, _, _, err := c.Resolve(context.Background(), testProject, ""); return err },
 				"archive": func() error { _, err := c.Archive(context.Background(), testProject, "abc", 10); return err },
 				"jobs":    func() error { _, err := c.FailedJobs(context.Background(), testProject, 1, 100); return err },
+				"blob ids": func() error {
+					_, err := c.BlobIDs(context.Background(), testProject, strings.Repeat("a", 40), []string{"README.md"})
+					return err
+				},
 				"change": func() error {
 					_, err := c.OpenChange(context.Background(), changeRequest(strings.Repeat("a", 40)))
 					return err
@@ -721,4 +727,242 @@ func TestContextCancellation(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("archive: want context.Canceled, got %v", err)
 	}
+}
+
+// gitBlobID is what git hash-object prints for content.
+func gitBlobID(content string) string {
+	sum := sha1.Sum([]byte(fmt.Sprintf("blob %d\x00%s", len(content), content)))
+	return hex.EncodeToString(sum[:])
+}
+
+func TestGitBlobIDIsGitHashObject(t *testing.T) {
+	// printf 'hello\n' | git hash-object --stdin; git's empty blob.
+	if got := gitBlobID("hello\n"); got != "ce013625030ba8dba906f756967f9e9ca394464a" {
+		t.Errorf("hello: %s", got)
+	}
+	if got := gitBlobID(""); got != "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391" {
+		t.Errorf("empty: %s", got)
+	}
+}
+
+func TestContains(t *testing.T) {
+	f := newFake(t)
+	base := seedRepo(f)
+	feature := f.Branches["feature/x"]
+	next := f.SeedCommit(base, "next on main", map[string]*fakeFile{"README.md": ptrFile("hello again\n", false)})
+	f.Branches["main"] = next
+	// A merge request's head from a fork: reachable from its MR ref only.
+	forked := f.SeedCommit(base, "from a fork", map[string]*fakeFile{"README.md": ptrFile("forked\n", false)})
+	f.Refs["refs/merge-requests/7/head"] = forked
+	orphan := f.SeedCommit("", "an orphan root", map[string]*fakeFile{"x": ptrFile("x\n", false)})
+	f.Branches["orphan"] = orphan
+	c := fakeClient(t, f)
+	ctx := context.Background()
+
+	for _, tc := range []struct {
+		name, branch, sha string
+		want              bool
+	}{
+		{"head", "main", next, true},
+		{"ancestor", "main", base, true},
+		{"upper-case sha", "main", strings.ToUpper(base), true},
+		{"branch with a slash", "feature/x", base, true},
+		{"descendant", "feature/x", next, false},
+		{"diverged", "main", feature, false},
+		{"merge request head only", "main", forked, false},
+		{"no common ancestor", "main", orphan, false},
+		{"unknown branch", "nope", base, false},
+		{"unknown sha", "main", strings.Repeat("f", 40), false},
+	} {
+		got, err := c.Contains(ctx, testProject, tc.branch, tc.sha)
+		if err != nil || got != tc.want {
+			t.Errorf("%s: Contains(%q, %s) = %v, %v; want %v", tc.name, tc.branch, tc.sha, got, err, tc.want)
+		}
+	}
+	if !f.SawRequest("GET /api/v4/projects/group%2Fsub%2Fproject/repository/merge_base?refs%5B%5D=main&refs%5B%5D=" + next) {
+		t.Errorf("merge_base request: %v", f.Requests)
+	}
+	if got, err := c.Contains(ctx, "group/missing", "main", base); err != nil || got {
+		t.Errorf("missing project: %v, %v", got, err)
+	}
+
+	f.ResetCounters()
+	for _, tc := range [][2]string{{"a,b", base}, {"", base}, {"main", "main"}, {"main", base[:8]}, {"-x", base}} {
+		_, err := c.Contains(ctx, testProject, tc[0], tc[1])
+		wantStatus(t, err, http.StatusBadRequest)
+	}
+	if _, err := c.Contains(ctx, "", "main", base); err == nil {
+		t.Error("no project")
+	}
+	if len(f.Requests) != 0 {
+		t.Errorf("refused calls reached GitLab: %v", f.Requests)
+	}
+}
+
+// 400 (unknown ref) and 404 (no merge base) are answers; anything else is
+// an error.
+func TestContainsErrors(t *testing.T) {
+	for _, tc := range []struct {
+		status  int
+		body    string
+		wantErr bool
+	}{
+		{400, `{"message":"Could not find ref: main"}`, false},
+		{404, `{"message":"404 Merge Base Not Found"}`, false},
+		{401, `{"message":"401 Unauthorized"}`, true},
+		{429, `{"message":"Retry later"}`, true},
+		{500, `{"message":"500 Internal Server Error"}`, true},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(tc.status)
+			_, _ = io.WriteString(w, tc.body)
+		}))
+		c, err := New(Config{URL: srv.URL, Token: testToken, HTTPClient: srv.Client()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.Contains(context.Background(), testProject, "main", strings.Repeat("a", 40))
+		srv.Close()
+		if got {
+			t.Errorf("%d: contained", tc.status)
+		}
+		if tc.wantErr {
+			wantStatus(t, err, tc.status)
+		} else if err != nil {
+			t.Errorf("%d: %v", tc.status, err)
+		}
+	}
+}
+
+func TestBlobIDs(t *testing.T) {
+	f := newFake(t)
+	base := seedRepo(f)
+	sha := f.SeedCommit(base, "nested", map[string]*fakeFile{
+		"app/nested/deep.txt": ptrFile("deep\n", false),
+		"empty":               ptrFile("", false),
+	})
+	c := fakeClient(t, f)
+	ctx := context.Background()
+
+	f.ResetCounters()
+	ids, err := c.BlobIDs(ctx, testProject, strings.ToUpper(sha), []string{"README.md", "app/config.yaml", "scripts/build.sh",
+		"app/nested/deep.txt", "empty", "missing.txt", "app/missing.yaml", "README.md/x", "README.md"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"README.md":           gitBlobID("hello\n"),
+		"app/config.yaml":     gitBlobID("retries: 1\n"),
+		"scripts/build.sh":    gitBlobID("#!/bin/sh\nmake\n"),
+		"app/nested/deep.txt": gitBlobID("deep\n"),
+		"empty":               gitBlobID(""),
+	}
+	if fmt.Sprint(ids) != fmt.Sprint(want) {
+		t.Errorf("BlobIDs = %v, want %v", ids, want)
+	}
+	if !f.SawRequest("HEAD /api/v4/projects/group%2Fsub%2Fproject/repository/files/app%2Fconfig%2Eyaml?ref=" + sha) {
+		t.Errorf("no metadata HEAD for app/config.yaml: %v", f.Requests)
+	}
+	var heads, trees, gets int
+	for _, r := range f.Requests {
+		switch {
+		case strings.HasPrefix(r, "HEAD "):
+			heads++
+		case strings.Contains(r, "/repository/tree?"):
+			trees++
+		case strings.HasPrefix(r, "GET "):
+			gets++
+		}
+	}
+	// The commit once; one HEAD per distinct path; a tree probe per absent one.
+	if gets != 1 || heads != 8 || trees != 3 {
+		t.Errorf("%d GETs, %d HEADs, %d tree probes; want 1, 8, 3: %v", gets, heads, trees, f.Requests)
+	}
+	// At an older commit a path may hold other content, or nothing.
+	ids, err = c.BlobIDs(ctx, testProject, f.Branches["feature/x"], []string{"README.md", "app/nested/deep.txt"})
+	if err != nil || len(ids) != 1 || ids["README.md"] != gitBlobID("hello feature\n") {
+		t.Errorf("at feature/x: %v, %v", ids, err)
+	}
+
+	for _, p := range []string{"app", "app/nested", "scripts"} {
+		_, err := c.BlobIDs(ctx, testProject, sha, []string{"README.md", p})
+		wantStatus(t, err, http.StatusConflict)
+		if !strings.Contains(err.Error(), "directory") {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+
+	f.ResetCounters()
+	_, err = c.BlobIDs(ctx, testProject, strings.Repeat("1", 40), []string{"README.md"})
+	wantStatus(t, err, http.StatusNotFound)
+	if len(f.Requests) != 1 {
+		t.Errorf("an unknown commit must stop before the files: %v", f.Requests)
+	}
+
+	f.ResetCounters()
+	if ids, err := c.BlobIDs(ctx, testProject, sha, nil); err != nil || ids == nil || len(ids) != 0 {
+		t.Errorf("no paths: %v, %v", ids, err)
+	}
+	many := make([]string, maxBlobPaths+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("f%d", i)
+	}
+	for name, ps := range map[string][]string{
+		"too many": many, "empty": {""}, "absolute": {"/etc/passwd"}, "dot-dot": {"../x"}, "inner dot-dot": {"a/../b"},
+		"dot": {"."}, "double slash": {"a//b"}, "trailing slash": {"app/"}, "NUL": {"a\x00b"},
+	} {
+		var ae *APIError
+		if _, err := c.BlobIDs(ctx, testProject, sha, ps); !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
+			t.Errorf("%s: %v, want a 400", name, err)
+		}
+	}
+	for _, bad := range []string{"main", sha[:8]} {
+		_, err := c.BlobIDs(ctx, testProject, bad, []string{"README.md"})
+		wantStatus(t, err, http.StatusBadRequest)
+	}
+	if len(f.Requests) != 0 {
+		t.Errorf("refused calls reached GitLab: %v", f.Requests)
+	}
+
+	ctxDone, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := c.BlobIDs(ctxDone, testProject, sha, []string{"README.md"}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+	if _, err := c.Contains(ctxDone, testProject, "main", sha); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled Contains: %v", err)
+	}
+}
+
+// A submodule answers the files API as an empty file whose id is its
+// commit's: not a blob. A truly empty file has git's empty blob id.
+func TestBlobIDsSubmodule(t *testing.T) {
+	const submodule = "0123456789abcdef0123456789abcdef01234567"
+	commit := strings.Repeat("c", 40)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"id":"`+commit+`","parent_ids":[]}`)
+			return
+		}
+		id := submodule
+		if strings.Contains(r.URL.EscapedPath(), "empty") {
+			id = gitBlobID("")
+		}
+		w.Header().Set("X-Gitlab-Blob-Id", id)
+		w.Header().Set("X-Gitlab-Size", "0")
+		w.Header().Set("X-Gitlab-Commit-Id", commit)
+	}))
+	defer srv.Close()
+	c, err := New(Config{URL: srv.URL, Token: testToken, HTTPClient: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := c.BlobIDs(context.Background(), testProject, commit, []string{"empty"})
+	if err != nil || ids["empty"] != gitBlobID("") {
+		t.Errorf("empty file: %v, %v", ids, err)
+	}
+	_, err = c.BlobIDs(context.Background(), testProject, commit, []string{"vendor/lib"})
+	wantStatus(t, err, http.StatusConflict)
 }

@@ -257,6 +257,10 @@ type FileChange struct {
 	Content []byte
 	Mode    string // "100644" or "100755"
 	Delete  bool
+	// OldBlob is the git blob id the path held at the base in the mirror
+	// ("" when the patch creates it): the forge must hold the same, or the
+	// mirror's tree is not the commit's (an archive is not always the tree).
+	OldBlob string
 }
 
 // MaxChangedBytes bounds the content a change sends to a forge.
@@ -293,12 +297,16 @@ func (p *Provider) ChangedFiles(ctx context.Context, repo, base string, patch []
 		if len(meta) < 5 {
 			continue
 		}
-		oldMode, newMode, newSHA, status := meta[0], meta[1], meta[3], meta[4]
+		oldMode, newMode, oldSHA, newSHA, status := meta[0], meta[1], meta[2], meta[3], meta[4]
+		oldBlob := oldSHA
+		if strings.Trim(oldSHA, "0") == "" {
+			oldBlob = ""
+		}
 		if isLinkOrGitlink(oldMode) || isLinkOrGitlink(newMode) {
 			return nil, newErr(KindPatch, op, "the patch changes the link or submodule %s", name)
 		}
 		if status == "D" {
-			changes = append(changes, FileChange{Path: name, Delete: true})
+			changes = append(changes, FileChange{Path: name, Delete: true, OldBlob: oldBlob})
 			continue
 		}
 		content, err := p.gitDir(ctx, r, nil, "cat-file", "blob", newSHA)
@@ -308,7 +316,7 @@ func (p *Provider) ChangedFiles(ctx context.Context, repo, base string, patch []
 		if total += len(content); total > MaxChangedBytes {
 			return nil, newErr(KindPatch, op, "the changed files exceed %d bytes", MaxChangedBytes)
 		}
-		changes = append(changes, FileChange{Path: name, Content: content, Mode: newMode})
+		changes = append(changes, FileChange{Path: name, Content: content, Mode: newMode, OldBlob: oldBlob})
 	}
 	if len(changes) == 0 {
 		return nil, newErr(KindPatch, op, "the patch changes nothing")

@@ -323,6 +323,8 @@ func (f *Server) routes() {
 		sha := r.PutCommit(Commit{Tree: body.Tree, Parents: body.Parents, Message: body.Message, Author: author, Committer: committer})
 		writeJSON(w, http.StatusCreated, f.commitJSON(r, sha))
 	})
+	f.route("GET", "/repos/{owner}/{repo}/git/trees/{sha}", authRepo, f.tree)
+	f.route("GET", "/repos/{owner}/{repo}/compare/{basehead...}", authRepo, f.compare)
 	f.route("GET", "/repos/{owner}/{repo}/commits/{ref...}", authRepo, func(w http.ResponseWriter, req *http.Request, r *Repo) {
 		ref := req.PathValue("ref")
 		sha := r.Refs["refs/heads/"+ref]

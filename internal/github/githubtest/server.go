@@ -81,6 +81,9 @@ type Server struct {
 	DownloadChunked  bool              // the download host hides Content-Length
 	DownloadNoRanges bool              // the download host ignores Range
 	MissingLog       map[int64]bool    // the log has expired from blob storage
+	// TruncatedTrees: git/trees answers "truncated": true and leaves out
+	// its last entry, as GitHub does for a tree too large to list.
+	TruncatedTrees bool
 }
 
 // Repo is one repository's state.
@@ -97,6 +100,9 @@ type Repo struct {
 	Runs          map[int64][]map[string]any
 	Jobs          []map[string]any
 	Collaborators map[string]bool
+
+	// dirs are the subdirectories git/trees has listed: tree id → where.
+	dirs map[string]dirRef
 }
 
 // Commit is a git commit of the fake.
@@ -111,8 +117,8 @@ type Commit struct {
 // Sig is a commit's author or committer.
 type Sig struct{ Name, Email, Date string }
 
-// Entry is one file of a tree: its mode ("100644", "100755", "120000") and
-// blob.
+// Entry is one file of a tree: its mode ("100644", "100755", "120000" for
+// a symbolic link) and blob; mode "160000" is a submodule, SHA its commit.
 type Entry struct{ Mode, SHA string }
 
 // Pull is a pull request.
@@ -165,6 +171,7 @@ func (f *Server) AddRepo(owner, name, defaultBranch string) *Repo {
 		Owner: owner, Name: name, DefaultBranch: defaultBranch,
 		Refs: map[string]string{}, Commits: map[string]Commit{}, Trees: map[string]map[string]Entry{},
 		Blobs: map[string][]byte{}, Runs: map[int64][]map[string]any{}, Collaborators: map[string]bool{},
+		dirs: map[string]dirRef{},
 	}
 	f.repos[owner+"/"+name] = r
 	return r

@@ -1,7 +1,6 @@
 package gitlabtest
 
 import (
-	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -78,6 +77,10 @@ func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 		f.diff(w, r, segs[4])
 	case len(segs) == 5 && segs[2] == "repository" && segs[3] == "files":
 		f.fileMeta(w, r, segs[4])
+	case route == "repository/merge_base" && r.Method == http.MethodGet:
+		f.mergeBase(w, r)
+	case route == "repository/tree" && r.Method == http.MethodGet:
+		f.listTree(w, r)
 	case route == "repository/archive.tar.gz" && r.Method == http.MethodGet:
 		f.serveArchive(w, r)
 	case len(segs) == 5 && segs[2] == "pipelines" && segs[4] == "jobs":
@@ -102,6 +105,8 @@ func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// resolve finds the commit a ref names: a commit id, a branch, a tag, or
+// a full ref name ("refs/heads/main", "refs/merge-requests/7/head").
 func (f *Server) resolve(ref string) *Commit {
 	if c, ok := f.Commits[ref]; ok {
 		return c
@@ -110,6 +115,15 @@ func (f *Server) resolve(ref string) *Commit {
 		return f.Commits[id]
 	}
 	if id, ok := f.Tags[ref]; ok {
+		return f.Commits[id]
+	}
+	if name, ok := strings.CutPrefix(ref, "refs/heads/"); ok {
+		return f.Commits[f.Branches[name]]
+	}
+	if name, ok := strings.CutPrefix(ref, "refs/tags/"); ok {
+		return f.Commits[f.Tags[name]]
+	}
+	if id, ok := f.Refs[ref]; ok {
 		return f.Commits[id]
 	}
 	return nil
@@ -288,10 +302,10 @@ func (f *Server) fileMeta(w http.ResponseWriter, r *http.Request, path string) {
 		message(w, 404, "404 File Not Found")
 		return
 	}
-	blob := sha1.Sum(append([]byte(fmt.Sprintf("blob %d\x00", len(file.Content))), file.Content...))
+	blob := blobID(file.Content)
 	sum := sha256.Sum256(file.Content)
 	h := w.Header()
-	h.Set("X-Gitlab-Blob-Id", hex.EncodeToString(blob[:]))
+	h.Set("X-Gitlab-Blob-Id", blob)
 	h.Set("X-Gitlab-Commit-Id", c.ID)
 	h.Set("X-Gitlab-Content-Sha256", hex.EncodeToString(sum[:]))
 	h.Set("X-Gitlab-Encoding", "base64")
@@ -306,8 +320,10 @@ func (f *Server) fileMeta(w http.ResponseWriter, r *http.Request, path string) {
 		return
 	}
 	writeJSON(w, 200, map[string]any{
-		"file_path": path, "content": base64.StdEncoding.EncodeToString(file.Content), "encoding": "base64",
-		"execute_filemode": file.Exec, "content_sha256": hex.EncodeToString(sum[:]),
+		"file_name": path[strings.LastIndex(path, "/")+1:], "file_path": path, "size": len(file.Content),
+		"encoding": "base64", "content_sha256": hex.EncodeToString(sum[:]), "ref": r.URL.Query().Get("ref"),
+		"blob_id": blob, "commit_id": c.ID, "last_commit_id": c.ID, "execute_filemode": file.Exec,
+		"content": base64.StdEncoding.EncodeToString(file.Content),
 	})
 }
 

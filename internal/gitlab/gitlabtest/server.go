@@ -41,6 +41,7 @@ type Server struct {
 	Project  Project
 	Branches map[string]string // name → commit id
 	Tags     map[string]string
+	Refs     map[string]string // other refs by full name ("refs/merge-requests/7/head") → commit id
 	Commits  map[string]*Commit
 	MRs      []*MR
 	Users    map[string]int64 // username → id
@@ -113,6 +114,7 @@ func New(t testing.TB) *Server {
 		Project:  Project{ID: 42, Path: "group/sub/project", DefaultBranch: "main"},
 		Branches: map[string]string{},
 		Tags:     map[string]string{},
+		Refs:     map[string]string{},
 		Commits:  map[string]*Commit{},
 		Users:    map[string]int64{},
 		Members:  map[int64]bool{},
