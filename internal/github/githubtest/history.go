@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"remediator/internal/forge/forgetest"
 )
 
 // --- history and trees: the compare and Git Trees endpoints ---
@@ -25,50 +27,13 @@ func (r *Repo) ResolveCommit(name string) string {
 	return ""
 }
 
-// Ancestors is every commit reachable from sha through all parents, sha
+// Ancestors is every commit reachable from id through all parents, id
 // included.
-func (r *Repo) Ancestors(sha string) map[string]bool {
-	seen := map[string]bool{}
-	for stack := []string{sha}; len(stack) > 0; {
-		c := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if seen[c] {
-			continue
-		}
-		if _, ok := r.Commits[c]; !ok {
-			continue
-		}
-		seen[c] = true
-		stack = append(stack, r.Commits[c].Parents...)
-	}
-	return seen
-}
+func (r *Repo) Ancestors(id string) map[string]bool { return forgetest.Ancestors(id, r.parents) }
 
-// MergeBase is a best common ancestor of a and b (one that is no ancestor
-// of another common ancestor), or "" for unrelated histories.
-func (r *Repo) MergeBase(a, b string) string {
-	inA, inB := r.Ancestors(a), r.Ancestors(b)
-	var common []string
-	for c := range inA {
-		if inB[c] {
-			common = append(common, c)
-		}
-	}
-	sort.Strings(common)
-	for _, c := range common {
-		best := true
-		for _, d := range common {
-			if d != c && r.Ancestors(d)[c] {
-				best = false
-				break
-			}
-		}
-		if best {
-			return c
-		}
-	}
-	return ""
-}
+// MergeBase is a best common ancestor of a and b, or "" for unrelated
+// histories.
+func (r *Repo) MergeBase(a, b string) string { return forgetest.MergeBase(a, b, r.parents) }
 
 // only lists the commits reachable from from but not from not, parents
 // before children, as the compare API lists them.
@@ -307,4 +272,13 @@ func (f *Server) tree(w http.ResponseWriter, req *http.Request, r *Repo) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"sha": sha, "url": f.repoURL(r) + "/git/trees/" + sha, "tree": list, "truncated": truncated,
 	})
+}
+
+// parents serves forgetest's history walks.
+func (r *Repo) parents(id string) ([]string, bool) {
+	c, ok := r.Commits[id]
+	if !ok {
+		return nil, false
+	}
+	return c.Parents, true
 }

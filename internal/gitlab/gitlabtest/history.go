@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+
+	"remediator/internal/forge/forgetest"
 )
 
 // --- history and trees: merge_base and the repository tree ---
@@ -25,47 +27,12 @@ func gitHash(kind string, body []byte) string {
 }
 
 // Ancestors is every commit reachable from id through all parents, id
-// included. It takes no lock.
-func (f *Server) Ancestors(id string) map[string]bool {
-	seen := map[string]bool{}
-	for stack := []string{id}; len(stack) > 0; {
-		c := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if seen[c] || f.Commits[c] == nil {
-			continue
-		}
-		seen[c] = true
-		stack = append(stack, f.Commits[c].Parents...)
-	}
-	return seen
-}
+// included.
+func (f *Server) Ancestors(id string) map[string]bool { return forgetest.Ancestors(id, f.parents) }
 
-// MergeBase is a best common ancestor of a and b (one that is no ancestor
-// of another common ancestor), or "" for unrelated histories. It takes no
-// lock.
-func (f *Server) MergeBase(a, b string) string {
-	inA, inB := f.Ancestors(a), f.Ancestors(b)
-	var common []string
-	for c := range inA {
-		if inB[c] {
-			common = append(common, c)
-		}
-	}
-	sort.Strings(common)
-	for _, c := range common {
-		best := true
-		for _, d := range common {
-			if d != c && f.Ancestors(d)[c] {
-				best = false
-				break
-			}
-		}
-		if best {
-			return c
-		}
-	}
-	return ""
-}
+// MergeBase is a best common ancestor of a and b, or "" for unrelated
+// histories.
+func (f *Server) MergeBase(a, b string) string { return forgetest.MergeBase(a, b, f.parents) }
 
 // mergeBase answers GET /projects/:id/repository/merge_base?refs[]=…&refs[]=…
 // as GitLab does: refs are split on commas, fewer than two or an unknown
@@ -214,4 +181,13 @@ func (f *Server) listTree(w http.ResponseWriter, r *http.Request) {
 	}
 	lo, hi := f.paginate(w, r, len(out))
 	writeJSON(w, 200, nonNil(out[lo:hi]))
+}
+
+// parents serves forgetest's history walks.
+func (f *Server) parents(id string) ([]string, bool) {
+	c := f.Commits[id]
+	if c == nil {
+		return nil, false
+	}
+	return c.Parents, true
 }
