@@ -57,6 +57,13 @@ history: ## Capture histories missing from workflows/testdata/histories (existin
 	REMEDIATOR_CAPTURE_HISTORIES=$(CURDIR)/$(HISTORIES) $(GO) test -count=1 -run TestCaptureHistories -v ./internal/e2e/
 	$(GO) test -count=1 -run TestReplayCommittedHistories ./workflows/
 
+# Extra flags for the benchmark, e.g. BENCH_FLAGS=-quick or BENCH_FLAGS='-burst-n 1000'.
+BENCH_FLAGS ?=
+
+.PHONY: bench
+bench: ## Benchmark the service against raw Temporal in one run (table + bench/results/<timestamp>.json; < 10 min)
+	$(GO) run ./bench -out bench/results -timeout 9m $(BENCH_FLAGS)
+
 .PHONY: clean
 clean: ## Remove build output (keeps .data/)
 	rm -rf bin
