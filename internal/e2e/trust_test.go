@@ -208,14 +208,7 @@ func (s *stack) start(who, key, repo, failure string) string {
 // forgeUpdate sends an approve Update straight to Temporal, as anyone with
 // access to the frontend could.
 func (s *stack) forgeUpdate(ctx context.Context, id string, req workflows.ApprovalRequest) error {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	h, err := s.dev.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: id, UpdateName: workflows.UpdateApprove, WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{req},
-	})
-	if err == nil {
-		err = h.Get(ctx, nil)
-	}
+	err := s.forgeVote(ctx, id, req)
 	var appErr *temporal.ApplicationError
 	if err != nil && (!errors.As(err, &appErr) || appErr.Type() != workflows.ErrTypeUnsigned) {
 		s.t.Fatalf("a forged vote must be refused as unsigned, got %v", err)
