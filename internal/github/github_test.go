@@ -5,9 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -20,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"remediator/internal/forge/forgetest"
 	"remediator/internal/github/githubtest"
 )
 
@@ -786,22 +785,6 @@ func TestAPIRedirectStaysOnHost(t *testing.T) {
 	}
 }
 
-// gitBlobID is what git hash-object prints for content.
-func gitBlobID(content string) string {
-	sum := sha1.Sum([]byte(fmt.Sprintf("blob %d\x00%s", len(content), content)))
-	return hex.EncodeToString(sum[:])
-}
-
-func TestGitBlobIDIsGitHashObject(t *testing.T) {
-	// printf 'hello\n' | git hash-object --stdin; git's empty blob.
-	if got := gitBlobID("hello\n"); got != "ce013625030ba8dba906f756967f9e9ca394464a" {
-		t.Errorf("hello: %s", got)
-	}
-	if got := gitBlobID(""); got != "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391" {
-		t.Errorf("empty: %s", got)
-	}
-}
-
 const compareCall = "GET /repos/{owner}/{repo}/compare/{basehead...}"
 
 func TestContains(t *testing.T) {
@@ -939,11 +922,11 @@ func TestBlobIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"README.md":        gitBlobID("# widgets\n"),
-		"pkg/util/util.go": gitBlobID("package util\n"),
-		"pkg/doc.md":       gitBlobID("# pkg\n"),
-		"bin/run":          gitBlobID("#!/bin/sh\n"),
-		"empty":            gitBlobID(""),
+		"README.md":        forgetest.BlobID("# widgets\n"),
+		"pkg/util/util.go": forgetest.BlobID("package util\n"),
+		"pkg/doc.md":       forgetest.BlobID("# pkg\n"),
+		"bin/run":          forgetest.BlobID("#!/bin/sh\n"),
+		"empty":            forgetest.BlobID(""),
 	}
 	if !reflect.DeepEqual(ids, want) {
 		t.Errorf("BlobIDs = %v, want %v", ids, want)
@@ -955,7 +938,7 @@ func TestBlobIDs(t *testing.T) {
 	}
 	// At an older commit a path may hold other content, or nothing.
 	ids, err = c.BlobIDs(ctx, testOwner, testRepo, baseSHA(f), []string{"README.md", "pkg/doc.md", "old.txt"})
-	if err != nil || len(ids) != 2 || ids["README.md"] != gitBlobID("# widgets\n") || ids["old.txt"] != gitBlobID("obsolete\n") {
+	if err != nil || len(ids) != 2 || ids["README.md"] != forgetest.BlobID("# widgets\n") || ids["old.txt"] != forgetest.BlobID("obsolete\n") {
 		t.Errorf("at the base: %v, %v", ids, err)
 	}
 
@@ -1014,7 +997,7 @@ func TestBlobIDsTruncatedTree(t *testing.T) {
 	sha := blobFixture(f)
 	f.TruncatedTrees = true // the root's last entry, "pkg", is left out
 	ids, err := c.BlobIDs(context.Background(), testOwner, testRepo, sha, []string{"README.md"})
-	if err != nil || ids["README.md"] != gitBlobID("# widgets\n") {
+	if err != nil || ids["README.md"] != forgetest.BlobID("# widgets\n") {
 		t.Errorf("listed entry: %v, %v", ids, err)
 	}
 	_, err = c.BlobIDs(context.Background(), testOwner, testRepo, sha, []string{"pkg/doc.md"})

@@ -3,8 +3,6 @@ package gitlab
 import (
 	"bytes"
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"remediator/internal/forge/forgetest"
 	"remediator/internal/gitlab/gitlabtest"
 )
 
@@ -729,22 +728,6 @@ func TestContextCancellation(t *testing.T) {
 	}
 }
 
-// gitBlobID is what git hash-object prints for content.
-func gitBlobID(content string) string {
-	sum := sha1.Sum([]byte(fmt.Sprintf("blob %d\x00%s", len(content), content)))
-	return hex.EncodeToString(sum[:])
-}
-
-func TestGitBlobIDIsGitHashObject(t *testing.T) {
-	// printf 'hello\n' | git hash-object --stdin; git's empty blob.
-	if got := gitBlobID("hello\n"); got != "ce013625030ba8dba906f756967f9e9ca394464a" {
-		t.Errorf("hello: %s", got)
-	}
-	if got := gitBlobID(""); got != "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391" {
-		t.Errorf("empty: %s", got)
-	}
-}
-
 func TestContains(t *testing.T) {
 	f := newFake(t)
 	base := seedRepo(f)
@@ -852,11 +835,11 @@ func TestBlobIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"README.md":           gitBlobID("hello\n"),
-		"app/config.yaml":     gitBlobID("retries: 1\n"),
-		"scripts/build.sh":    gitBlobID("#!/bin/sh\nmake\n"),
-		"app/nested/deep.txt": gitBlobID("deep\n"),
-		"empty":               gitBlobID(""),
+		"README.md":           forgetest.BlobID("hello\n"),
+		"app/config.yaml":     forgetest.BlobID("retries: 1\n"),
+		"scripts/build.sh":    forgetest.BlobID("#!/bin/sh\nmake\n"),
+		"app/nested/deep.txt": forgetest.BlobID("deep\n"),
+		"empty":               forgetest.BlobID(""),
 	}
 	if fmt.Sprint(ids) != fmt.Sprint(want) {
 		t.Errorf("BlobIDs = %v, want %v", ids, want)
@@ -881,7 +864,7 @@ func TestBlobIDs(t *testing.T) {
 	}
 	// At an older commit a path may hold other content, or nothing.
 	ids, err = c.BlobIDs(ctx, testProject, f.Branches["feature/x"], []string{"README.md", "app/nested/deep.txt"})
-	if err != nil || len(ids) != 1 || ids["README.md"] != gitBlobID("hello feature\n") {
+	if err != nil || len(ids) != 1 || ids["README.md"] != forgetest.BlobID("hello feature\n") {
 		t.Errorf("at feature/x: %v, %v", ids, err)
 	}
 
@@ -948,7 +931,7 @@ func TestBlobIDsSubmodule(t *testing.T) {
 		}
 		id := submodule
 		if strings.Contains(r.URL.EscapedPath(), "empty") {
-			id = gitBlobID("")
+			id = forgetest.BlobID("")
 		}
 		w.Header().Set("X-Gitlab-Blob-Id", id)
 		w.Header().Set("X-Gitlab-Size", "0")
@@ -960,7 +943,7 @@ func TestBlobIDsSubmodule(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids, err := c.BlobIDs(context.Background(), testProject, commit, []string{"empty"})
-	if err != nil || ids["empty"] != gitBlobID("") {
+	if err != nil || ids["empty"] != forgetest.BlobID("") {
 		t.Errorf("empty file: %v, %v", ids, err)
 	}
 	_, err = c.BlobIDs(context.Background(), testProject, commit, []string{"vendor/lib"})

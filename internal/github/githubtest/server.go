@@ -15,8 +15,6 @@ package githubtest
 import (
 	"bytes"
 	"crypto/rsa"
-	"crypto/sha1"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -353,12 +351,7 @@ func (f *Server) Files(owner, name, ref string) map[string]string {
 // --- git objects ---
 
 // GitHash is git's object id of an object of kind with body.
-func GitHash(kind string, body []byte) string {
-	h := sha1.New()
-	fmt.Fprintf(h, "%s %d\x00", kind, len(body))
-	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil))
-}
+func GitHash(kind string, body []byte) string { return forgetest.GitHash(kind, body) }
 
 // PutBlob stores a blob and returns its sha.
 func (r *Repo) PutBlob(content []byte) string {

@@ -1,19 +1,14 @@
 package githubtest_test
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 
+	"remediator/internal/forge/forgetest"
 	"remediator/internal/github"
 	"remediator/internal/github/githubtest"
 	"remediator/internal/outbound"
@@ -60,7 +55,7 @@ func TestServiceClientReadsSeededRepository(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		files := untar(t, rc, "acme-api-"+sha[:7]+"/")
+		files := forgetest.Untar(t, rc, "acme-api-"+sha[:7]+"/")
 		if files["main.go"] != "package main\n" || files["pkg/util.go"] != "package pkg\n" || len(files) != 2 {
 			t.Errorf("tarball files: %v", files)
 		}
@@ -83,45 +78,6 @@ func TestServiceClientReadsSeededRepository(t *testing.T) {
 			t.Errorf("FileAt = %q %v", content, ok)
 		}
 	}
-}
-
-// untar reads a gzipped tar whose entries all live under top, as GitHub's
-// and GitLab's archives do, and returns its regular files.
-func untar(t *testing.T, rc io.ReadCloser, top string) map[string]string {
-	t.Helper()
-	defer rc.Close()
-	zr, err := gzip.NewReader(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	files := map[string]string{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return files
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag == tar.TypeXGlobalHeader {
-			continue
-		}
-		rest, ok := strings.CutPrefix(h.Name, top)
-		if !ok {
-			t.Fatalf("entry %q outside %q", h.Name, top)
-		}
-		if h.Typeflag == tar.TypeReg {
-			b, _ := io.ReadAll(tr)
-			files[rest] = string(b)
-		}
-	}
-}
-
-// gitBlobID is what git hash-object prints for content.
-func gitBlobID(content string) string {
-	sum := sha1.Sum([]byte(fmt.Sprintf("blob %d\x00%s", len(content), content)))
-	return hex.EncodeToString(sum[:])
 }
 
 // getJSON sends one API request the way the service's client does.
@@ -198,7 +154,7 @@ func TestAncestryAndBlobs(t *testing.T) {
 	}
 	getJSON(t, f, "/repos/acme/api/git/trees/"+head, &tree)
 	if len(tree.Tree) != 3 || tree.Tree[2].Path != "pkg" || tree.Tree[2].Type != "tree" || tree.Tree[2].Mode != "040000" ||
-		tree.Tree[1].SHA != gitBlobID("package main\n") || tree.Tree[1].Mode != "100644" || tree.Truncated {
+		tree.Tree[1].SHA != forgetest.BlobID("package main\n") || tree.Tree[1].Mode != "100644" || tree.Truncated {
 		t.Fatalf("root tree: %+v", tree)
 	}
 	pkg := tree.Tree[2].SHA
@@ -207,7 +163,7 @@ func TestAncestryAndBlobs(t *testing.T) {
 		t.Fatalf("pkg tree: %+v", tree)
 	}
 	getJSON(t, f, "/repos/acme/api/git/trees/"+head+"?recursive=1", &tree)
-	if len(tree.Tree) != 5 || tree.Tree[4].Path != "pkg/util/util.go" || tree.Tree[4].SHA != gitBlobID("package util\n") {
+	if len(tree.Tree) != 5 || tree.Tree[4].Path != "pkg/util/util.go" || tree.Tree[4].SHA != forgetest.BlobID("package util\n") {
 		t.Errorf("recursive tree: %+v", tree)
 	}
 
@@ -225,8 +181,8 @@ func TestAncestryAndBlobs(t *testing.T) {
 		t.Errorf("unknown branch: %v, %v", got, err)
 	}
 	ids, err := c.BlobIDs(ctx, "acme", "api", head, []string{"main.go", "pkg/util/util.go", "README.md", "gone.txt", "pkg/gone.go"})
-	if err != nil || len(ids) != 3 || ids["main.go"] != gitBlobID("package main\n") ||
-		ids["pkg/util/util.go"] != gitBlobID("package util\n") || ids["README.md"] != gitBlobID("# api\n") {
+	if err != nil || len(ids) != 3 || ids["main.go"] != forgetest.BlobID("package main\n") ||
+		ids["pkg/util/util.go"] != forgetest.BlobID("package util\n") || ids["README.md"] != forgetest.BlobID("# api\n") {
 		t.Errorf("BlobIDs = %v, %v", ids, err)
 	}
 	if ids, err := c.BlobIDs(ctx, "acme", "api", base, []string{"README.md"}); err != nil || len(ids) != 0 {

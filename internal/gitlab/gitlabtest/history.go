@@ -2,7 +2,6 @@ package gitlabtest
 
 import (
 	"bytes"
-	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -19,12 +18,7 @@ func blobID(content []byte) string {
 	return gitHash("blob", content)
 }
 
-func gitHash(kind string, body []byte) string {
-	h := sha1.New()
-	fmt.Fprintf(h, "%s %d\x00", kind, len(body))
-	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil))
-}
+func gitHash(kind string, body []byte) string { return forgetest.GitHash(kind, body) }
 
 // Ancestors is every commit reachable from id through all parents, id
 // included.

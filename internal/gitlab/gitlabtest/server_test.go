@@ -1,20 +1,15 @@
 package gitlabtest_test
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 
+	"remediator/internal/forge/forgetest"
 	"remediator/internal/gitlab"
 	"remediator/internal/gitlab/gitlabtest"
 	"remediator/internal/outbound"
@@ -48,7 +43,7 @@ func TestServiceClientReadsSeededProject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := untar(t, rc, "app-"+sha+"-"+sha+"/")
+	files := forgetest.Untar(t, rc, "app-"+sha+"-"+sha+"/")
 	if files["main.go"] != "package main\n" || files["cmd/x/x.go"] != "package x\n" || len(files) != 2 {
 		t.Errorf("archive files: %v", files)
 	}
@@ -77,43 +72,6 @@ func TestServiceClientReadsSeededProject(t *testing.T) {
 	if content, _ := f.FileAt(sha, "cmd/x/x.go"); content != "package x\n" {
 		t.Errorf("base file: %q", content)
 	}
-}
-
-func untar(t *testing.T, rc io.ReadCloser, top string) map[string]string {
-	t.Helper()
-	defer rc.Close()
-	zr, err := gzip.NewReader(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	files := map[string]string{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return files
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag == tar.TypeXGlobalHeader {
-			continue
-		}
-		rest, ok := strings.CutPrefix(h.Name, top)
-		if !ok {
-			t.Fatalf("entry %q outside %q", h.Name, top)
-		}
-		if h.Typeflag == tar.TypeReg {
-			b, _ := io.ReadAll(tr)
-			files[rest] = string(b)
-		}
-	}
-}
-
-// gitBlobID is what git hash-object prints for content.
-func gitBlobID(content string) string {
-	sum := sha1.Sum([]byte(fmt.Sprintf("blob %d\x00%s", len(content), content)))
-	return hex.EncodeToString(sum[:])
 }
 
 // getJSON sends one API request with the fake's token.
@@ -176,11 +134,11 @@ func TestAncestryAndBlobs(t *testing.T) {
 	var tree []struct{ ID, Name, Type, Path, Mode string }
 	getJSON(t, f, "projects/"+project+"/repository/tree?ref="+head, &tree)
 	if len(tree) != 3 || tree[0].Path != "pkg" || tree[0].Type != "tree" || tree[0].Mode != "040000" ||
-		tree[1].Name != "README.md" || tree[1].ID != gitBlobID("# app\n") || tree[1].Mode != "100644" {
+		tree[1].Name != "README.md" || tree[1].ID != forgetest.BlobID("# app\n") || tree[1].Mode != "100644" {
 		t.Errorf("root tree: %+v", tree)
 	}
 	getJSON(t, f, "projects/"+project+"/repository/tree?ref="+head+"&path=pkg/util", &tree)
-	if len(tree) != 1 || tree[0].Path != "pkg/util/util.go" || tree[0].ID != gitBlobID("package util\n") {
+	if len(tree) != 1 || tree[0].Path != "pkg/util/util.go" || tree[0].ID != forgetest.BlobID("package util\n") {
 		t.Errorf("pkg/util: %+v", tree)
 	}
 	if code := getJSON(t, f, "projects/"+project+"/repository/tree?ref="+head+"&path=nope", &msg); code != 404 {
@@ -191,7 +149,7 @@ func TestAncestryAndBlobs(t *testing.T) {
 		Size   int
 	}
 	getJSON(t, f, "projects/"+project+"/repository/files/"+url.PathEscape("pkg/util/util.go")+"?ref="+head, &file)
-	if file.BlobID != gitBlobID("package util\n") || file.Size != len("package util\n") {
+	if file.BlobID != forgetest.BlobID("package util\n") || file.Size != len("package util\n") {
 		t.Errorf("file: %+v", file)
 	}
 
@@ -214,8 +172,8 @@ func TestAncestryAndBlobs(t *testing.T) {
 		t.Errorf("unknown branch: %v, %v", got, err)
 	}
 	ids, err := c.BlobIDs(ctx, "team/app", head, []string{"main.go", "pkg/util/util.go", "README.md", "gone.txt", "pkg/gone.go"})
-	if err != nil || len(ids) != 3 || ids["main.go"] != gitBlobID("package main\n") ||
-		ids["pkg/util/util.go"] != gitBlobID("package util\n") || ids["README.md"] != gitBlobID("# app\n") {
+	if err != nil || len(ids) != 3 || ids["main.go"] != forgetest.BlobID("package main\n") ||
+		ids["pkg/util/util.go"] != forgetest.BlobID("package util\n") || ids["README.md"] != forgetest.BlobID("# app\n") {
 		t.Errorf("BlobIDs = %v, %v", ids, err)
 	}
 	if ids, err := c.BlobIDs(ctx, "team/app", base, []string{"README.md"}); err != nil || len(ids) != 0 {
