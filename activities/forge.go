@@ -135,13 +135,18 @@ func (f *Forges) Generate(ctx context.Context, in GenerateFixInput) (Fix, error)
 	if want == "" {
 		want = in.Ref
 	}
-	sha, defaultBranch, _, err := c.Resolve(ctx, ref.Path, want)
+	sha, defaultBranch, wantIsBranch, err := c.Resolve(ctx, ref.Path, want)
 	if err != nil {
 		return Fix{}, err
 	}
 	baseBranch := defaultBranch
 	if in.Ref != "" && !hexSHA.MatchString(in.Ref) {
-		if _, _, isBranch, err := c.Resolve(ctx, ref.Path, in.Ref); err == nil && isBranch {
+		isBranch := wantIsBranch
+		if want != in.Ref { // a sha was given: ask about the ref itself
+			_, _, isBranch, err = c.Resolve(ctx, ref.Path, in.Ref)
+			isBranch = err == nil && isBranch
+		}
+		if isBranch {
 			baseBranch = in.Ref
 		}
 	}

@@ -208,7 +208,7 @@ func (h *handler) startReport(c *gin.Context, p Principal, rep failureReport) (i
 	// Each remediation a report asks for costs what an API start costs:
 	// one delivery must not fill the workers or the forge budgets.
 	if h.opts.Limiter != nil {
-		res, err := h.opts.Limiter.Take(c.Request.Context(), ruleGenerate, "principal:"+p.Method+":"+p.Subject)
+		res, err := h.opts.Limiter.Take(c.Request.Context(), ruleGenerate, principalKey(p))
 		switch {
 		case err != nil:
 			return intakeResponse{}, newError(errcode.RateLimitUnavailable, "rate limiting is unavailable, so reports are refused; retry later")

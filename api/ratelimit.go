@@ -24,7 +24,7 @@ func (h *handler) limit(rule string, write bool) gin.HandlerFunc {
 		}
 		key := "ip:" + c.ClientIP()
 		if p, ok := principalOf(c); ok {
-			key = "principal:" + p.Method + ":" + p.Subject
+			key = principalKey(p)
 		}
 		res, err := h.opts.Limiter.Take(c.Request.Context(), rule, key)
 		outcome := ratelimit.OutcomeAllowed
@@ -91,3 +91,6 @@ func (h *handler) metrics(c *gin.Context) {
 	}
 	h.opts.Metrics.ServeHTTP(c.Writer, c.Request)
 }
+
+// principalKey is the rate-limit key of an authenticated caller.
+func principalKey(p Principal) string { return "principal:" + p.Method + ":" + p.Subject }
