@@ -63,6 +63,16 @@ type Activities struct {
 	// VoteKeys verify vote signatures: the workflow's validators get them
 	// through VerificationKeys, OpenPR checks every vote with them again.
 	VoteKeys []vote.PublicKey
+	// Incidents keeps the incident record (nil: no incident API).
+	Incidents IncidentClient
+	// Notifier posts the approval request (Slack; nil: none).
+	Notifier Notifier
+	// WatchInterval is how often a decision the service can take itself
+	// (Dragon) is polled while awaiting approval.
+	WatchInterval time.Duration
+	// PublicURL, UIURL and Namespace build the links shown with a
+	// remediation (API, Temporal Web UI).
+	PublicURL, UIURL, Namespace string
 }
 
 // GenerateFix produces the diff that approvers will see. No diff is a

@@ -38,6 +38,11 @@ type Fix struct {
 	BaseSHA    string   `json:"base_sha"`
 	Validated  bool     `json:"validated"`
 	Check      string   `json:"check,omitempty"`
+	// Source is "recipe" or "model"; Validation is one line saying what
+	// validation ran and its result; Attempts counts model calls.
+	Source     string `json:"source,omitempty"`
+	Validation string `json:"validation,omitempty"`
+	Attempts   int    `json:"attempts,omitempty"`
 }
 
 // CreateDecisionInput is what the governance record needs to describe the
@@ -56,12 +61,22 @@ type CreateDecisionInput struct {
 	Files         []string `json:"files"`
 	DiffDigest    string   `json:"diff_digest"`
 	BaseSHA       string   `json:"base_sha"`
+	// The assessment and context approvers see with the decision.
+	RiskLevel  string `json:"risk_level,omitempty"`
+	RiskScore  int    `json:"risk_score,omitempty"`
+	RiskReason string `json:"risk_reason,omitempty"`
+	FixSource  string `json:"fix_source,omitempty"`
+	Validation string `json:"validation,omitempty"`
+	Ref        string `json:"ref,omitempty"`
 }
 
 // Decision identifies the governance record created for one remediation.
 type Decision struct {
 	ID     string `json:"id"`
 	Status string `json:"status"`
+	// Watch says the decision can also be taken in the decision service
+	// itself (Dragon): the workflow polls it while awaiting approval.
+	Watch bool `json:"watch,omitempty"`
 }
 
 // DecisionFacts is what the governance record says was proposed: OpenPR
@@ -73,6 +88,11 @@ type DecisionFacts struct {
 	Requester     string
 	DiffDigest    string
 	BaseSHA       string
+	// Verdict and Approver are what the decision service itself says was
+	// decided, and by whom (Dragon); empty for the built-in ledger. OpenPR
+	// confirms votes taken in Dragon against them.
+	Verdict  string
+	Approver string
 }
 
 // OpenPRInput carries the approved diff and the votes that approved it;

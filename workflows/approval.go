@@ -34,19 +34,29 @@ func (r *remediation) setup(ctx workflow.Context) error {
 		err := workflow.SetUpdateHandlerWithOptions(ctx, u.name,
 			func(ctx workflow.Context, req ApprovalRequest) (Status, error) {
 				channel := ChannelAPI
-				if req.Channel == ChannelSlack {
-					channel = ChannelSlack
+				if req.Channel == ChannelSlack || req.Channel == ChannelDragon {
+					channel = req.Channel
 				}
 				return r.vote(ctx, req, approve, channel), nil
 			},
 			workflow.UpdateHandlerOptions{
 				Validator: func(ctx workflow.Context, req ApprovalRequest) error {
-					return r.validateVote(req, approve, workflow.Now(ctx))
+					return r.validateVote(req, approve, workflow.Now(ctx), false)
 				},
 			})
 		if err != nil {
 			return err
 		}
+	}
+	// await_proposal answers once the fix and its decision exist (or the run
+	// ended): POST /api/generate starts a remediation with it.
+	if err := workflow.SetUpdateHandler(ctx, UpdateAwaitProposal, func(ctx workflow.Context) (Status, error) {
+		if err := workflow.Await(ctx, r.proposalReady); err != nil {
+			return Status{}, err
+		}
+		return r.answer(r.st.Phase), nil
+	}); err != nil {
+		return err
 	}
 	r.signals = workflow.GetSignalChannel(ctx, SignalApproval)
 	resolved := workflow.GetSignalChannel(ctx, SignalAlertResolved)
@@ -86,12 +96,18 @@ func (r *remediation) awaitApproval(ctx workflow.Context) (bool, error) {
 
 // validateVote rejects, before anything reaches history, every vote that must
 // not count. It must not change state.
-func (r *remediation) validateVote(req ApprovalRequest, approve bool, now time.Time) error {
+//
+// trusted is true only for the verdict of the workflow's own Dragon watch,
+// which carries no signature: it comes from an activity of this run (OpenPR
+// confirms it with Dragon again). Updates and signals are never trusted.
+func (r *remediation) validateVote(req ApprovalRequest, approve bool, now time.Time, trusted bool) error {
 	if r.st.Phase != PhaseAwaitingApproval || r.verdict != verdictPending {
 		return voteError(ErrTypeGateClosed, "the remediation is not awaiting approval (phase "+string(r.st.Phase)+")")
 	}
-	if err := r.checkSignature(req, approve, now); err != nil {
-		return err
+	if !trusted {
+		if err := r.checkSignature(req, approve, now); err != nil {
+			return err
+		}
 	}
 	if strings.TrimSpace(req.Actor) == "" {
 		return voteError(ErrTypeForbidden, "the vote carries no identity")
@@ -158,6 +174,9 @@ func (r *remediation) vote(ctx workflow.Context, req ApprovalRequest, approve bo
 	}
 	r.st.Votes = append(r.st.Votes, rec)
 	r.st.UpdatedAt = workflow.Now(ctx)
+	if r.caps.NotifyUpdates {
+		r.notifier.poke()
+	}
 	r.logger.Info("vote recorded", "actor", req.Actor, "approved", approve, "channel", channel)
 	if !approve {
 		r.verdict = verdictRejected
@@ -196,13 +215,8 @@ func (r *remediation) answer(next Phase) Status {
 // handleSignal applies the same validation as the Updates; an invalid signal
 // cannot be refused (it is already in history), so it is recorded and ignored.
 func (r *remediation) handleSignal(ctx workflow.Context, req ApprovalRequest) {
-	if err := r.validateVote(req, req.Approve, workflow.Now(ctx)); err != nil {
-		reason := err.Error()
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) {
-			reason = appErr.Message()
-		}
-		r.ignoreSignal(ctx, req, reason)
+	if err := r.validateVote(req, req.Approve, workflow.Now(ctx), false); err != nil {
+		r.ignoreSignal(ctx, req, voteMessage(err))
 		return
 	}
 	r.vote(ctx, req, req.Approve, ChannelSignal)
@@ -226,6 +240,15 @@ func (r *remediation) drainSignals(ctx workflow.Context) {
 		}
 		r.ignoreSignal(ctx, req, "the remediation already ended ("+string(r.st.Phase)+")")
 	}
+}
+
+// voteMessage is a refusal's message without its error type.
+func voteMessage(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Message()
+	}
+	return err.Error()
 }
 
 func voteError(errType, msg string) error {

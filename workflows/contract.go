@@ -23,6 +23,10 @@ const (
 	// for resolved; it changes nothing else (a person still decides).
 	SignalAlertResolved = "alert_resolved"
 	QueryStatus         = "status"
+	// UpdateAwaitProposal waits until the fix and its decision exist (or the
+	// run ended) and answers with the status; POST /api/generate sends it
+	// with the start (update-with-start). It changes nothing.
+	UpdateAwaitProposal = "await_proposal"
 )
 
 // Custom search attributes (all Keyword) registered on the namespace, so
@@ -97,10 +101,14 @@ const (
 	ChannelAPI    = "api"
 	ChannelSlack  = "slack"
 	ChannelSignal = "signal"
+	// ChannelDragon: the decision was taken in Dragon. It arrives signed by
+	// the API (Dragon's callback) or from the workflow's own poll of Dragon,
+	// which OpenPR confirms with Dragon again before anything is written.
+	ChannelDragon = "dragon"
 )
 
 // Channels lists the channels a signed vote may name.
-var Channels = []string{ChannelAPI, ChannelSlack, ChannelSignal}
+var Channels = []string{ChannelAPI, ChannelSlack, ChannelSignal, ChannelDragon}
 
 // DefaultApprovalTimeout applies when the input sets none.
 const DefaultApprovalTimeout = 24 * time.Hour
@@ -194,8 +202,29 @@ type FixSummary struct {
 	BaseSHA    string   `json:"base_sha"`
 	BaseBranch string   `json:"base_branch,omitempty"`
 	Validated  bool     `json:"validated"`
-	Diff       string   `json:"diff,omitempty"`
-	Patch      []byte   `json:"patch,omitempty"`
+	// Source is "recipe" or "model"; Validation says what validation ran
+	// and its result, in one line, for the approver.
+	Source     string `json:"source,omitempty"`
+	Validation string `json:"validation,omitempty"`
+	Attempts   int    `json:"attempts,omitempty"`
+	Diff       string `json:"diff,omitempty"`
+	Patch      []byte `json:"patch,omitempty"`
+}
+
+// Risk is the assessment of internal/policy, shown with the decision.
+type Risk struct {
+	Level  string `json:"level"`
+	Score  int    `json:"score"`
+	Gate   string `json:"gate"`
+	Reason string `json:"reason"`
+}
+
+// Notifications records where the remediation was announced: the Slack
+// message kept current (empty with an incoming webhook, which gives no id).
+type Notifications struct {
+	SlackChannel string `json:"slack_channel,omitempty"`
+	SlackTS      string `json:"slack_ts,omitempty"`
+	SlackPosted  bool   `json:"slack_posted,omitempty"`
 }
 
 // AlertResolution is the payload of SignalAlertResolved.
@@ -234,4 +263,10 @@ type Status struct {
 	// AlertResolvedAt is when the alert that started the remediation
 	// resolved, if it did.
 	AlertResolvedAt time.Time `json:"alert_resolved_at,omitzero"`
+	// Risk is the policy's assessment once the fix exists.
+	Risk          *Risk          `json:"risk,omitempty"`
+	Notifications *Notifications `json:"notifications,omitempty"`
+	// Warnings name integrations (incident, Slack, Dragon write-back) that
+	// failed; they never change the remediation's outcome.
+	Warnings []string `json:"warnings,omitempty"`
 }

@@ -62,3 +62,29 @@ var voteKeysOptions = workflow.LocalActivityOptions{
 		NonRetryableErrorTypes: activities.NonRetryableErrorTypes,
 	},
 }
+
+// incidentCreateOptions: creating the incident precedes the fix, so an
+// incident API that is down may delay it by two minutes at most.
+var incidentCreateOptions = workflow.ActivityOptions{
+	StartToCloseTimeout:    30 * time.Second,
+	ScheduleToCloseTimeout: 2 * time.Minute,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:        time.Second,
+		BackoffCoefficient:     2,
+		MaximumInterval:        30 * time.Second,
+		NonRetryableErrorTypes: activities.NonRetryableErrorTypes,
+	},
+}
+
+// writebackOptions: the incident and the Slack message, retried for an hour;
+// they never hold the remediation's outcome back.
+var writebackOptions = workflow.ActivityOptions{
+	StartToCloseTimeout:    30 * time.Second,
+	ScheduleToCloseTimeout: time.Hour,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:        time.Second,
+		BackoffCoefficient:     2,
+		MaximumInterval:        5 * time.Minute,
+		NonRetryableErrorTypes: activities.NonRetryableErrorTypes,
+	},
+}

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"remediator/activities"
+	"remediator/internal/policy"
 	"remediator/internal/vote"
 )
 
@@ -26,7 +27,7 @@ var PhaseKey = temporal.NewSearchAttributeKeyKeyword(SearchAttrPhase)
 // exactly once, and write the outcome back. Business outcomes (rejected,
 // expired, failed) are results, not errors; only cancellation returns one.
 func Remediation(ctx workflow.Context, in RemediationInput) (Status, error) {
-	version := workflow.GetVersion(ctx, changeTrustBoundaries, workflow.DefaultVersion, versionSignedVotes)
+	version := workflow.GetVersion(ctx, changeTrustBoundaries, workflow.DefaultVersion, versionGovernance)
 	r := newRemediation(ctx, in, version)
 	if err := r.setup(ctx); err != nil {
 		return r.st, err
@@ -38,9 +39,14 @@ func Remediation(ctx workflow.Context, in RemediationInput) (Status, error) {
 // deadline absolute and the diff bytes. Executions without its marker (started
 // by older workers) keep the old command sequence; see "Changing the
 // workflow" in the README.
+// Version 2 of the same change adds the governance loop: a Setup local
+// activity at the start (keys and integrations), the incident record, the
+// Slack message and the watch of Dragon's own decision. Reusing the change
+// id keeps it to one marker per run.
 const (
 	changeTrustBoundaries = "trust-boundaries"
 	versionSignedVotes    = workflow.Version(1)
+	versionGovernance     = workflow.Version(2)
 )
 
 type verdict int
@@ -65,6 +71,10 @@ type remediation struct {
 	// keys verify vote signatures; nil for executions that reached the gate
 	// before votes were signed (OpenPR still verifies theirs).
 	keys []vote.PublicKey
+	// caps are the worker's integrations, recorded at the start (version 2).
+	caps activities.Capabilities
+	// notifier and incident keep the Slack message and the incident in step.
+	notifier, incident sidecar
 }
 
 func newRemediation(ctx workflow.Context, in RemediationInput, version workflow.Version) *remediation {
@@ -107,7 +117,19 @@ func newRemediation(ctx workflow.Context, in RemediationInput, version workflow.
 }
 
 func (r *remediation) run(ctx workflow.Context) (Status, error) {
+	if r.version >= versionGovernance {
+		// The worker's keys and integrations, recorded in history: replay
+		// verifies votes with exactly the keys the live run used.
+		setupCtx := workflow.WithLocalActivityOptions(ctx, voteKeysOptions)
+		if err := workflow.ExecuteLocalActivity(setupCtx, acts.Setup).Get(ctx, &r.caps); err != nil {
+			return r.endOnError(ctx, "reading the worker's configuration failed", err)
+		}
+		r.keys = r.caps.Keys
+	}
 	r.setPhase(ctx, PhaseGeneratingFix, "")
+	if r.caps.Incidents && r.st.IncidentID == "" {
+		r.createIncident(ctx)
+	}
 	fixCtx := workflow.WithActivityOptions(ctx, generateFixOptions)
 	err := workflow.ExecuteActivity(fixCtx, acts.GenerateFix, activities.GenerateFixInput{
 		RemediationID:  r.in.ID,
@@ -129,7 +151,13 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 	r.st.Fix = &FixSummary{
 		Recipe: r.fix.Recipe, Summary: r.fix.Summary, Files: r.fix.Files, Digest: r.fix.Digest,
 		BaseSHA: r.fix.BaseSHA, BaseBranch: r.fix.BaseBranch, Validated: r.fix.Validated,
+		Source: r.fix.Source, Validation: r.fix.Validation, Attempts: r.fix.Attempts,
 	}
+	risk := policy.Assess(policy.Input{
+		FailureSummary: r.in.FailureSummary, LogExcerpt: r.in.LogExcerpt, Files: r.fix.Files,
+		Source: r.fix.Source, DiffBytes: len(r.patch),
+	})
+	r.st.Risk = &Risk{Level: risk.Level, Score: risk.Score, Gate: risk.Gate, Reason: risk.Reason}
 	if r.version >= versionSignedVotes {
 		r.st.Fix.Patch = r.patch
 		if !workflow.Now(ctx).Before(r.st.Deadline) {
@@ -157,13 +185,19 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 		Files:         r.fix.Files,
 		DiffDigest:    r.fix.Digest,
 		BaseSHA:       r.fix.BaseSHA,
+		RiskLevel:     risk.Level,
+		RiskScore:     risk.Score,
+		RiskReason:    risk.Reason,
+		FixSource:     r.fix.Source,
+		Validation:    r.fix.Validation,
+		Ref:           r.in.Ref,
 	}).Get(ctx, &dec)
 	if err != nil {
 		return r.endOnError(ctx, "creating the decision failed", err)
 	}
 	r.st.DecisionID = dec.ID
 
-	if r.version >= versionSignedVotes {
+	if r.version == versionSignedVotes {
 		// The worker's own keys, recorded in history: replay verifies votes
 		// with exactly the keys the live run used.
 		keysCtx := workflow.WithLocalActivityOptions(ctx, voteKeysOptions)
@@ -171,9 +205,17 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 			return r.endOnError(ctx, "reading the vote verification keys failed", err)
 		}
 	}
+	if r.caps.Incidents && r.st.IncidentID != "" {
+		r.startSidecar(ctx, &r.incident, r.updateIncident)
+	}
+	if r.caps.Notify {
+		r.startSidecar(ctx, &r.notifier, r.sendNotice)
+	}
 
 	r.setPhase(ctx, PhaseAwaitingApproval, "")
+	stopWatch := r.watchDecision(ctx)
 	decided, err := r.awaitApproval(ctx)
+	stopWatch()
 	if err != nil {
 		return r.endOnError(ctx, "cancelled while awaiting approval", err)
 	}
@@ -255,6 +297,10 @@ func (r *remediation) end(ctx workflow.Context, phase Phase, reason string) (Sta
 	cancelled := phase == PhaseCancelled
 	// Disconnected: a cancel arriving now must not lose the ledger's record.
 	recCtx, _ := workflow.NewDisconnectedContext(ctx)
+	// The incident and the Slack message learn the outcome alongside the
+	// decision; none of them holds the end state back (it is set above).
+	r.incident.poke()
+	r.notifier.poke()
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(recCtx, ledgerOptions), acts.RecordOutcome,
 		activities.RecordOutcomeInput{
 			RemediationID: r.in.ID,
@@ -266,6 +312,10 @@ func (r *remediation) end(ctx workflow.Context, phase Phase, reason string) (Sta
 		}).Get(recCtx, nil)
 	if err != nil {
 		r.logger.Error("recording the outcome failed", "error", err)
+		r.warn("writing the outcome to the decision failed: " + errMessage(err))
+	}
+	if err := workflow.Await(recCtx, func() bool { return r.incident.settled() && r.notifier.settled() }); err != nil {
+		r.logger.Warn("waiting for the write-backs interrupted", "error", err)
 	}
 	r.drainSignals(ctx)
 	if err := workflow.Await(recCtx, func() bool { return workflow.AllHandlersFinished(recCtx) }); err != nil {

@@ -100,18 +100,19 @@ func (s *RemediationSuite) TestExpiryBeforeTheGateOpens() {
 }
 
 // TestNoVerificationKeysFails: a worker without vote keys cannot open the
-// gate; the run fails visibly instead of waiting for votes it cannot check.
+// gate; the run fails visibly at its start (Setup) instead of generating a
+// fix and waiting for votes it cannot check.
 func (s *RemediationSuite) TestNoVerificationKeysFails() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testID})
 	s.env.RegisterActivity(&activities.Activities{})
-	s.happyPathMocks()
 	s.expectOutcome(PhaseFailed)
 	s.env.ExecuteWorkflow(Remediation, input())
 	st := s.result()
 	s.Equal(PhaseFailed, st.Phase)
 	s.Contains(st.Reason, "vote verification keys")
 	s.Contains(st.Reason, activities.ErrTypeNotConfigured)
+	s.Nil(st.Fix, "no fix is generated for a gate that could never open")
 }
 
 // TestPatchBytesTravelUnchanged: a diff that is not UTF-8 reaches the status
