@@ -154,7 +154,9 @@ func (s *RemediationSuite) dragonMocks(f func(in activities.WatchDecisionInput) 
 	s.env.OnActivity(acts.CreateDecision, mock.Anything, mock.Anything).Return(activities.Decision{ID: testDecision, Status: "pending", Watch: true}, nil).Once()
 	s.env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(activities.MessageRef{}, nil)
 	s.env.OnActivity(acts.WatchDecision, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.WatchDecisionInput) (activities.DecisionVerdict, error) { return f(in) })
+		func(_ context.Context, in activities.WatchDecisionInput) (activities.DecisionVerdict, error) {
+			return f(in)
+		})
 }
 
 // TestApprovedInDragon: a decision approved in Dragon by someone other than
