@@ -32,6 +32,11 @@ const (
 	// provider's own classifier (e.g. gitlocal.KindOf), because an invalid
 	// repository is not worth retrying.
 	KindTransient Kind = "transient"
+	// KindModelFailed: the language model's answers were not an acceptable
+	// fix: no diff, a diff that does not apply, touches denied paths, is
+	// too large or fails the check, for every one of the attempts.
+	// Refusal; Msg says what was wrong with the last answer.
+	KindModelFailed Kind = "model_failed"
 	// KindInvalid: the generator, a recipe or the request is malformed
 	// (bad regexp, missing SHA, ...). Permanent until the configuration or
 	// request is fixed.

@@ -25,6 +25,7 @@ type execSpec struct {
 	env            []string
 	args           []string
 	timeout        time.Duration
+	stdin          io.Reader // nil: /dev/null
 	stdout, stderr io.Writer
 }
 
@@ -78,7 +79,7 @@ func execute(ctx context.Context, s execSpec) error {
 			return err
 		}
 	}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.stdin, stdout, stderr
 	procgroup.Set(cmd)
 	err = cmd.Start()
 	closeAll(writers) // the children hold their own copies

@@ -49,12 +49,37 @@ type Checkouter interface {
 // Recipe commands and checks run in Sandbox (nil: unsandboxed, but still
 // with its resource limits and an empty HOME): only the checkout is
 // writable, its git dir and the Go toolchain and module cache are readable.
+//
+// With Model set, a language model writes the fix when no recipe matches
+// the failure, when every matching recipe produced no change, or when a
+// matching recipe is a model recipe (Recipe.Model). Its diff goes through
+// the same limits as a recipe's and is validated by ModelCheck (or the
+// model recipe's Check), run like a recipe check.
 type Generator struct {
 	Checkout     Checkouter
 	Recipes      []Recipe
 	MaxDiffBytes int
 	DeniedPaths  []string
 	Sandbox      *sandbox.Sandbox
+
+	// Model writes fixes no recipe can; nil disables the model path.
+	Model ModelClient
+	// ModelCheck is the repository's check command, run in the sandbox
+	// after the model's diff is applied; "" means none ("applies cleanly"
+	// is then the only validation).
+	ModelCheck string
+	// ModelCheckTimeout bounds ModelCheck; 0 means DefaultModelCheckTimeout
+	// (at most MaxTimeout).
+	ModelCheckTimeout time.Duration
+	// ModelAttempts is how many times the model is asked, a failed answer
+	// being sent back with what was wrong; 0 means DefaultModelAttempts.
+	ModelAttempts int
+	// ModelMaxFiles bounds the files sent as context; 0 means
+	// DefaultModelMaxFiles.
+	ModelMaxFiles int
+	// ModelMaxFileBytes bounds each file sent (bigger ones are cut, head
+	// only); 0 means DefaultModelMaxFileBytes.
+	ModelMaxFileBytes int
 
 	once     sync.Once
 	setupErr error
@@ -79,13 +104,31 @@ type Fix struct {
 	BaseSHA         string
 	Validated       bool   // Check ran and passed
 	Check           string // the check that passed
+	// Source says who wrote the fix: SourceRecipe or SourceModel.
+	Source string
+	// Validation tells a reviewer in one line how the fix was validated,
+	// e.g. "check `go build ./...` passed after attempt 2 of 3".
+	Validation string
+	// Attempts is how many answers the model gave (0 for recipe fixes).
+	Attempts int
+	// PromptTokens and CompletionTokens are what the model calls cost.
+	PromptTokens, CompletionTokens int
 }
+
+// Sources of a Fix.
+const (
+	SourceRecipe = "recipe"
+	SourceModel  = "model"
+)
 
 // Generate tries the recipes whose Match fits the failure, in order, each in
 // a fresh checkout; the first one producing a non-empty diff decides the
 // outcome. A command failure or timeout moves on to the next recipe, while a
 // diff that is too large, touches denied paths or fails its Check is a
-// refusal: Generate returns an error and no Fix.
+// refusal: Generate returns an error and no Fix. With a Model, a failure no
+// recipe matches, or on which every recipe tried changed nothing, goes to
+// the model, and so does a matching model recipe; a provider error is then
+// returned wrapped (errors.As finds the *llm.APIError).
 func (g *Generator) Generate(ctx context.Context, req Request) (Fix, error) {
 	if g.Checkout == nil {
 		return Fix{}, &Error{Kind: KindInvalid, Msg: "generator has no Checkout provider"}
@@ -120,13 +163,13 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Fix, error) {
 			candidates = append(candidates, r)
 		}
 	}
+	lim := limits{maxDiff: maxDiff, denied: denied}
 	if len(candidates) == 0 {
-		return Fix{}, &Error{Kind: KindNoRecipe, Msg: "no recipe matches the failure"}
+		return g.fallback(ctx, req, lim, &Error{Kind: KindNoRecipe, Msg: "no recipe matches the failure"})
 	}
 
-	g.once.Do(func() { g.setup(ctx) })
-	if g.setupErr != nil {
-		return Fix{}, &Error{Kind: KindInvalid, Msg: "preparing the recipe sandbox", Err: g.setupErr}
+	if err := g.prepare(ctx); err != nil {
+		return Fix{}, err
 	}
 	sb, env, readOnly := g.sandbox, g.env, g.readOnly
 
@@ -158,6 +201,15 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Fix, error) {
 			}
 		}
 		tried = append(tried, r.Name)
+		if r.Model {
+			if g.Model == nil {
+				return Fix{}, &Error{Kind: KindInvalid, Recipe: r.Name, Msg: "a model recipe matches but no model is configured"}
+			}
+			// The model path owns the checkout from here.
+			owned := ws
+			ws = nil
+			return g.modelFix(ctx, req, &r, owned, lim)
+		}
 		fix, err := ws.attempt(ctx, r, maxDiff, denied)
 		ws.Cleanup()
 		ws = nil
@@ -177,10 +229,40 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Fix, error) {
 		for i, c := range candidates {
 			names[i] = c.Name
 		}
-		return Fix{}, &Error{Kind: KindNoRecipe,
-			Msg: fmt.Sprintf("recipes %s match the failure but no tracked file matches their files patterns", strings.Join(names, ", "))}
+		return g.fallback(ctx, req, lim, &Error{Kind: KindNoRecipe,
+			Msg: fmt.Sprintf("recipes %s match the failure but no tracked file matches their files patterns", strings.Join(names, ", "))})
+	}
+	if first.Kind == KindNoChange {
+		return g.fallback(ctx, req, lim, first)
 	}
 	return Fix{}, first
+}
+
+// limits are the generator's safety limits every fix is held to.
+type limits struct {
+	maxDiff int
+	denied  []string
+}
+
+// fallback hands a failure no recipe could fix to the model, if there is
+// one; otherwise the recipes' verdict stands.
+func (g *Generator) fallback(ctx context.Context, req Request, lim limits, verdict *Error) (Fix, error) {
+	if g.Model == nil {
+		return Fix{}, verdict
+	}
+	if err := g.prepare(ctx); err != nil {
+		return Fix{}, err
+	}
+	return g.modelFix(ctx, req, nil, nil, lim)
+}
+
+// prepare sets up, once, what every command and check runs with.
+func (g *Generator) prepare(ctx context.Context) error {
+	g.once.Do(func() { g.setup(ctx) })
+	if g.setupErr != nil {
+		return &Error{Kind: KindInvalid, Msg: "preparing the recipe sandbox", Err: g.setupErr}
+	}
+	return nil
 }
 
 // workspace is one checkout, used by at most one recipe command.
@@ -257,6 +339,36 @@ func (ws *workspace) attempt(ctx context.Context, r Recipe, maxDiff int, denied 
 		return fail(KindTransient, err, out, "could not run the command")
 	}
 
+	fix, err := ws.collect(ctx, r.Name, limits{maxDiff: maxDiff, denied: denied}, out)
+	if err != nil {
+		return Fix{}, err
+	}
+	fix.Summary = summary(r, len(fix.Files))
+	fix.Source = SourceRecipe
+	fix.Validation = "no check configured"
+	if r.Check != "" {
+		if err := ws.runCheck(ctx, r.Name, r.Check, r.Timeout); err != nil {
+			return Fix{}, err
+		}
+		fix.Validated = true
+		fix.Check = r.Check
+		fix.Validation = fmt.Sprintf("check `%s` passed", checkLabel(r.Check))
+	}
+	return fix, nil
+}
+
+// collect turns whatever is in the work tree now into a fix: staged, listed,
+// held to the limits (links and submodules, denied paths, size) and diffed
+// against the base exactly as a reviewer will see it. out, if any, is the
+// output of what changed the tree, kept on a no-change error.
+func (ws *workspace) collect(ctx context.Context, name string, lim limits, out *tailBuffer) (Fix, error) {
+	fail := func(kind Kind, err error, out *tailBuffer, format string, args ...any) (Fix, error) {
+		e := &Error{Kind: kind, Recipe: name, Msg: fmt.Sprintf(format, args...), Err: err}
+		if out != nil {
+			e.Output = out.String()
+		}
+		return Fix{}, e
+	}
 	if _, err := ws.git(ctx, nil, "add", "--all"); err != nil {
 		return fail(KindTransient, err, nil, "staging the result")
 	}
@@ -271,11 +383,39 @@ func (ws *workspace) attempt(ctx context.Context, r Recipe, maxDiff int, denied 
 	if len(links) > 0 {
 		// A link's target is a path: changing one would let a fix point
 		// the repository anywhere, so it is refused like a denied path.
-		return Fix{}, &Error{Kind: KindDeniedPath, Recipe: r.Name, Paths: links,
+		return Fix{}, &Error{Kind: KindDeniedPath, Recipe: name, Paths: links,
 			Msg: "fix creates or changes symbolic links or submodules: " + strings.Join(links, ", ")}
 	}
+	if bad := deniedOf(files, lim.denied); len(bad) > 0 {
+		return Fix{}, &Error{Kind: KindDeniedPath, Recipe: name, Paths: bad,
+			Msg: "fix touches denied paths: " + strings.Join(bad, ", ")}
+	}
+	diff := &headBuffer{max: lim.maxDiff}
+	if _, err := ws.git(ctx, diff, "diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-textconv",
+		"--no-renames", "--no-relative", "--src-prefix=a/", "--dst-prefix=b/", ws.base, "--"); err != nil {
+		return fail(KindTransient, err, nil, "computing the diff")
+	}
+	if diff.overflow {
+		return fail(KindTooLarge, nil, nil, "diff of %d files exceeds %d bytes", len(files), lim.maxDiff)
+	}
+	if len(diff.buf) == 0 {
+		return fail(KindNoChange, nil, out, "command produced an empty diff")
+	}
+	fix := Fix{
+		Recipe:  name,
+		Patch:   bytes.Clone(diff.buf),
+		Files:   files,
+		BaseSHA: ws.base,
+	}
+	sum := sha256.Sum256(fix.Patch)
+	fix.Digest = hex.EncodeToString(sum[:])
+	return fix, nil
+}
+
+// deniedOf returns the paths matching one of the denied patterns.
+func deniedOf(paths, denied []string) []string {
 	var bad []string
-	for _, f := range files {
+	for _, f := range paths {
 		for _, d := range denied {
 			if ok, _ := doublestar.Match(d, f); ok {
 				bad = append(bad, f)
@@ -283,49 +423,46 @@ func (ws *workspace) attempt(ctx context.Context, r Recipe, maxDiff int, denied 
 			}
 		}
 	}
-	if len(bad) > 0 {
-		return Fix{}, &Error{Kind: KindDeniedPath, Recipe: r.Name, Paths: bad,
-			Msg: "fix touches denied paths: " + strings.Join(bad, ", ")}
-	}
-	diff := &headBuffer{max: maxDiff}
-	if _, err := ws.git(ctx, diff, "diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-textconv",
-		"--no-renames", "--no-relative", "--src-prefix=a/", "--dst-prefix=b/", ws.base, "--"); err != nil {
-		return fail(KindTransient, err, nil, "computing the diff")
-	}
-	if diff.overflow {
-		return fail(KindTooLarge, nil, nil, "diff of %d files exceeds %d bytes", len(files), maxDiff)
-	}
-	if len(diff.buf) == 0 {
-		return fail(KindNoChange, nil, out, "command produced an empty diff")
-	}
+	return bad
+}
 
-	fix := Fix{
-		Recipe:  r.Name,
-		Summary: summary(r, len(files)),
-		Patch:   bytes.Clone(diff.buf),
-		Files:   files,
-		BaseSHA: ws.base,
+// runCheck runs a check on the fixed tree with the limits of recipe
+// commands; a failure is a *Error carrying the tail of its output.
+func (ws *workspace) runCheck(ctx context.Context, name, check string, timeout time.Duration) error {
+	out := &tailBuffer{max: outputTail}
+	err := ws.shell(ctx, check, timeout, out)
+	var kind Kind
+	var msg string
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errTimedOut):
+		kind, msg, err = KindTimeout, fmt.Sprintf("check timed out after %s", timeout), nil
+	case ctx.Err() != nil:
+		kind, msg, err = KindTransient, "cancelled while running the check", ctx.Err()
+	case isExit(err):
+		kind, msg = KindCheckFailed, "the check did not pass"
+	default:
+		kind, msg = KindTransient, "could not run the check"
 	}
-	sum := sha256.Sum256(fix.Patch)
-	fix.Digest = hex.EncodeToString(sum[:])
+	return &Error{Kind: kind, Recipe: name, Msg: msg, Err: err, Output: out.String()}
+}
 
-	if r.Check != "" {
-		out := &tailBuffer{max: outputTail}
-		err := ws.shell(ctx, r.Check, r.Timeout, out)
-		switch {
-		case errors.Is(err, errTimedOut):
-			return fail(KindTimeout, nil, out, "check timed out after %s", r.Timeout)
-		case ctx.Err() != nil:
-			return fail(KindTransient, ctx.Err(), out, "cancelled while running the check")
-		case isExit(err):
-			return fail(KindCheckFailed, err, out, "the check did not pass")
-		case err != nil:
-			return fail(KindTransient, err, out, "could not run the check")
-		}
-		fix.Validated = true
-		fix.Check = r.Check
+// checkLabel is a check command fit for one line of text: its first line,
+// shortened.
+func checkLabel(check string) string {
+	s := strings.TrimSpace(check)
+	cut := false
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s, cut = strings.TrimSpace(s[:i]), true
 	}
-	return fix, nil
+	if len(s) > 80 {
+		s, cut = strings.ToValidUTF8(s[:80], ""), true
+	}
+	if cut {
+		s += " …"
+	}
+	return s
 }
 
 // parseRaw reads `git diff --raw -z`: ":oldmode newmode oldsha newsha
@@ -414,6 +551,16 @@ func (ws *workspace) restoreConfig() error {
 // tree named explicitly (a command may have replaced the work tree's .git),
 // with the provider's hardening, so nothing configured can run.
 func (ws *workspace) git(ctx context.Context, stdout *headBuffer, args ...string) ([]byte, error) {
+	out, stderr, err := ws.gitIO(ctx, nil, stdout, args...)
+	if err != nil {
+		return nil, fmt.Errorf("git %s: %w%s", strings.Join(args, " "), err, suffix(stderr))
+	}
+	return out, nil
+}
+
+// gitIO is git with input, returning git's stderr apart, for callers that
+// report it (git apply's reasons for refusing a patch).
+func (ws *workspace) gitIO(ctx context.Context, stdin []byte, stdout *headBuffer, args ...string) ([]byte, *tailBuffer, error) {
 	var buf bytes.Buffer
 	stderr := &tailBuffer{max: outputTail}
 	argv := append([]string{"git"}, gitlocal.Hardening()...)
@@ -426,13 +573,16 @@ func (ws *workspace) git(ctx context.Context, stdout *headBuffer, args ...string
 		stdout:  &buf,
 		stderr:  stderr,
 	}
+	if stdin != nil {
+		spec.stdin = bytes.NewReader(stdin)
+	}
 	if stdout != nil {
 		spec.stdout = stdout
 	}
 	if err := execute(ctx, spec); err != nil {
-		return nil, fmt.Errorf("git %s: %w%s", strings.Join(args, " "), err, suffix(stderr))
+		return nil, stderr, err
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), stderr, nil
 }
 
 func splitNUL(b []byte) []string {

@@ -37,6 +37,10 @@ type Recipe struct {
 	Command     string        `json:"command"`         // run with `sh -c` in the checkout
 	Check       string        `json:"check,omitempty"` // optional: run after Command; must exit 0 for the fix to count as validated
 	Timeout     time.Duration `json:"timeout"`         // default 2m; JSON uses a duration string like "90s"
+	// Model makes the generator's language model write the fix instead of
+	// a command (a model recipe has no Command); Check then validates the
+	// model's diff, in place of the generator's ModelCheck.
+	Model bool `json:"model,omitempty"`
 }
 
 // MarshalJSON writes Timeout as a duration string so recipe files stay
@@ -97,7 +101,10 @@ func (r Recipe) Validate() error {
 			return fmt.Errorf("recipe %s: invalid files pattern %q", r.Name, f)
 		}
 	}
-	if strings.TrimSpace(r.Command) == "" {
+	switch {
+	case r.Model && strings.TrimSpace(r.Command) != "":
+		return fmt.Errorf("recipe %s: a model recipe has no command (the model writes the fix)", r.Name)
+	case !r.Model && strings.TrimSpace(r.Command) == "":
 		return fmt.Errorf("recipe %s: command is empty", r.Name)
 	}
 	if strings.ContainsRune(r.Command, 0) || strings.ContainsRune(r.Check, 0) {
