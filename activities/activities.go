@@ -119,6 +119,15 @@ func (a *Activities) CreateDecision(ctx context.Context, in CreateDecisionInput)
 	if a.Decisions == nil {
 		return Decision{}, notConfigured("decision client")
 	}
+	if l := a.linksFor(in.RemediationID); l.API != "" || l.UI != "" {
+		in.Links = map[string]string{}
+		if l.API != "" {
+			in.Links["api"] = l.API
+		}
+		if l.UI != "" {
+			in.Links["ui"] = l.UI
+		}
+	}
 	d, err := a.Decisions.CreateDecision(ctx, in)
 	if err != nil {
 		return Decision{}, classifyLogged(ctx, "creating the decision", err)

@@ -172,6 +172,7 @@ func (f *Forges) Generate(ctx context.Context, in GenerateFixInput) (Fix, error)
 	return Fix{
 		Recipe: fx.Recipe, Summary: fx.Summary, Patch: fx.Patch, Files: fx.Files, Digest: fx.Digest,
 		Repo: ref.String(), BaseBranch: baseBranch, BaseSHA: sha, Validated: fx.Validated, Check: fx.Check,
+		Source: fx.Source, Validation: fx.Validation, Attempts: fx.Attempts,
 	}, nil
 }
 

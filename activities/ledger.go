@@ -24,8 +24,8 @@ func (l *LedgerDecisions) CreateDecision(ctx context.Context, in CreateDecisionI
 		AlertID:        firstNonEmpty(in.IncidentID, in.RemediationID),
 		Proposer:       "remediator",
 		ProposedAction: "apply_autofix",
-		Rationale: fmt.Sprintf("%s on %s (recipe %s, files: %s)", in.Summary, in.Repo, in.Recipe,
-			strings.Join(in.Files, ", ")),
+		Rationale: fmt.Sprintf("%s on %s (recipe %s, files: %s; risk %s)", in.Summary, in.Repo, in.Recipe,
+			strings.Join(in.Files, ", "), in.RiskLevel),
 		RemediationID: in.RemediationID,
 		Repo:          in.Repo,
 		Requester:     in.Requester,
@@ -34,6 +34,12 @@ func (l *LedgerDecisions) CreateDecision(ctx context.Context, in CreateDecisionI
 		Files:         in.Files,
 		DiffDigest:    in.DiffDigest,
 		BaseSHA:       in.BaseSHA,
+		RiskLevel:     in.RiskLevel,
+		RiskScore:     in.RiskScore,
+		RiskReason:    in.RiskReason,
+		FixSource:     in.FixSource,
+		Validation:    in.Validation,
+		Links:         in.Links,
 	})
 	if errors.Is(err, ledger.ErrConflict) {
 		return Decision{}, Permanent(ErrTypeConflict, "a decision for this remediation exists about another change", err)

@@ -48,6 +48,7 @@ func (f *LocalFixer) Generate(ctx context.Context, in GenerateFixInput) (Fix, er
 	return Fix{
 		Recipe: fx.Recipe, Summary: fx.Summary, Patch: fx.Patch, Files: fx.Files, Digest: fx.Digest,
 		Repo: path, BaseBranch: baseBranch, BaseSHA: fx.BaseSHA, Validated: fx.Validated, Check: fx.Check,
+		Source: fx.Source, Validation: fx.Validation, Attempts: fx.Attempts,
 	}, nil
 }
 
@@ -87,7 +88,9 @@ func gitError(err error) error {
 
 // recipeError classifies the recipe generator's errors; the message carries
 // the recipe and what went wrong, never the command's output (which may echo
-// file contents) — that is logged from the cause.
+// file contents) — that is logged from the cause. A model provider's error
+// (*llm.APIError inside a transient recipe error) stays in the chain, so
+// Classify decides by its HTTP status and Retry-After.
 func recipeError(err error) error {
 	var gerr *gitlocal.Error
 	var rerr *recipe.Error
@@ -98,7 +101,7 @@ func recipeError(err error) error {
 	switch recipe.KindOf(err) {
 	case recipe.KindNoRecipe, recipe.KindNoChange:
 		return Permanent(ErrTypeNoFix, safe, err)
-	case recipe.KindTooLarge, recipe.KindDeniedPath, recipe.KindCheckFailed, recipe.KindTimeout:
+	case recipe.KindTooLarge, recipe.KindDeniedPath, recipe.KindCheckFailed, recipe.KindTimeout, recipe.KindModelFailed:
 		return Permanent(ErrTypeFixRefused, safe, err)
 	case recipe.KindInvalid:
 		return Permanent(ErrTypeInvalidInput, safe, err)

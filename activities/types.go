@@ -68,6 +68,8 @@ type CreateDecisionInput struct {
 	FixSource  string `json:"fix_source,omitempty"`
 	Validation string `json:"validation,omitempty"`
 	Ref        string `json:"ref,omitempty"`
+	// Links are filled by the activity (API, Web UI).
+	Links map[string]string `json:"links,omitempty"`
 }
 
 // Decision identifies the governance record created for one remediation.

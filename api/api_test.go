@@ -29,6 +29,8 @@ type fakeOrch struct {
 	lists     []orchestrator.ListFilter
 	resolved  []string
 	err       error
+	// generateReady makes Generate answer with a proposal.
+	generateReady bool
 }
 
 // repoOf: remediations whose id ends in "other" belong to another team.
@@ -71,7 +73,22 @@ func (f *fakeOrch) List(_ context.Context, lf orchestrator.ListFilter) (orchestr
 	return orchestrator.ListResult{Items: []orchestrator.Summary{{ID: "rem-a", Repo: "acme/api"}, {ID: "rem-other", Repo: "other/service"}}}, f.err
 }
 func (f *fakeOrch) Ready(context.Context) error { return f.err }
-func (f *fakeOrch) Namespace() string           { return "default" }
+
+// Generate starts like Start and, with ready set, answers with the status.
+func (f *fakeOrch) Generate(ctx context.Context, r orchestrator.StartRequest, _ time.Duration) (orchestrator.StartResult, orchestrator.Status, bool, error) {
+	res, err := f.Start(ctx, r)
+	st := status(res.ID)
+	return res, st, f.generateReady, err
+}
+
+// FindByIncident finds "rem-inc" for incident INC-1 and nothing else.
+func (f *fakeOrch) FindByIncident(_ context.Context, id string, _ orchestrator.Scope) (string, error) {
+	if id == "INC-1" {
+		return "rem-inc", nil
+	}
+	return "", orchestrator.ErrNotFound
+}
+func (f *fakeOrch) Namespace() string { return "default" }
 
 const (
 	devTok      = "developer-token-0123456789"

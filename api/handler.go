@@ -28,6 +28,10 @@ type Orchestrator interface {
 	List(ctx context.Context, f orchestrator.ListFilter) (orchestrator.ListResult, error)
 	// AlertResolved records on a running remediation that its alert resolved.
 	AlertResolved(ctx context.Context, id, fingerprint string, at time.Time) error
+	// Generate starts a remediation and waits at most wait for its fix.
+	Generate(ctx context.Context, req orchestrator.StartRequest, wait time.Duration) (orchestrator.StartResult, orchestrator.Status, bool, error)
+	// FindByIncident finds the remediation of an incident within scope.
+	FindByIncident(ctx context.Context, incidentID string, scope orchestrator.Scope) (string, error)
 	Ready(ctx context.Context) error
 	Namespace() string
 }
@@ -72,6 +76,15 @@ type Options struct {
 	UIURL                  string
 	DefaultApprovalTimeout time.Duration
 	Version                string
+	// Dragon reads decisions for Dragon's callbacks; DragonWebhookSecret
+	// verifies them (empty refuses every callback).
+	Dragon              DragonClient
+	DragonWebhookSecret []byte
+	// Slack opens the reason dialog and answers clicks; nil without a Slack
+	// client (buttons still vote).
+	Slack SlackClient
+	// GenerateWait bounds how long POST /api/generate waits for the fix.
+	GenerateWait time.Duration
 }
 
 type handler struct {

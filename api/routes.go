@@ -22,6 +22,7 @@ const (
 	ruleApprovals = "approvals"
 	ruleWebhooks  = "webhooks"
 	ruleGeneral   = "general"
+	rulePR        = "pr"
 	// ruleAuthFailures counts failed authentications per client IP; it is
 	// applied by authenticate, not by a route.
 	ruleAuthFailures = "auth_failures"
@@ -49,6 +50,7 @@ func (h *handler) routeTable() []route {
 		{"GET", "/metrics", "", nil, h.metrics},
 		{"POST", "/webhooks/github", ruleWebhooks, nil, h.githubWebhook},
 		{"POST", "/webhooks/slack", ruleWebhooks, nil, h.slackWebhook},
+		{"POST", "/webhooks/dragon", ruleWebhooks, nil, h.dragonWebhook},
 		{"POST", "/api/remediations", ruleGenerate, []string{roleDeveloper, roleAdmin}, h.startRemediation},
 		{"GET", "/api/remediations", ruleGeneral, anyRole, h.listRemediations},
 		{"GET", "/api/remediations/:id", ruleGeneral, anyRole, h.getRemediation},
@@ -58,6 +60,9 @@ func (h *handler) routeTable() []route {
 		{"GET", "/api/decisions/:id", ruleGeneral, anyRole, h.getDecision},
 		{"POST", ciEventPath, ruleWebhooks, []string{roleDeveloper, roleAdmin}, h.ciEvent},
 		{"POST", "/api/observability/alert", ruleWebhooks, []string{roleDeveloper, roleAdmin}, h.observabilityAlert},
+		{"POST", "/api/generate", ruleGenerate, []string{roleDeveloper, roleAdmin}, h.generate},
+		{"POST", "/api/pr", rulePR, anyRole, h.pr},
+		{"POST", "/api/approvals", ruleApprovals, approvers, h.approvals},
 	}
 }
 

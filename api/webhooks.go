@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"remediator/activities"
 	"remediator/internal/errcode"
 	"remediator/internal/orchestrator"
+	"remediator/internal/slack"
 	"remediator/internal/webhook"
 	"remediator/workflows"
 )
@@ -224,15 +226,27 @@ const (
 )
 
 type slackAction struct {
-	Type      string `json:"type"`
-	TriggerID string `json:"trigger_id"`
-	User      struct {
+	Type        string `json:"type"`
+	TriggerID   string `json:"trigger_id"`
+	ResponseURL string `json:"response_url"`
+	User        struct {
 		ID string `json:"id"`
 	} `json:"user"`
 	Actions []struct {
 		ActionID string `json:"action_id"`
 		Value    string `json:"value"`
 	} `json:"actions"`
+	View struct {
+		ID string `json:"id"`
+	} `json:"view"`
+}
+
+// SlackClient is what the Slack webhook needs of Slack: the reason dialog
+// of a Reject, and the answer to a click through its response_url.
+type SlackClient interface {
+	CanOpenViews() bool
+	OpenView(ctx context.Context, triggerID string, v slack.View) error
+	Respond(ctx context.Context, responseURL string, m slack.Message) error
 }
 
 // slackWebhook verifies Slack's v0 signature within its 5-minute window, then
@@ -258,11 +272,49 @@ func (h *handler) slackWebhook(c *gin.Context) {
 		writeError(c, h.logger, newError(errcode.MalformedPayload, "a form field payload with JSON is required"))
 		return
 	}
-	c.JSON(http.StatusOK, slackResponse{Text: h.slackVote(c, act)})
+	if act.Type == "view_submission" {
+		h.slackReasonSubmitted(c, act, []byte(form.Get("payload")))
+		return
+	}
+	c.JSON(http.StatusOK, slackResponse{Text: h.slackVote(c, act, "")})
 }
 
-// slackVote returns the text Slack shows for the action.
-func (h *handler) slackVote(c *gin.Context, act slackAction) string {
+// slackReasonSubmitted takes the reason dialog a Reject opened and rejects
+// with the reason given. Refusals are shown on the dialog's field.
+func (h *handler) slackReasonSubmitted(c *gin.Context, act slackAction, payload []byte) {
+	value, reason, err := slack.ReasonFromSubmission(payload)
+	if err != nil {
+		c.JSON(http.StatusOK, gin.H{})
+		return
+	}
+	if strings.TrimSpace(reason) == "" {
+		c.JSON(http.StatusOK, slackFieldError("A rejection needs a reason."))
+		return
+	}
+	act.Actions = []struct {
+		ActionID string `json:"action_id"`
+		Value    string `json:"value"`
+	}{{ActionID: slackReject, Value: value}}
+	if act.TriggerID == "" {
+		act.TriggerID = act.View.ID
+	}
+	act.Type = "block_actions"
+	text := h.slackVote(c, act, reason)
+	if !strings.HasPrefix(text, "Rejected by ") {
+		c.JSON(http.StatusOK, slackFieldError(text))
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"response_action": "clear"})
+}
+
+// slackFieldError keeps the dialog open with text under the reason field.
+func slackFieldError(text string) gin.H {
+	return gin.H{"response_action": "errors", "errors": gin.H{"reason": oneLine(text, 150)}}
+}
+
+// slackVote returns the text Slack shows for the action. reason is the
+// reason a Reject's dialog gave ("" for a button click).
+func (h *handler) slackVote(c *gin.Context, act slackAction, reason string) string {
 	if act.Type != "block_actions" || len(act.Actions) != 1 ||
 		(act.Actions[0].ActionID != slackApprove && act.Actions[0].ActionID != slackReject) {
 		return "Nothing to do for this action."
@@ -283,10 +335,22 @@ func (h *handler) slackVote(c *gin.Context, act slackAction) string {
 	if err := h.checkAccess(c, parts[0]); err != nil {
 		return "No such remediation."
 	}
+	if !approve && reason == "" && h.opts.Slack != nil && h.opts.Slack.CanOpenViews() && act.TriggerID != "" {
+		// A rejection needs a reason: ask for it in a dialog, whose
+		// submission rejects.
+		if err := h.opts.Slack.OpenView(c.Request.Context(), act.TriggerID, slack.ReasonModal(act.Actions[0].Value)); err == nil {
+			return "Tell us why in the dialog."
+		} else {
+			h.logger.WarnContext(c.Request.Context(), "opening the reason dialog failed", "error", err, "correlation_id", correlationID(c))
+		}
+	}
 	v := orchestrator.Vote{ID: parts[0], Approve: approve, Actor: p.Subject, Roles: p.Roles, DecisionID: parts[1],
 		DiffDigest: parts[2], Channel: workflows.ChannelSlack, RequestID: "slack:" + act.TriggerID}
 	if !approve {
-		v.Reason = "rejected in Slack by " + p.Subject
+		v.Reason = oneLine(reason, maxTextLen)
+		if strings.TrimSpace(reason) == "" {
+			v.Reason = "rejected in Slack by " + p.Subject
+		}
 	}
 	st, err := h.orch.Decide(c.Request.Context(), v)
 	var rej *orchestrator.RejectedError
@@ -303,5 +367,27 @@ func (h *handler) slackVote(c *gin.Context, act slackAction) string {
 	if !approve {
 		verb = "Rejected"
 	}
+	h.slackRespond(c, act.ResponseURL, st)
 	return verb + " by " + p.Subject + "; " + st.ID + " is now " + string(st.Phase) + "."
+}
+
+// slackRespond brings the clicked message up to date through its
+// response_url (only Slack's own hosts are dialled), after the click was
+// answered: Slack wants its answer within 3 seconds.
+func (h *handler) slackRespond(c *gin.Context, responseURL string, st orchestrator.Status) {
+	if h.opts.Slack == nil || responseURL == "" {
+		return
+	}
+	n := st.Notice()
+	l := h.links(st.ID)
+	n.Links.API, n.Links.UI = l.Self, l.UI
+	msg := slack.ApprovalMessage(activities.SlackApprovalInfo(n))
+	ctx := context.WithoutCancel(c.Request.Context())
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		if err := h.opts.Slack.Respond(ctx, responseURL, msg); err != nil {
+			h.logger.WarnContext(ctx, "answering through Slack's response_url failed", "error", err)
+		}
+	}()
 }

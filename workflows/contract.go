@@ -248,6 +248,7 @@ type Status struct {
 	Repo              string                  `json:"repo"`
 	Ref               string                  `json:"ref,omitempty"`
 	SHA               string                  `json:"sha,omitempty"`
+	FailureSummary    string                  `json:"failure_summary,omitempty"`
 	IncidentID        string                  `json:"incident_id,omitempty"`
 	Requester         string                  `json:"requester"`
 	CorrelationID     string                  `json:"correlation_id,omitempty"`

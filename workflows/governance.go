@@ -82,24 +82,7 @@ func (r *remediation) sendNotice(ctx workflow.Context) {
 	if n.SlackPosted && !r.caps.NotifyUpdates && !r.st.Phase.Terminal() {
 		return // an incoming webhook cannot update; the outcome is posted once more
 	}
-	notice := activities.Notice{
-		RemediationID: r.in.ID, DecisionID: r.st.DecisionID, Repo: r.in.Repo, Ref: r.in.Ref, BaseSHA: r.st.SHA,
-		Failure: r.in.FailureSummary, Deadline: r.st.Deadline, Phase: string(r.st.Phase), Votes: r.st.Votes,
-		Required: r.st.RequiredApprovals,
-	}
-	if r.st.Phase.Terminal() {
-		notice.Outcome = r.st.Reason
-	}
-	if f := r.st.Fix; f != nil {
-		notice.Digest, notice.FixSummary, notice.Files, notice.Validated, notice.Validation = f.Digest, f.Summary, f.Files, f.Validated, f.Validation
-		notice.FixSource = strings.TrimSpace(f.Source + " " + f.Recipe)
-	}
-	if k := r.st.Risk; k != nil {
-		notice.RiskLevel, notice.RiskScore, notice.RiskReason = k.Level, k.Score, k.Reason
-	}
-	if r.st.PR != nil {
-		notice.Links.Change = r.st.PR.URL
-	}
+	notice := r.st.Notice()
 	var ref activities.MessageRef
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, writebackOptions), acts.Notify,
 		activities.NotifyInput{Notice: notice, Ref: activities.MessageRef{Channel: n.SlackChannel, TS: n.SlackTS}}).Get(ctx, &ref)
@@ -111,6 +94,29 @@ func (r *remediation) sendNotice(ctx workflow.Context) {
 	if ref.TS != "" {
 		n.SlackChannel, n.SlackTS = ref.Channel, ref.TS
 	}
+}
+
+// Notice is what the approval message shows of a status; the workflow posts
+// it and the API answers a Slack click with it.
+func (st Status) Notice() activities.Notice {
+	n := activities.Notice{
+		RemediationID: st.ID, DecisionID: st.DecisionID, Repo: st.Repo, Ref: st.Ref, BaseSHA: st.SHA,
+		Failure: st.FailureSummary, Deadline: st.Deadline, Phase: string(st.Phase), Votes: st.Votes, Required: st.RequiredApprovals,
+	}
+	if st.Phase.Terminal() {
+		n.Outcome = st.Reason
+	}
+	if f := st.Fix; f != nil {
+		n.Digest, n.FixSummary, n.Files, n.Validated, n.Validation = f.Digest, f.Summary, f.Files, f.Validated, f.Validation
+		n.FixSource = strings.TrimSpace(f.Source + " " + f.Recipe)
+	}
+	if k := st.Risk; k != nil {
+		n.RiskLevel, n.RiskScore, n.RiskReason = k.Level, k.Score, k.Reason
+	}
+	if st.PR != nil {
+		n.Links.Change = st.PR.URL
+	}
+	return n
 }
 
 // sidecar keeps an outside record (the incident, the Slack message) in

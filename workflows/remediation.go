@@ -103,6 +103,7 @@ func newRemediation(ctx workflow.Context, in RemediationInput, version workflow.
 			Repo:              in.Repo,
 			Ref:               in.Ref,
 			SHA:               in.SHA,
+			FailureSummary:    in.FailureSummary,
 			IncidentID:        in.IncidentID,
 			Requester:         in.Requester,
 			CorrelationID:     in.CorrelationID,

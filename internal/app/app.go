@@ -47,7 +47,10 @@ type Components struct {
 // the configured roots, recipe fixes in the recipe sandbox, the built-in
 // decision ledger, and the keys votes are verified with. Without a working
 // sandbox it warns loudly (auto) or refuses to build (required).
-func BuildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger) (Components, error) {
+//
+// reg receives the model's metrics (tokens, latency); nil keeps them
+// unregistered.
+func BuildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger, reg prometheus.Registerer) (Components, error) {
 	git, err := gitlocal.New(gitlocal.Options{Roots: cfg.GitRoots, ScratchDir: filepath.Join(cfg.DataDir, "scratch")})
 	if err != nil {
 		return Components{}, err
@@ -73,9 +76,18 @@ func BuildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger
 	if err != nil {
 		return Components{}, err
 	}
-	local := &activities.LocalFixer{Git: git, Recipes: &recipe.Generator{
-		Checkout: git, Recipes: recipes, MaxDiffBytes: cfg.MaxDiffBytes, DeniedPaths: cfg.DeniedPaths, Sandbox: sb,
-	}}
+	model, err := buildModel(cfg, reg)
+	if err != nil {
+		return Components{}, err
+	}
+	generator := func(checkout recipe.Checkouter) *recipe.Generator {
+		g := &recipe.Generator{Checkout: checkout, Recipes: recipes, MaxDiffBytes: cfg.MaxDiffBytes, DeniedPaths: cfg.DeniedPaths, Sandbox: sb}
+		if model != nil {
+			g.Model, g.ModelCheck, g.ModelAttempts = model, cfg.LLM.Check, cfg.LLM.MaxAttempts
+		}
+		return g
+	}
+	local := &activities.LocalFixer{Git: git, Recipes: generator(git)}
 	clients, hosts, err := buildForges(cfg)
 	if err != nil {
 		return Components{}, err
@@ -89,20 +101,24 @@ func BuildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger
 	}
 	forges := &activities.Forges{
 		Clients: clients, Hosts: hosts, Mirrors: mirrors, MirrorRoot: mirrorRoot,
-		Recipes: &recipe.Generator{Checkout: mirrors, Recipes: recipes, MaxDiffBytes: cfg.MaxDiffBytes, DeniedPaths: cfg.DeniedPaths, Sandbox: sb},
+		Recipes: generator(mirrors),
 		Local:   local, LocalGit: &activities.LocalGit{Git: git},
 		Labels: cfg.ChangeLabels, Reviewers: cfg.ChangeReviewers,
 		PublicURL: cfg.PublicURL, UIURL: cfg.UIURL, Namespace: cfg.Temporal.Namespace,
 	}
-	return Components{
-		Acts: &activities.Activities{
-			Fixer:     forges,
-			Decisions: &activities.LedgerDecisions{Store: store},
-			Git:       forges,
-			VoteKeys:  cfg.VotePublicKeys,
-		},
-		Ledger: store,
-	}, nil
+	acts := &activities.Activities{
+		Fixer:     forges,
+		Decisions: &activities.LedgerDecisions{Store: store},
+		Git:       forges,
+		VoteKeys:  cfg.VotePublicKeys,
+		PublicURL: cfg.PublicURL, UIURL: cfg.UIURL, Namespace: cfg.Temporal.Namespace,
+	}
+	ints, err := buildIntegrations(cfg)
+	if err != nil {
+		return Components{}, err
+	}
+	ints.wire(acts, cfg)
+	return Components{Acts: acts, Ledger: store}, nil
 }
 
 // NewWorker builds the worker with every workflow and activity registered;
@@ -137,7 +153,10 @@ func (d *APIDeps) Close() {
 // tokens), rate limits (memory, or Redis shared across replicas), metrics,
 // webhook secrets, and an orchestrator over c. extra adds credentials such as
 // the dev tokens.
-func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store *ledger.Store, extra []auth.StaticToken, logger *slog.Logger) (*APIDeps, error) {
+//
+// reg is the registry /metrics serves (NewRegistry); the worker's metrics
+// join it when both run in one process.
+func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store *ledger.Store, extra []auth.StaticToken, logger *slog.Logger, reg *prometheus.Registry) (*APIDeps, error) {
 	deps := &APIDeps{}
 	ok := false
 	defer func() {
@@ -169,8 +188,6 @@ func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store *ledg
 	if err != nil {
 		return nil, fmt.Errorf("REMEDIATOR_RATE_LIMITS: %w", err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	limiter, err := ratelimit.New(limitStore, rules, reg)
 	if err != nil {
 		return nil, err
@@ -200,17 +217,40 @@ func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store *ledg
 		glToken = cfg.GitLab.WebhookToken
 	}
 	repos := &forge.Resolver{Local: local, Forges: checkers, Hosts: hosts}
+	ints, err := buildIntegrations(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var decisions api.DecisionReader = store
+	var dragonClient api.DragonClient
+	var dragonSecret []byte
+	if ints.Dragon != nil {
+		decisions, dragonClient, dragonSecret = dragonDecisions{ints.Dragon}, ints.Dragon, cfg.Dragon.WebhookSecret
+	}
+	var slackClient api.SlackClient
+	if ints.Slack != nil {
+		slackClient = ints.Slack
+	}
 	orch := orchestrator.New(c, cfg.Temporal.Namespace, cfg.ApprovalTimeout, signer)
 	deps.Handler = api.NewHandler(logger.With("component", "api"), orch, api.Options{
 		Auth: authn, Limiter: limiter, LimitStore: limitStore, TrustedProxies: cfg.TrustedProxies,
 		GitHubSecret: cfg.GitHubSecret, SlackSecret: cfg.SlackSecret, GitLabWebhookToken: glToken,
 		AlertRepoLabel: cfg.AlertRepoLabel, AlertRoutes: cfg.AlertRoutes, SlackUsers: cfg.SlackUsers, WebhookMaxBytes: cfg.WebhookMaxBytes,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Registerer: reg,
-		Decisions: store, Repos: repos, MaxBodyBytes: cfg.MaxBodyBytes, PublicURL: cfg.PublicURL,
+		Decisions: decisions, Repos: repos, MaxBodyBytes: cfg.MaxBodyBytes, PublicURL: cfg.PublicURL,
 		UIURL: cfg.UIURL, DefaultApprovalTimeout: cfg.ApprovalTimeout, Version: Version(),
+		Dragon: dragonClient, DragonWebhookSecret: dragonSecret, Slack: slackClient, GenerateWait: cfg.GenerateWait,
 	})
 	ok = true
 	return deps, nil
+}
+
+// NewRegistry is the Prometheus registry of one process, with the Go
+// runtime and process collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 // Serve runs srv until ctx ends, then shuts it down gracefully.
@@ -260,9 +300,23 @@ func RunWorker(ctx context.Context, getenv func(string) string, stderr io.Writer
 		return err
 	}
 	defer c.Close()
-	comps, err := BuildActivities(ctx, cfg, logger)
+	reg := NewRegistry()
+	comps, err := BuildActivities(ctx, cfg, logger, reg)
 	if err != nil {
 		return err
+	}
+	if cfg.MetricsAddr != "" {
+		// The worker's own metrics (the model's tokens and latency, the Go
+		// runtime) on their own listener.
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("REMEDIATOR_METRICS_ADDR: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = Serve(ctx, srv, ln, cfg.ShutdownTimeout) }()
+		logger.Info("worker metrics listening", "addr", ln.Addr().String())
 	}
 	// A worker that stopped polling must not look alive: exit with its error.
 	fatal := make(chan error, 1)
@@ -296,7 +350,7 @@ func RunAPI(ctx context.Context, getenv func(string) string, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	deps, err := NewAPI(ctx, cfg, c, store, nil, logger)
+	deps, err := NewAPI(ctx, cfg, c, store, nil, logger, NewRegistry())
 	if err != nil {
 		return err
 	}

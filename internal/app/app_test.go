@@ -30,11 +30,11 @@ func TestRecipeSandboxModes(t *testing.T) {
 	cfg := config.Config{DataDir: t.TempDir(), GitRoots: []string{t.TempDir()}, RecipeSandbox: sandbox.ModeRequired}
 	var log bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&log, nil))
-	if _, err := BuildActivities(context.Background(), cfg, logger); err == nil || !strings.Contains(err.Error(), "REMEDIATOR_RECIPE_SANDBOX=required") {
+	if _, err := BuildActivities(context.Background(), cfg, logger, nil); err == nil || !strings.Contains(err.Error(), "REMEDIATOR_RECIPE_SANDBOX=required") {
 		t.Fatalf("required without bubblewrap must refuse to start: %v", err)
 	}
 	cfg.RecipeSandbox = sandbox.ModeAuto
-	comps, err := BuildActivities(context.Background(), cfg, logger)
+	comps, err := BuildActivities(context.Background(), cfg, logger, nil)
 	if err != nil || comps.Acts == nil {
 		t.Fatalf("auto without bubblewrap must still start: %v", err)
 	}

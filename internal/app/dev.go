@@ -115,7 +115,8 @@ func StartDev(ctx context.Context, cfg config.Config, ports devserver.Ports, log
 	}
 	cfg.VotePublicKeys = append(cfg.VotePublicKeys, signer.PublicKey())
 	d.Config = cfg
-	comps, err := BuildActivities(ctx, cfg, logger)
+	reg := NewRegistry()
+	comps, err := BuildActivities(ctx, cfg, logger, reg)
 	if err != nil {
 		return fail(err)
 	}
@@ -136,7 +137,7 @@ func StartDev(ctx context.Context, cfg config.Config, ports devserver.Ports, log
 		}
 		devTokens = append(devTokens, st)
 	}
-	if d.api, err = NewAPI(ctx, cfg, d.Client, comps.Ledger, devTokens, logger); err != nil {
+	if d.api, err = NewAPI(ctx, cfg, d.Client, comps.Ledger, devTokens, logger, reg); err != nil {
 		return fail(err)
 	}
 	d.Handler = d.api.Handler

@@ -106,6 +106,49 @@ type Config struct {
 	// map alert names to repositories for alerts without it.
 	AlertRepoLabel string
 	AlertRoutes    map[string]string
+	// Dragon, Incident, Slack and LLM are the governance integrations; nil
+	// when not configured (the built-in ledger, no incident, no Slack
+	// message, recipes only).
+	Dragon   *Dragon
+	Incident *Incident
+	Slack    *Slack
+	LLM      *LLM
+	// GenerateWait bounds how long POST /api/generate waits for the fix.
+	GenerateWait time.Duration
+	// MetricsAddr is where `remediator worker` serves /metrics ("" = off;
+	// the API serves its own on its listener).
+	MetricsAddr string
+}
+
+// Dragon configures the decision service (the seed's names).
+type Dragon struct {
+	BaseURL, Token, Org, Region string
+	// WebhookSecret verifies Dragon's callbacks; empty refuses them all.
+	WebhookSecret []byte
+	// PollInterval is how often a waiting remediation reads its decision.
+	PollInterval time.Duration
+}
+
+// Incident configures the incident API.
+type Incident struct {
+	BaseURL, Token string
+}
+
+// Slack configures where approval requests are posted: an incoming
+// webhook, or a bot token and channel (which can also update the message
+// and open the reject dialog).
+type Slack struct {
+	WebhookURL, BotToken, Channel, APIURL string
+}
+
+// LLM configures fixes written by an OpenAI-compatible model.
+type LLM struct {
+	BaseURL, APIKey, APIVersion, Model string
+	Timeout                            time.Duration
+	MaxTokens, MaxAttempts             int
+	// Check is the command run (sandboxed) after a model's diff is applied;
+	// it must pass for the fix to be proposed.
+	Check string
 }
 
 // GitHub configures the GitHub (or GitHub Enterprise) provider.
@@ -273,6 +316,21 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 		c.AlertRoutes[name] = repo
 	}
 
+	c.GenerateWait = durVar("REMEDIATOR_GENERATE_WAIT", 20*time.Second)
+	c.MetricsAddr = env("REMEDIATOR_METRICS_ADDR", "")
+	if c.Dragon, err = loadDragon(env, getenv, durVar); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Incident, err = loadIncident(env, getenv); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Slack, err = loadSlack(env, getenv); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LLM, err = loadLLM(env, getenv, intVar, durVar); err != nil {
+		errs = append(errs, err)
+	}
+
 	if !slices.Contains([]string{"text", "json"}, c.LogFormat) {
 		errs = append(errs, fmt.Errorf("REMEDIATOR_LOG_FORMAT: %q is not text or json", c.LogFormat))
 	}
@@ -380,6 +438,109 @@ func loadGitLab(env func(string, string) string, getenv func(string) string) (*G
 		return nil, fmt.Errorf("GITLAB_URL: %w", err)
 	}
 	return g, nil
+}
+
+// loadDragon returns nil without KLYNX_DRAGON_BASE_URL (the built-in
+// ledger decides). A base without a token is an error: there is no default
+// credential.
+func loadDragon(env func(string, string) string, getenv func(string) string, durVar func(string, time.Duration) time.Duration) (*Dragon, error) {
+	base := env("KLYNX_DRAGON_BASE_URL", "")
+	secret := []byte(getenv("KLYNX_DRAGON_WEBHOOK_SECRET"))
+	if base == "" {
+		if len(secret) > 0 || strings.TrimSpace(getenv("KLYNX_DRAGON_TOKEN")) != "" {
+			return nil, errors.New("KLYNX_DRAGON_TOKEN and KLYNX_DRAGON_WEBHOOK_SECRET need KLYNX_DRAGON_BASE_URL")
+		}
+		return nil, nil
+	}
+	d := &Dragon{BaseURL: strings.TrimRight(base, "/"), Token: strings.TrimSpace(getenv("KLYNX_DRAGON_TOKEN")),
+		Org: env("KLYNX_DRAGON_ORG", "default-org"), Region: env("KLYNX_DRAGON_REGION", "global"), WebhookSecret: secret,
+		PollInterval: durVar("KLYNX_DRAGON_POLL_INTERVAL", 30*time.Second)}
+	var errs []error
+	if err := checkBaseURL(d.BaseURL); err != nil {
+		errs = append(errs, fmt.Errorf("KLYNX_DRAGON_BASE_URL: %w", err))
+	}
+	if d.Token == "" {
+		errs = append(errs, errors.New("KLYNX_DRAGON_BASE_URL needs KLYNX_DRAGON_TOKEN (there is no default token)"))
+	}
+	if len(secret) > 0 && len(secret) < 16 {
+		errs = append(errs, errors.New("KLYNX_DRAGON_WEBHOOK_SECRET must be at least 16 bytes"))
+	}
+	if d.PollInterval < time.Second || d.PollInterval > time.Hour {
+		errs = append(errs, errors.New("KLYNX_DRAGON_POLL_INTERVAL must be between 1s and 1h"))
+	}
+	return d, errors.Join(errs...)
+}
+
+// loadIncident returns nil without KLYNX_INCIDENT_API_BASE.
+func loadIncident(env func(string, string) string, getenv func(string) string) (*Incident, error) {
+	base := env("KLYNX_INCIDENT_API_BASE", "")
+	if base == "" {
+		if getenv("KLYNX_INCIDENT_API_TOKEN") != "" {
+			return nil, errors.New("KLYNX_INCIDENT_API_TOKEN needs KLYNX_INCIDENT_API_BASE")
+		}
+		return nil, nil
+	}
+	i := &Incident{BaseURL: strings.TrimRight(base, "/"), Token: strings.TrimSpace(getenv("KLYNX_INCIDENT_API_TOKEN"))}
+	if err := checkBaseURL(i.BaseURL); err != nil {
+		return nil, fmt.Errorf("KLYNX_INCIDENT_API_BASE: %w", err)
+	}
+	return i, nil
+}
+
+// loadSlack returns nil when neither an incoming webhook nor a bot token
+// is configured.
+func loadSlack(env func(string, string) string, getenv func(string) string) (*Slack, error) {
+	s := &Slack{WebhookURL: env("KLYNX_SLACK_WEBHOOK_URL", ""), BotToken: strings.TrimSpace(getenv("SLACK_BOT_TOKEN")),
+		Channel: env("SLACK_CHANNEL", ""), APIURL: env("SLACK_API_URL", "https://slack.com/api/")}
+	if s.WebhookURL == "" && s.BotToken == "" {
+		if s.Channel != "" {
+			return nil, errors.New("SLACK_CHANNEL needs SLACK_BOT_TOKEN")
+		}
+		return nil, nil
+	}
+	var errs []error
+	if s.BotToken != "" && s.Channel == "" {
+		errs = append(errs, errors.New("SLACK_BOT_TOKEN needs SLACK_CHANNEL (a channel id such as C0123ABCD)"))
+	}
+	if s.WebhookURL != "" {
+		if u, err := url.Parse(s.WebhookURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+			errs = append(errs, errors.New("KLYNX_SLACK_WEBHOOK_URL is not an http(s) URL"))
+		}
+	}
+	if err := checkBaseURL(s.APIURL); err != nil {
+		errs = append(errs, fmt.Errorf("SLACK_API_URL: %w", err))
+	}
+	return s, errors.Join(errs...)
+}
+
+// loadLLM returns nil without REMEDIATOR_LLM_BASE_URL (fixes come from
+// recipes only).
+func loadLLM(env func(string, string) string, getenv func(string) string, intVar func(string, int) int, durVar func(string, time.Duration) time.Duration) (*LLM, error) {
+	base := env("REMEDIATOR_LLM_BASE_URL", "")
+	if base == "" {
+		return nil, nil
+	}
+	l := &LLM{BaseURL: strings.TrimRight(base, "/"), APIKey: strings.TrimSpace(getenv("REMEDIATOR_LLM_API_KEY")),
+		APIVersion: env("REMEDIATOR_LLM_API_VERSION", ""), Model: env("REMEDIATOR_LLM_MODEL", ""),
+		Timeout: durVar("REMEDIATOR_LLM_TIMEOUT", 120*time.Second), MaxTokens: intVar("REMEDIATOR_LLM_MAX_TOKENS", 4096),
+		MaxAttempts: intVar("REMEDIATOR_LLM_MAX_ATTEMPTS", 3), Check: env("REMEDIATOR_LLM_CHECK", "")}
+	var errs []error
+	if err := checkBaseURL(l.BaseURL); err != nil {
+		errs = append(errs, fmt.Errorf("REMEDIATOR_LLM_BASE_URL: %w", err))
+	}
+	if l.Model == "" {
+		errs = append(errs, errors.New("REMEDIATOR_LLM_BASE_URL needs REMEDIATOR_LLM_MODEL"))
+	}
+	if l.MaxAttempts < 1 || l.MaxAttempts > 10 {
+		errs = append(errs, errors.New("REMEDIATOR_LLM_MAX_ATTEMPTS must be between 1 and 10"))
+	}
+	if l.MaxTokens < 256 || l.MaxTokens > 1<<20 {
+		errs = append(errs, errors.New("REMEDIATOR_LLM_MAX_TOKENS must be between 256 and 1048576"))
+	}
+	if l.Timeout > 10*time.Minute {
+		errs = append(errs, errors.New("REMEDIATOR_LLM_TIMEOUT must be at most 10m (it runs inside the fix activity)"))
+	}
+	return l, errors.Join(errs...)
 }
 
 // checkBaseURL accepts an http(s) URL without credentials, query or fragment.
@@ -557,7 +718,20 @@ func (c Config) String() string {
 	if c.GitLab != nil {
 		gitlab = c.GitLab.URL
 	}
-	return fmt.Sprintf("mode=%s data_dir=%s http=%s temporal=%s/%s tls=%t tokens=[%s] api_keys=%d jwt=%t redis=%t trusted_proxies=%v github_webhook=%t slack=%t git_roots=%v approval_timeout=%s recipe_sandbox=%s vote_signing_key=%t vote_public_keys=%v github=%s gitlab=%s outbound_allow=%v",
+	integrations := []string{}
+	if c.Dragon != nil {
+		integrations = append(integrations, "dragon="+c.Dragon.BaseURL)
+	}
+	if c.Incident != nil {
+		integrations = append(integrations, "incident="+c.Incident.BaseURL)
+	}
+	if c.Slack != nil {
+		integrations = append(integrations, fmt.Sprintf("slack(bot=%t,webhook=%t)", c.Slack.BotToken != "", c.Slack.WebhookURL != ""))
+	}
+	if c.LLM != nil {
+		integrations = append(integrations, "llm="+c.LLM.BaseURL+"/"+c.LLM.Model)
+	}
+	return fmt.Sprintf("integrations=%v ", integrations) + fmt.Sprintf("mode=%s data_dir=%s http=%s temporal=%s/%s tls=%t tokens=[%s] api_keys=%d jwt=%t redis=%t trusted_proxies=%v github_webhook=%t slack=%t git_roots=%v approval_timeout=%s recipe_sandbox=%s vote_signing_key=%t vote_public_keys=%v github=%s gitlab=%s outbound_allow=%v",
 		c.Mode, c.DataDir, c.HTTPAddr, c.Temporal.Address, c.Temporal.Namespace, c.Temporal.TLS,
 		strings.Join(subjects, ","), len(c.APIKeys), c.JWT != nil, c.RedisURL != "", c.TrustedProxies,
 		len(c.GitHubSecret) > 0, len(c.SlackSecret) > 0, c.GitRoots, c.ApprovalTimeout,

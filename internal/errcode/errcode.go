@@ -30,7 +30,7 @@ var (
 	TrailingData     = Code{"trailing_data", http.StatusBadRequest, "the body has data after the JSON object"}
 	UnreadableBody   = Code{"unreadable_body", http.StatusBadRequest, "the body could not be read"}
 	MissingHeaders   = Code{"missing_headers", http.StatusBadRequest, "a GitHub delivery lacks X-GitHub-Event or a valid X-GitHub-Delivery"}
-	MalformedPayload = Code{"malformed_payload", http.StatusBadRequest, "a Slack request lacks a form field payload holding JSON"}
+	MalformedPayload = Code{"malformed_payload", http.StatusBadRequest, "a Slack request lacks a form field payload holding JSON, or a Dragon callback names no decision"}
 	InvalidPageToken = Code{"invalid_page_token", http.StatusBadRequest, "page_token is malformed or was tampered with"}
 )
 
@@ -91,6 +91,7 @@ var (
 	Internal             = Code{"internal", http.StatusInternalServerError, "anything unexpected; logged once with the correlation id"}
 	TemporalUnavailable  = Code{"temporal_unavailable", http.StatusServiceUnavailable, "the workflow service is unavailable"}
 	RateLimitUnavailable = Code{"rate_limit_unavailable", http.StatusServiceUnavailable, "the rate-limit store is down, so writes are refused"}
+	UpstreamUnavailable  = Code{"upstream_unavailable", http.StatusServiceUnavailable, "a service this request needs (Dragon) did not answer; retry later"}
 )
 
 // all is every code, grouped by status in ascending order.
@@ -103,7 +104,7 @@ var all = []Code{
 	BodyTooLarge, UnsupportedMediaType,
 	ValidationFailed, UnknownField, InvalidVote, InvalidArgument, InvalidRepository,
 	RateLimited, RequestHeaderTooLarge,
-	Internal, TemporalUnavailable, RateLimitUnavailable,
+	Internal, TemporalUnavailable, RateLimitUnavailable, UpstreamUnavailable,
 }
 
 // All returns every code in a stable order (by status, then as declared), for

@@ -70,6 +70,13 @@ type Decision struct {
 	Reason        string   `json:"reason,omitempty"`
 	Votes         []Vote   `json:"votes,omitempty"`
 	PRURL         string   `json:"pr_url,omitempty"`
+	// The assessment and validation approvers were shown.
+	RiskLevel  string            `json:"risk_level,omitempty"`
+	RiskScore  int               `json:"risk_score,omitempty"`
+	RiskReason string            `json:"risk_reason,omitempty"`
+	FixSource  string            `json:"fix_source,omitempty"`
+	Validation string            `json:"validation,omitempty"`
+	Links      map[string]string `json:"links,omitempty"`
 }
 
 // Outcome is the end state written back once a remediation ends.

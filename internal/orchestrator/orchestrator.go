@@ -126,7 +126,8 @@ type Vote struct {
 	DiffDigest string
 	Comment    string
 	Reason     string
-	// Channel is where the vote was cast ("api" or "slack"); default "api".
+	// Channel is where the vote was cast ("api", "slack" or "dragon");
+	// default "api".
 	Channel string
 }
 
@@ -247,6 +248,31 @@ func requestHash(req StartRequest) string {
 // retry while running AND after completion land on the same run; a reused
 // Idempotency-Key with a different request is a conflict.
 func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult, error) {
+	p := o.prepareStart(req)
+	if req.Generation > 0 {
+		res, done, err := o.laterGeneration(ctx, p.opts.ID, req.Generation)
+		if err != nil || done {
+			return res, err
+		}
+		p.opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+	}
+	_, err := o.c.ExecuteWorkflow(ctx, p.opts, workflows.WorkflowName, p.in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if err != nil && !errors.As(err, &started) {
+		return StartResult{}, unavailable(err)
+	}
+	return o.describeStart(ctx, p, req.IdempotencyKey != "")
+}
+
+// preparedStart is one start request in the SDK's terms.
+type preparedStart struct {
+	opts       client.StartWorkflowOptions
+	in         workflows.RemediationInput
+	hash       string
+	startToken string
+}
+
+func (o *Orchestrator) prepareStart(req StartRequest) preparedStart {
 	id := IDFor(req)
 	timeout := req.ApprovalTimeout
 	if timeout == 0 {
@@ -254,17 +280,10 @@ func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult
 	}
 	startToken := uuid.NewString()
 	hash := requestHash(req)
-	reuse := enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
-	if req.Generation > 0 {
-		if res, done, err := o.laterGeneration(ctx, id, req.Generation); err != nil || done {
-			return res, err
-		}
-		reuse = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
-	}
 	opts := client.StartWorkflowOptions{
 		ID:                       id,
 		TaskQueue:                workflows.TaskQueue,
-		WorkflowIDReusePolicy:    reuse,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		Memo: map[string]any{
 			workflows.MemoCorrelationID: req.CorrelationID,
@@ -292,11 +311,13 @@ func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult
 		CorrelationID: req.CorrelationID, ApprovalTimeout: timeout, RequiredApprovals: 1,
 		Deadline: deadline.UTC().Truncate(time.Second), CIRun: req.CIRun,
 	}
-	_, err := o.c.ExecuteWorkflow(ctx, opts, workflows.WorkflowName, in)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if err != nil && !errors.As(err, &started) {
-		return StartResult{}, unavailable(err)
-	}
+	return preparedStart{opts: opts, in: in, hash: hash, startToken: startToken}
+}
+
+// describeStart tells whether the run under p's ID is this request's (or an
+// earlier one's, Existing) and refuses a key reused for another request.
+func (o *Orchestrator) describeStart(ctx context.Context, p preparedStart, keyed bool) (StartResult, error) {
+	id := p.opts.ID
 	desc, err := o.c.DescribeWorkflowExecution(ctx, id, "")
 	if err != nil {
 		return StartResult{}, o.mapErr(err)
@@ -305,16 +326,90 @@ func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult
 	var existingHash, existingToken string
 	_ = decode(memo[workflows.MemoRequestHash], &existingHash)
 	_ = decode(memo[memoStartToken], &existingToken)
-	if req.IdempotencyKey != "" && existingHash != hash {
+	if keyed && existingHash != p.hash {
 		return StartResult{}, rejected(errcode.IdempotencyKeyReused,
 			"this Idempotency-Key was already used for a different request")
 	}
 	phase := workflows.PhaseReceived
-	var p string
-	if decode(desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[workflows.SearchAttrPhase], &p) == nil && p != "" {
-		phase = workflows.Phase(p)
+	var ph string
+	if decode(desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[workflows.SearchAttrPhase], &ph) == nil && ph != "" {
+		phase = workflows.Phase(ph)
 	}
-	return StartResult{ID: id, Phase: phase, Existing: existingToken != startToken}, nil
+	return StartResult{ID: id, Phase: phase, Existing: existingToken != p.startToken}, nil
+}
+
+// Generate starts a remediation together with the await_proposal Update
+// (update-with-start, one round trip) and waits at most wait for the fix and
+// its decision. ready is false when the wait ran out first; the remediation
+// goes on either way. A request that names an existing remediation answers
+// with it, like Start.
+func (o *Orchestrator) Generate(ctx context.Context, req StartRequest, wait time.Duration) (res StartResult, st Status, ready bool, err error) {
+	p := o.prepareStart(req)
+	op := o.c.NewWithStartWorkflowOperation(p.opts, workflows.WorkflowName, p.in)
+	uctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	handle, uerr := o.c.UpdateWithStartWorkflow(uctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: op,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateID: "proposal-" + p.startToken, UpdateName: workflows.UpdateAwaitProposal,
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	if uerr == nil {
+		ready = handle.Get(uctx, &st) == nil
+	}
+	// Whether this call started it or an earlier one did, the run is there
+	// (unless the service is down): read what it is.
+	res, err = o.describeStart(ctx, p, req.IdempotencyKey != "")
+	if err != nil {
+		return StartResult{}, Status{}, false, err
+	}
+	if !ready && (res.Existing || res.Phase.Terminal()) {
+		// An existing run answers from its status when its proposal exists.
+		if cur, gerr := o.Get(ctx, res.ID); gerr == nil && cur.Phase != workflows.PhaseReceived && cur.Phase != workflows.PhaseGeneratingFix {
+			st, ready = cur, true
+		}
+	}
+	if ready {
+		res.Phase = st.Phase
+	}
+	return res, st, ready, nil
+}
+
+// FindByIncident returns the newest remediation of an incident within scope
+// that awaits approval (or, if none does, the newest at all).
+func (o *Orchestrator) FindByIncident(ctx context.Context, incidentID string, scope Scope) (string, error) {
+	if scope.empty() || incidentID == "" {
+		return "", ErrNotFound
+	}
+	q := fmt.Sprintf("WorkflowType = '%s' AND %s = '%s'", workflows.WorkflowName, workflows.SearchAttrIncident, quote(incidentID))
+	if cond := scope.condition(); cond != "" {
+		q += " AND " + cond
+	}
+	resp, err := o.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: o.namespace, PageSize: 20, Query: q})
+	if err != nil {
+		return "", o.mapErr(err)
+	}
+	found := ""
+	for _, e := range resp.GetExecutions() {
+		id := e.GetExecution().GetWorkflowId()
+		sa := e.GetSearchAttributes().GetIndexedFields()
+		if _, ok := o.startedByUs(id, sa, e.GetMemo().GetFields()); !ok {
+			continue
+		}
+		var ph string
+		_ = decode(sa[workflows.SearchAttrPhase], &ph)
+		if workflows.Phase(ph) == workflows.PhaseAwaitingApproval {
+			return id, nil
+		}
+		if found == "" {
+			found = id
+		}
+	}
+	if found == "" {
+		return "", ErrNotFound
+	}
+	return found, nil
 }
 
 const (
@@ -405,8 +500,8 @@ func (o *Orchestrator) Decide(ctx context.Context, v Vote) (Status, error) {
 		name = workflows.UpdateApprove
 	}
 	channel := workflows.ChannelAPI
-	if v.Channel == workflows.ChannelSlack {
-		channel = workflows.ChannelSlack
+	if v.Channel == workflows.ChannelSlack || v.Channel == workflows.ChannelDragon {
+		channel = v.Channel
 	}
 	requestID := v.RequestID
 	if requestID == "" {

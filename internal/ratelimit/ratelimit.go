@@ -53,6 +53,7 @@ func DefaultRules() map[string]string {
 	return map[string]string{
 		"generate":      "50-H",
 		"approvals":     "20-H",
+		"pr":            "100-H",
 		"webhooks":      "1000-H",
 		"general":       "1000-H",
 		"auth_failures": "20-M",

@@ -492,7 +492,7 @@ func TestNewValidation(t *testing.T) {
 	for _, r := range l.Rules() {
 		names = append(names, r.Name)
 	}
-	if got := strings.Join(names, ","); got != "approvals,auth_failures,general,generate,webhooks" {
+	if got := strings.Join(names, ","); got != "approvals,auth_failures,general,generate,pr,webhooks" {
 		t.Errorf("Rules() names = %s", got)
 	}
 	if l.Count("nope", OutcomeAllowed) != 0 || l.Count("generate", "bogus") != 0 {
@@ -514,6 +514,7 @@ func TestParseRules(t *testing.T) {
 		"webhooks":  {1000, time.Hour},
 		"general":   {1000, time.Hour},
 		"custom":    {3, 24 * time.Hour},
+		"pr":        {100, time.Hour},
 		// auth_failures is a default too.
 		"auth_failures": {20, time.Minute},
 	}

@@ -1,0 +1,129 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"remediator/internal/dragon"
+)
+
+// DragonDecisions keeps decisions in Dragon: created with structured fields,
+// read back for OpenPR's check (Dragon must echo the fields it was given;
+// a decision that does not is "about another change", and nothing opens),
+// polled while awaiting approval, and given the outcome at the end.
+type DragonDecisions struct {
+	Client *dragon.Client
+}
+
+// clientReference keys a decision for find-before-create: one per run.
+func clientReference(in CreateDecisionInput) string {
+	if in.RunID == "" {
+		return "remediator:" + in.RemediationID
+	}
+	return "remediator:" + in.RemediationID + ":" + in.RunID
+}
+
+// CreateDecision implements DecisionClient.
+func (d *DragonDecisions) CreateDecision(ctx context.Context, in CreateDecisionInput) (Decision, error) {
+	alert := in.IncidentID
+	if alert == "" {
+		alert = in.RemediationID
+	}
+	impact := fmt.Sprintf("%d file(s) in %s", len(in.Files), in.Repo)
+	req := dragon.DecisionRequest{
+		AlertID: alert, Proposer: "remediator", ProposedAction: "apply_autofix",
+		Rationale:       fmt.Sprintf("%s. Risk %s (%d): %s. Impact: %s.", oneLine(in.Summary), in.RiskLevel, in.RiskScore, oneLine(in.RiskReason), impact),
+		ClientReference: clientReference(in), RemediationID: in.RemediationID, Repo: in.Repo, Requester: in.Requester,
+		IncidentID: in.IncidentID, CorrelationID: in.CorrelationID, RiskLevel: in.RiskLevel, RiskScore: in.RiskScore,
+		Impact: impact, DiffDigest: in.DiffDigest, BaseSHA: in.BaseSHA, Files: in.Files, FixSource: in.FixSource,
+		Summary: in.Summary, Links: in.Links,
+	}
+	dec, err := d.Client.Create(ctx, req)
+	if err != nil {
+		return Decision{}, err
+	}
+	if dec.RemediationID != "" && dec.RemediationID != in.RemediationID {
+		return Decision{}, Permanent(ErrTypeConflict, "Dragon answered with a decision about another remediation", nil)
+	}
+	return Decision{ID: dec.ID, Status: dec.Status, Watch: true}, nil
+}
+
+// Facts implements DecisionClient: what Dragon says the decision is about,
+// and what was decided there.
+func (d *DragonDecisions) Facts(ctx context.Context, id string) (DecisionFacts, error) {
+	dec, err := d.Client.Get(ctx, id)
+	if err != nil {
+		return DecisionFacts{}, err
+	}
+	v := verdictOf(dec)
+	return DecisionFacts{RemediationID: dec.RemediationID, Repo: dec.Repo, Requester: dec.Requester, DiffDigest: dec.DiffDigest,
+		BaseSHA: dec.BaseSHA, Verdict: v.Verdict, Approver: v.Actor}, nil
+}
+
+// Verdict implements DecisionWatcher.
+func (d *DragonDecisions) Verdict(ctx context.Context, id string) (DecisionVerdict, error) {
+	dec, err := d.Client.Get(ctx, id)
+	if err != nil {
+		return DecisionVerdict{}, err
+	}
+	return verdictOf(dec), nil
+}
+
+// actorPattern is what an identity from Dragon must look like to be
+// recorded (and compared with the requester); anything else counts as
+// naming nobody.
+var actorPattern = regexp.MustCompile(`^[A-Za-z0-9._@:+-]{1,128}$`)
+
+func verdictOf(dec dragon.Decision) DecisionVerdict {
+	v := DecisionVerdict{Verdict: VerdictPending, Status: truncate(oneLine(dec.Status), 64), Reason: truncate(oneLine(dec.Reason), 2000)}
+	switch dec.Verdict() {
+	case dragon.VerdictApproved:
+		v.Verdict = VerdictApproved
+	case dragon.VerdictRejected:
+		v.Verdict = VerdictRejected
+	}
+	if a := strings.TrimSpace(dec.Approver); actorPattern.MatchString(a) {
+		v.Actor = a
+	}
+	return v
+}
+
+// RecordOutcome implements DecisionClient. A Dragon without the outcome
+// endpoint (404/405) is logged and not retried.
+func (d *DragonDecisions) RecordOutcome(ctx context.Context, in RecordOutcomeInput) error {
+	o := dragon.Outcome{Outcome: strings.ToLower(in.Phase), Status: outcomeStatus(in.Phase), Reason: truncate(oneLine(in.Reason), 2000),
+		RemediationID: in.RemediationID, At: time.Now().UTC()}
+	if o.Outcome == "completed" && in.PR == nil {
+		o.Outcome = "failed"
+	}
+	if in.PR != nil {
+		o.PRURL = in.PR.URL
+	}
+	for _, v := range in.Votes {
+		o.Votes = append(o.Votes, dragon.OutcomeVote{Actor: v.Actor, Approved: v.Approved, Channel: v.Channel, Comment: v.Text(), At: v.At})
+	}
+	err := d.Client.RecordOutcome(ctx, in.DecisionID, o)
+	var apiErr *dragon.APIError
+	if errors.As(err, &apiErr) && (apiErr.Status == 404 || apiErr.Status == 405) {
+		return Permanent(ErrTypeUpstream, "Dragon does not accept the outcome of this decision", err)
+	}
+	return err
+}
+
+func outcomeStatus(phase string) string {
+	switch phase {
+	case "Completed":
+		return "approved"
+	case "Rejected":
+		return "rejected"
+	case "Expired":
+		return "expired"
+	case "Cancelled":
+		return "cancelled"
+	}
+	return "failed"
+}
