@@ -295,6 +295,10 @@ func (h *handler) approvals(c *gin.Context) {
 	if _, bad := problems["incident_id"]; !bad && b.IncidentID != "" && !safeIDPattern.MatchString(b.IncidentID) {
 		problems["incident_id"] = "letters, digits and ._:/- only, at most 128"
 	}
+	key := c.GetHeader("Idempotency-Key")
+	if checkText(problems, "Idempotency-Key", key, singleLine) && key != "" && !idemKeyPattern.MatchString(key) {
+		problems["Idempotency-Key"] = "printable ASCII without spaces, at most 128"
+	}
 	approve := b.Approved != nil && *b.Approved
 	reason := firstNonEmpty(b.Reason, b.Justification, b.Comment)
 	if b.Approved != nil && !approve && strings.TrimSpace(reason) == "" {
@@ -333,7 +337,7 @@ func (h *handler) approvals(c *gin.Context) {
 		}
 		digest = cur.Fix.Digest
 	}
-	v := orchestrator.Vote{ID: id, RequestID: c.GetHeader("Idempotency-Key"), Approve: approve, Actor: p.Subject, Roles: p.Roles,
+	v := orchestrator.Vote{ID: id, RequestID: key, Approve: approve, Actor: p.Subject, Roles: p.Roles,
 		DecisionID: b.DecisionID, DiffDigest: digest}
 	if approve {
 		v.Comment = firstNonEmpty(b.Comment, b.Justification)

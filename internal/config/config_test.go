@@ -140,3 +140,46 @@ func TestForgeConfiguration(t *testing.T) {
 		}
 	}
 }
+
+func TestGovernanceConfiguration(t *testing.T) {
+	c, err := Load(ModeProduction, envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Dragon != nil || c.Incident != nil || c.Slack != nil || c.LLM != nil {
+		t.Fatalf("no integration is on by default: %+v %+v %+v %+v", c.Dragon, c.Incident, c.Slack, c.LLM)
+	}
+	c, err = Load(ModeProduction, envOf(map[string]string{
+		"KLYNX_DRAGON_BASE_URL": "https://dragon.example.com/", "KLYNX_DRAGON_TOKEN": "t0ken", "KLYNX_DRAGON_POLL_INTERVAL": "5s",
+		"KLYNX_INCIDENT_API_BASE": "https://inc.example.com/api/incidents",
+		"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_CHANNEL": "C0123ABCD",
+		"REMEDIATOR_LLM_BASE_URL": "http://127.0.0.1:11434/v1", "REMEDIATOR_LLM_MODEL": "llama", "REMEDIATOR_LLM_CHECK": "go build ./...",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Dragon.BaseURL != "https://dragon.example.com" || c.Dragon.Org != "default-org" || c.Dragon.Region != "global" || c.Dragon.PollInterval != 5*time.Second {
+		t.Fatalf("dragon: %+v", c.Dragon)
+	}
+	if c.Slack.APIURL != "https://slack.com/api/" || c.LLM.MaxAttempts != 3 || c.LLM.Check != "go build ./..." || c.Incident == nil {
+		t.Fatalf("slack %+v llm %+v", c.Slack, c.LLM)
+	}
+	if s := c.String(); strings.Contains(s, "t0ken") || strings.Contains(s, "xoxb-1") {
+		t.Fatalf("String() leaks a secret: %s", s)
+	}
+	for name, env := range map[string]map[string]string{
+		"dragon without token":      {"KLYNX_DRAGON_BASE_URL": "https://dragon.example.com"},
+		"dragon token without base": {"KLYNX_DRAGON_TOKEN": "x"},
+		"short webhook secret":      {"KLYNX_DRAGON_BASE_URL": "https://d.example.com", "KLYNX_DRAGON_TOKEN": "x", "KLYNX_DRAGON_WEBHOOK_SECRET": "short"},
+		"dragon base with query":    {"KLYNX_DRAGON_BASE_URL": "https://d.example.com/?a=1", "KLYNX_DRAGON_TOKEN": "x"},
+		"slack bot without channel": {"SLACK_BOT_TOKEN": "xoxb-1"},
+		"slack channel alone":       {"SLACK_CHANNEL": "C0123ABCD"},
+		"llm without model":         {"REMEDIATOR_LLM_BASE_URL": "https://api.openai.com/v1"},
+		"llm attempts":              {"REMEDIATOR_LLM_BASE_URL": "https://api.openai.com/v1", "REMEDIATOR_LLM_MODEL": "m", "REMEDIATOR_LLM_MAX_ATTEMPTS": "50"},
+		"incident token alone":      {"KLYNX_INCIDENT_API_TOKEN": "x"},
+	} {
+		if _, err := Load(ModeProduction, envOf(env)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -23,6 +23,8 @@ import (
 	"go.temporal.io/api/temporalproto"
 
 	"remediator/internal/devserver"
+	"remediator/internal/llm/llmtest"
+	"remediator/internal/slack/slacktest"
 	"remediator/internal/orchestrator"
 	votekey "remediator/internal/vote"
 	"remediator/workflows"
@@ -90,7 +92,7 @@ func TestCaptureHistories(t *testing.T) {
 	s.save(out, "failed-no-fix.json", failed)
 
 	// The API's minimum deadline is a minute; the orchestrator takes seconds.
-	orch := orchestrator.New(s.dev.Client, s.cfg.Temporal.Namespace, time.Hour, nil)
+	orch := s.orchestrator()
 	res, err := orch.Start(context.Background(), orchestrator.StartRequest{
 		IdempotencyKey: "hist-expired", Requester: "dev", Repo: s.dev.Demo.Path, Ref: "main",
 		FailureSummary: s.dev.Demo.FailureSummary, LogExcerpt: s.dev.Demo.LogExcerpt, ApprovalTimeout: 3 * time.Second,
@@ -102,6 +104,90 @@ func TestCaptureHistories(t *testing.T) {
 	s.save(out, "expired.json", res.ID)
 
 	s.captureTrustBoundaries(out, orch)
+
+	// A plain run of version 2 (no integrations), and one started through
+	// /api/generate (the await_proposal Update).
+	id := s.startDemo("dev", "hist-v2-approved")
+	st = s.waitPhase(id, workflows.PhaseAwaitingApproval)
+	s.call("POST", "/api/remediations/"+id+"/approve", "alice", vote(st))
+	s.waitPhase(id, workflows.PhaseCompleted)
+	s.save(out, "v2-approved.json", id)
+	gen := s.call("POST", "/api/generate", "dev", map[string]string{"repo": s.dev.Demo.Path, "prompt": s.dev.Demo.FailureSummary + "\n" + s.dev.Demo.LogExcerpt},
+		"Idempotency-Key", "hist-v2-generate")
+	if gen.code != http.StatusOK {
+		t.Fatalf("/api/generate: %d %v", gen.code, gen.body)
+	}
+	id = gen.body["id"].(string)
+	st = s.waitPhase(id, workflows.PhaseAwaitingApproval)
+	rv = vote(st)
+	rv["reason"] = "not this one"
+	s.call("POST", "/api/remediations/"+id+"/reject", "bob", rv)
+	s.waitPhase(id, workflows.PhaseRejected)
+	s.save(out, "v2-generate-rejected.json", id)
+
+	s.stop()
+	captureGovernance(t, out)
+}
+
+// captureGovernance records the governance loop's paths on a stack with
+// fakes of Dragon, the incident API, Slack and a model server.
+func captureGovernance(t *testing.T, out string) {
+	ports, err := devserver.FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGovernance(t)
+	dir := t.TempDir()
+	s := startStack(t, dir, ports, g.env...)
+
+	// Approved in Dragon (after a self-approval there was ignored).
+	id := s.startDemo("dev", "hist-gov-dragon")
+	st := s.waitPhase(id, workflows.PhaseAwaitingApproval)
+	g.dragon.Decide(st["decision_id"].(string), "approved", "dev", "")
+	s.waitIgnored(id, 1)
+	g.dragon.Decide(st["decision_id"].(string), "approved", "carol", "ok")
+	s.waitPhase(id, workflows.PhaseCompleted)
+	s.save(out, "governance-dragon-approved.json", id)
+
+	// A model's fix, approved with a Slack button.
+	repo := filepath.Join(dir, "svc")
+	writeRepo(t, repo, map[string]string{"go.mod": "module example.com/svc\n\ngo 1.22\n", "main.go": "package main\n\nfunc main() {\n\tfmt.Println(\"hi\")\n}\n"})
+	g.llm.Queue(llmtest.Fence("diff --git a/main.go b/main.go\n--- a/main.go\n+++ b/main.go\n@@ -1,5 +1,7 @@\n package main\n \n+import \"fmt\"\n+\n func main() {\n \tfmt.Println(\"hi\")\n }\n"))
+	id = s.start("dev", "hist-gov-model", repo, "build failed: ./main.go:4:2: undefined: fmt")
+	st = s.waitPhase(id, workflows.PhaseAwaitingApproval)
+	value := id + "|" + st["decision_id"].(string) + "|" + st["fix"].(map[string]any)["digest"].(string)
+	s.slackPost(slacktest.BlockAction(govSlackUser, "remediation_approve", value, "trigger-hist-gov", g.slack.NewResponseURL()))
+	s.waitPhase(id, workflows.PhaseCompleted)
+	s.save(out, "governance-model-slack.json", id)
+
+	// Rejected in Dragon, delivered by its callback.
+	id = s.startDemo("dev", "hist-gov-callback")
+	st = s.waitPhase(id, workflows.PhaseAwaitingApproval)
+	g.dragon.Decide(st["decision_id"].(string), "denied", "erin", "freeze")
+	g.dragon.Notify(t, s.http.URL+"/webhooks/dragon", []byte(govDragonSecret), st["decision_id"].(string))
+	s.waitPhase(id, workflows.PhaseRejected)
+	s.save(out, "governance-dragon-rejected.json", id)
+
+	// Cancelled while awaiting approval: the watch stops, the outcome is
+	// still written everywhere.
+	id = s.startDemo("dev", "hist-gov-cancel")
+	s.waitPhase(id, workflows.PhaseAwaitingApproval)
+	s.call("POST", "/api/remediations/"+id+"/cancel", "admin", nil)
+	s.waitPhase(id, workflows.PhaseCancelled)
+	s.save(out, "governance-cancelled.json", id)
+
+	// Expired with Slack failing: warnings, not failures.
+	orch := s.orchestrator()
+	g.slack.FailNext(50, http.StatusOK, `{"ok":false,"error":"channel_not_found"}`, nil)
+	res, err := orch.Start(context.Background(), orchestrator.StartRequest{
+		IdempotencyKey: "hist-gov-expired", Requester: "dev", Repo: s.dev.Demo.Path, Ref: "main",
+		FailureSummary: s.dev.Demo.FailureSummary, LogExcerpt: s.dev.Demo.LogExcerpt, ApprovalTimeout: 4 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.waitPhase(res.ID, workflows.PhaseExpired)
+	s.save(out, "governance-expired.json", res.ID)
 }
 
 // captureTrustBoundaries records the paths added with signed votes and the
@@ -187,6 +273,17 @@ func (s *stack) captureTrustBoundaries(out string, orch *orchestrator.Orchestrat
 	}
 	s.waitPhase(res.ID, workflows.PhaseExpired)
 	s.save(out, "expired-before-gate.json", res.ID)
+}
+
+// orchestrator is a client of the stack's Temporal signing like its API
+// (the API serves only remediations whose start it signed), for starts the
+// API would refuse (deadlines of seconds).
+func (s *stack) orchestrator() *orchestrator.Orchestrator {
+	signer, err := votekey.NewSigner(s.dev.Config.VoteSigningKey)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return orchestrator.New(s.dev.Client, s.cfg.Temporal.Namespace, time.Hour, signer)
 }
 
 // waitIgnored waits until the status lists n ignored signals.
