@@ -53,6 +53,10 @@ func VerifyApprovals(keys []vote.PublicKey, facts DecisionFacts, in OpenPRInput,
 		facts.DiffDigest != digest || facts.Requester != in.Requester:
 		return nil, fmt.Errorf("decision %s was made about another change (%s at %s, digest %s)", in.DecisionID, facts.Repo, facts.BaseSHA, facts.DiffDigest)
 	}
+	if facts.Verdict == VerdictRejected {
+		// Dragon's own decision is a veto whatever the votes say.
+		return nil, fmt.Errorf("decision %s was rejected in the decision service", in.DecisionID)
+	}
 	required := max(in.RequiredApprovals, 1)
 	var approvals []Vote
 	for _, v := range in.Votes {

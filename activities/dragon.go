@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
+	"slices"
 	"strings"
 	"time"
 
+	"remediator/internal/auth"
 	"remediator/internal/dragon"
 )
 
@@ -17,6 +18,60 @@ import (
 // polled while awaiting approval, and given the outcome at the end.
 type DragonDecisions struct {
 	Client *dragon.Client
+	// Users decides whom a decision taken in Dragon counts as.
+	Users DragonUsers
+}
+
+// DragonUsers links the people who decide in Dragon to principals
+// (REMEDIATOR_DRAGON_USERS), so an approval there obeys the same roles,
+// repository scope and four-eyes rule as one in the API. The API's
+// callback and the workflow's poll both use it.
+type DragonUsers struct {
+	// Users maps a Dragon identity, in lower case, to its principal.
+	Users map[string]auth.Principal
+	// ScopeNames lists the names a repository is matched by (its canonical
+	// form and, for local ones, its path under each root); nil: the
+	// canonical form only.
+	ScopeNames func(repo string) []string
+}
+
+// DragonVeto is the actor of a rejection in Dragon by someone who is not
+// linked: a veto needs no identity (anyone may stop a change), but it must
+// never pass for a linked person's vote.
+const DragonVeto = "dragon"
+
+// Decider is whom a decision Dragon says identity took about repo counts
+// as: a linked principal with an approver role and the repository in scope
+// for an approval (else nobody, with the reason why); for a rejection, the
+// linked principal or DragonVeto. Identities are compared case-insensitively.
+func (u DragonUsers) Decider(identity, repo string, approve bool) (actor string, roles []string, why string) {
+	id := strings.ToLower(strings.TrimSpace(identity))
+	p, linked := u.Users[id]
+	if !approve {
+		if linked {
+			return p.Subject, []string{"approver"}, ""
+		}
+		return DragonVeto, []string{"approver"}, ""
+	}
+	switch {
+	case id == "":
+		return "", nil, "Dragon names nobody who approved, so the four-eyes rule cannot be checked"
+	case !linked:
+		return "", nil, "the Dragon user who approved is not linked to a remediator identity (REMEDIATOR_DRAGON_USERS)"
+	case !p.HasRole("approver", "admin"):
+		return "", nil, p.Subject + " (linked from Dragon) holds no approver role"
+	case !u.mayAccess(p, repo):
+		return "", nil, p.Subject + " (linked from Dragon) may not approve changes to this repository"
+	}
+	return p.Subject, p.Roles, ""
+}
+
+func (u DragonUsers) mayAccess(p auth.Principal, repo string) bool {
+	names := []string{repo}
+	if u.ScopeNames != nil {
+		names = u.ScopeNames(repo)
+	}
+	return slices.ContainsFunc(names, p.CanAccessRepo)
 }
 
 // clientReference keys a decision for find-before-create: one per run.
@@ -59,7 +114,7 @@ func (d *DragonDecisions) Facts(ctx context.Context, id string) (DecisionFacts, 
 	if err != nil {
 		return DecisionFacts{}, err
 	}
-	v := verdictOf(dec)
+	v := d.verdictOf(dec)
 	return DecisionFacts{RemediationID: dec.RemediationID, Repo: dec.Repo, Requester: dec.Requester, DiffDigest: dec.DiffDigest,
 		BaseSHA: dec.BaseSHA, Verdict: v.Verdict, Approver: v.Actor}, nil
 }
@@ -70,25 +125,21 @@ func (d *DragonDecisions) Verdict(ctx context.Context, id string) (DecisionVerdi
 	if err != nil {
 		return DecisionVerdict{}, err
 	}
-	return verdictOf(dec), nil
+	return d.verdictOf(dec), nil
 }
 
-// actorPattern is what an identity from Dragon must look like to be
-// recorded (and compared with the requester); anything else counts as
-// naming nobody.
-var actorPattern = regexp.MustCompile(`^[A-Za-z0-9._@:+-]{1,128}$`)
-
-func verdictOf(dec dragon.Decision) DecisionVerdict {
+// verdictOf reads what was decided and whom it counts as.
+func (d *DragonDecisions) verdictOf(dec dragon.Decision) DecisionVerdict {
 	v := DecisionVerdict{Verdict: VerdictPending, Status: truncate(oneLine(dec.Status), 64), Reason: truncate(oneLine(dec.Reason), 2000)}
 	switch dec.Verdict() {
 	case dragon.VerdictApproved:
 		v.Verdict = VerdictApproved
 	case dragon.VerdictRejected:
 		v.Verdict = VerdictRejected
+	default:
+		return v
 	}
-	if a := strings.TrimSpace(dec.Approver); actorPattern.MatchString(a) {
-		v.Actor = a
-	}
+	v.Actor, v.Roles, v.Note = d.Users.Decider(dec.Approver, dec.Repo, v.Verdict == VerdictApproved)
 	return v
 }
 

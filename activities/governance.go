@@ -196,8 +196,12 @@ const (
 type DecisionVerdict struct {
 	Verdict string `json:"verdict"`
 	Status  string `json:"status"` // as the service spelled it
-	Actor   string `json:"actor,omitempty"`
-	Reason  string `json:"reason,omitempty"`
+	// Actor and Roles are whom the decision counts as (DragonUsers); an
+	// approval by nobody who may approve has no Actor, and Note says why.
+	Actor  string   `json:"actor,omitempty"`
+	Roles  []string `json:"roles,omitempty"`
+	Note   string   `json:"note,omitempty"`
+	Reason string   `json:"reason,omitempty"`
 }
 
 // Key identifies a verdict, so a watch returns only a change.

@@ -28,14 +28,13 @@ func (a *IncidentAPI) UpdateIncident(ctx context.Context, id string, r IncidentR
 	return a.Client.Update(ctx, id, incident.Update{Status: incidentStatus(r.Phase), Metadata: incidentMetadata(r)})
 }
 
-// incidentStatus maps a phase to the incident's state: open until a change
-// is opened (mitigated) or the remediation ended without one (still open;
-// a person has to act).
+// incidentStatus is the state an update sets: mitigated once the change is
+// opened; otherwise none (the incident keeps whatever state people gave it).
 func incidentStatus(phase string) string {
 	if phase == "Completed" {
 		return "mitigated"
 	}
-	return "open"
+	return ""
 }
 
 func incidentMetadata(r IncidentRecord) map[string]any {

@@ -31,6 +31,17 @@ type fakeOrch struct {
 	err       error
 	// generateReady makes Generate answer with a proposal.
 	generateReady bool
+	// statuses replace the default status of these ids, in Get and in
+	// Decide's answer.
+	statuses map[string]orchestrator.Status
+}
+
+// statusOf is the status the fake reports for id.
+func (f *fakeOrch) statusOf(id string) orchestrator.Status {
+	if st, ok := f.statuses[id]; ok {
+		return st
+	}
+	return status(id)
 }
 
 // repoOf: remediations whose id ends in "other" belong to another team.
@@ -55,14 +66,14 @@ func status(id string) orchestrator.Status {
 }
 
 func (f *fakeOrch) Get(_ context.Context, id string) (orchestrator.Status, error) {
-	return status(id), f.err
+	return f.statusOf(id), f.err
 }
 
 // RepoOf succeeds so that error-mapping tests reach the call under test.
 func (f *fakeOrch) RepoOf(_ context.Context, id string) (string, error) { return repoOf(id), nil }
 func (f *fakeOrch) Decide(_ context.Context, v orchestrator.Vote) (orchestrator.Status, error) {
 	f.votes = append(f.votes, v)
-	return status(v.ID), f.err
+	return f.statusOf(v.ID), f.err
 }
 func (f *fakeOrch) Cancel(_ context.Context, id string) error {
 	f.cancelled = append(f.cancelled, id)

@@ -60,6 +60,11 @@ func (h *handler) dragonWebhook(c *gin.Context) {
 		return
 	}
 	d, err := h.opts.Dragon.Get(c.Request.Context(), ev.Decision.ID)
+	var apiErr *dragon.APIError
+	if errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
+		c.JSON(http.StatusOK, dragonResponse{Status: "ignored", DecisionID: ev.Decision.ID, Reason: "Dragon does not know the decision"})
+		return
+	}
 	if err != nil {
 		h.logger.WarnContext(c.Request.Context(), "reading the decision from Dragon failed", "decision", ev.Decision.ID, "error", err, "correlation_id", correlationID(c))
 		writeError(c, h.logger, newError(errcode.UpstreamUnavailable, "Dragon could not be asked about the decision; retry later"))
@@ -74,7 +79,11 @@ func (h *handler) dragonWebhook(c *gin.Context) {
 	case d.RemediationID == "" || h.checkAccess(c, d.RemediationID) != nil:
 		out.Status, out.Reason = "ignored", "the decision is not one of this service's remediations"
 	default:
-		h.dragonVote(c, d, verdict == dragon.VerdictApproved, &out)
+		if err := h.dragonVote(c, d, verdict == dragon.VerdictApproved, &out); err != nil {
+			// Temporal is unavailable: answer so that Dragon retries.
+			writeError(c, h.logger, err)
+			return
+		}
 	}
 	h.logger.InfoContext(c.Request.Context(), "dragon callback", "decision", d.ID, "remediation_id", d.RemediationID,
 		"status", out.Status, "reason", out.Reason, "correlation_id", correlationID(c))
@@ -85,11 +94,21 @@ func (h *handler) dragonWebhook(c *gin.Context) {
 // repository, and votes carry the person Dragon names, not this principal.
 var dragonPrincipal = Principal{Subject: "webhook:dragon", Roles: []string{roleApprover}, Repos: []string{"*"}, Method: "dragon_signature"}
 
-func (h *handler) dragonVote(c *gin.Context, d dragon.Decision, approve bool, out *dragonResponse) {
-	actor := strings.TrimSpace(d.Approver)
-	if !subjectPattern.MatchString(actor) {
-		out.Status, out.Reason = "refused", "the decision names nobody who decided, so the four-eyes rule cannot be checked"
-		return
+// dragonVote votes for d's decider and fills out; it returns an error only
+// when the vote could not be delivered and a retry may succeed.
+func (h *handler) dragonVote(c *gin.Context, d dragon.Decision, approve bool, out *dragonResponse) error {
+	repo, err := h.orch.RepoOf(c.Request.Context(), d.RemediationID)
+	if err != nil {
+		out.Status, out.Reason = "ignored", "no such remediation"
+		return nil
+	}
+	// Whom the decision counts as: a linked principal with an approver
+	// role and this repository in scope (REMEDIATOR_DRAGON_USERS); a
+	// rejection vetoes whoever took it.
+	actor, roles, why := h.opts.DragonUsers.Decider(d.Approver, repo, approve)
+	if actor == "" {
+		out.Status, out.Reason = "refused", why
+		return nil
 	}
 	digest := d.DiffDigest
 	if digest == "" {
@@ -98,11 +117,11 @@ func (h *handler) dragonVote(c *gin.Context, d dragon.Decision, approve bool, ou
 		st, err := h.orch.Get(c.Request.Context(), d.RemediationID)
 		if err != nil || st.Fix == nil || st.DecisionID != d.ID {
 			out.Status, out.Reason = "ignored", "the decision is not the one this remediation awaits"
-			return
+			return nil
 		}
 		digest = st.Fix.Digest
 	}
-	v := orchestrator.Vote{ID: d.RemediationID, Approve: approve, Actor: actor, Roles: []string{roleApprover}, DecisionID: d.ID,
+	v := orchestrator.Vote{ID: d.RemediationID, Approve: approve, Actor: actor, Roles: roles, DecisionID: d.ID,
 		DiffDigest: digest, Channel: workflows.ChannelDragon,
 		RequestID: "dragon:" + d.ID + ":" + strings.ToLower(strings.TrimSpace(d.Status)) + ":" + actor}
 	reason := oneLine(d.Reason, maxTextLen)
@@ -122,9 +141,9 @@ func (h *handler) dragonVote(c *gin.Context, d dragon.Decision, approve bool, ou
 	case errors.Is(err, orchestrator.ErrNotFound):
 		out.Status, out.Reason = "ignored", "no such remediation"
 	case err != nil:
-		h.logger.ErrorContext(c.Request.Context(), "dragon vote failed", "error", err, "correlation_id", correlationID(c))
-		out.Status, out.Reason = "refused", "the vote could not be delivered; Dragon's decision is also read by the workflow itself"
+		return err
 	default:
 		out.Status, out.Phase = "counted", st.Phase
 	}
+	return nil
 }

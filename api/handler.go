@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"remediator/activities"
 	"remediator/internal/auth"
 	"remediator/internal/ledger"
 	"remediator/internal/orchestrator"
@@ -80,6 +81,8 @@ type Options struct {
 	// verifies them (empty refuses every callback).
 	Dragon              DragonClient
 	DragonWebhookSecret []byte
+	// DragonUsers decides whom a decision taken in Dragon counts as.
+	DragonUsers activities.DragonUsers
 	// Slack opens the reason dialog and answers clicks; nil without a Slack
 	// client (buttons still vote).
 	Slack SlackClient

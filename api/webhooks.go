@@ -284,7 +284,17 @@ func (h *handler) slackWebhook(c *gin.Context) {
 func (h *handler) slackReasonSubmitted(c *gin.Context, act slackAction, payload []byte) {
 	value, reason, err := slack.ReasonFromSubmission(payload)
 	if err != nil {
-		c.JSON(http.StatusOK, gin.H{})
+		var probe struct {
+			View struct {
+				CallbackID string `json:"callback_id"`
+			} `json:"view"`
+		}
+		if json.Unmarshal(payload, &probe) == nil && probe.View.CallbackID == slack.ReasonCallbackID {
+			// Our dialog with a blank or overlong reason: say so on the field.
+			c.JSON(http.StatusOK, slackFieldError("A rejection needs a reason of at most 2000 characters."))
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{}) // another app's dialog: nothing to do
 		return
 	}
 	if strings.TrimSpace(reason) == "" {

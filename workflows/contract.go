@@ -49,6 +49,10 @@ const (
 	MemoCorrelationID = "correlation_id"
 	MemoRequestHash   = "request_hash"
 	MemoRequester     = "requester"
+	// MemoStartSignature is the API's signature of the start (remediation
+	// id, repository, requester): the workflow reaches Dragon's watch, the
+	// incident and Slack only for starts it verifies.
+	MemoStartSignature = "start_signature"
 )
 
 // IDPrefix starts every remediation workflow ID; the remediation id IS the

@@ -4,11 +4,13 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"remediator/activities"
 	"remediator/internal/policy"
+	"remediator/internal/vote"
 )
 
 // maxWarnings bounds the integration warnings kept in the status.
@@ -40,6 +42,7 @@ func (r *remediation) createIncident(ctx workflow.Context) {
 		return
 	}
 	r.st.IncidentID, r.in.IncidentID = id, id
+	r.createdIncident = true
 	if err := workflow.UpsertTypedSearchAttributes(ctx, IncidentKey.ValueSet(id)); err != nil {
 		r.logger.Warn("upserting the incident search attribute failed", "error", err)
 	}
@@ -194,8 +197,16 @@ func (r *remediation) watchDecision(ctx workflow.Context) func() {
 func (r *remediation) dragonVerdict(ctx workflow.Context, v activities.DecisionVerdict) {
 	approve := v.Verdict == activities.VerdictApproved
 	req := ApprovalRequest{
-		Actor: v.Actor, Roles: []string{RoleApprover}, DecisionID: r.st.DecisionID, DiffDigest: r.fix.Digest,
+		Actor: v.Actor, Roles: v.Roles, DecisionID: r.st.DecisionID, DiffDigest: r.fix.Digest,
 		Channel: ChannelDragon, SignedAt: workflow.Now(ctx),
+	}
+	if approve && v.Actor == "" {
+		note := v.Note
+		if note == "" {
+			note = "the decision names nobody who may approve"
+		}
+		r.ignoreSignal(ctx, req, "Dragon: "+clip(note, maxTextLen))
+		return
 	}
 	text := clip(v.Reason, maxTextLen)
 	if approve {
@@ -222,6 +233,21 @@ func clip(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// startSigned reports whether the API signed this start (memo
+// start_signature over the id, repository and requester) with a key of the
+// worker's configuration.
+func (r *remediation) startSigned(ctx workflow.Context) bool {
+	memo := workflow.GetInfo(ctx).Memo
+	if memo == nil || memo.GetFields()[MemoStartSignature] == nil {
+		return false
+	}
+	var sig vote.Signature
+	if err := converter.GetDefaultDataConverter().FromPayload(memo.GetFields()[MemoStartSignature], &sig); err != nil {
+		return false
+	}
+	return vote.VerifyStartKeys(r.keys, r.in.ID, r.in.Repo, r.in.Requester, sig)
 }
 
 // proposalReady: the fix and its decision exist, or the run ended.

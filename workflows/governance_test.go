@@ -47,6 +47,70 @@ func (s *RemediationSuite) governed(incidents, slackUpdates, dragon bool) {
 		a.Decisions = stubDragon{}
 	}
 	s.env.RegisterActivity(a)
+	s.signedStart(input())
+}
+
+// signedStart gives the run the start signature the API would have made.
+func (s *RemediationSuite) signedStart(in RemediationInput) {
+	s.Require().NoError(s.env.SetMemoOnStart(map[string]any{MemoStartSignature: s.signer.SignStart(testID, in.Repo, in.Requester)}))
+}
+
+// TestUnsignedStartReachesNobody: a run started straight on Temporal (no
+// start signature of the API) creates no incident, posts nothing and is not
+// watched in Dragon, whatever the worker has.
+func (s *RemediationSuite) TestUnsignedStartReachesNobody() {
+	s.governed(true, true, true)
+	s.Require().NoError(s.env.SetMemoOnStart(map[string]any{MemoStartSignature: newSigner(s.T()).SignStart(testID, "/repos/demo", "dana")}))
+	s.happyPathMocks()
+	s.expectOutcome(PhaseExpired)
+	in := input()
+	in.ApprovalTimeout = time.Hour
+	s.env.ExecuteWorkflow(Remediation, in)
+	st := s.result()
+	s.Equal(PhaseExpired, st.Phase)
+	s.Empty(st.IncidentID)
+	s.Nil(st.Notifications)
+	s.Contains(strings.Join(st.Warnings, "\n"), "not started through the API")
+	s.env.AssertNotCalled(s.T(), "SyncIncident", mock.Anything, mock.Anything)
+	s.env.AssertNotCalled(s.T(), "Notify", mock.Anything, mock.Anything)
+	s.env.AssertNotCalled(s.T(), "WatchDecision", mock.Anything, mock.Anything)
+}
+
+// TestGivenIncidentIsNotWritten: an incident id that came with the request
+// belongs to whoever gave it; the remediation neither creates nor updates one.
+func (s *RemediationSuite) TestGivenIncidentIsNotWritten() {
+	s.governed(true, false, false)
+	s.happyPathMocks()
+	s.env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(activities.MessageRef{}, nil)
+	s.expectOutcome(PhaseExpired)
+	in := input()
+	in.IncidentID = "INC-OTHER"
+	in.ApprovalTimeout = time.Hour
+	s.signedStart(in)
+	s.env.ExecuteWorkflow(Remediation, in)
+	s.Equal(PhaseExpired, s.result().Phase)
+	s.env.AssertNotCalled(s.T(), "SyncIncident", mock.Anything, mock.Anything)
+}
+
+// TestIncidentLearnsAnEarlyEnd: a remediation whose fix fails still writes
+// its outcome into the incident it created.
+func (s *RemediationSuite) TestIncidentLearnsAnEarlyEnd() {
+	s.governed(true, false, false)
+	s.env.OnActivity(acts.GenerateFix, mock.Anything, mock.Anything).Return(activities.Fix{},
+		activities.Classify(activities.Permanent(activities.ErrTypeNoFix, "no recipe matches the failure", nil))).Once()
+	var syncs []activities.SyncIncidentInput
+	s.env.OnActivity(acts.SyncIncident, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SyncIncidentInput) (string, error) {
+			syncs = append(syncs, in)
+			return "INC-9", nil
+		})
+	s.expectOutcome(PhaseFailed)
+	s.env.ExecuteWorkflow(Remediation, input())
+	s.Equal(PhaseFailed, s.result().Phase)
+	s.Require().Len(syncs, 2, "created, then told the outcome")
+	s.Equal("INC-9", syncs[1].IncidentID)
+	s.Equal(string(PhaseFailed), syncs[1].Record.Phase)
+	s.Contains(syncs[1].Record.Reason, "no recipe matches")
 }
 
 // TestIncidentSlackAndOutcome: a remediation started without an incident
@@ -166,7 +230,7 @@ func (s *RemediationSuite) TestApprovedInDragon() {
 	s.dragonMocks(func(in activities.WatchDecisionInput) (activities.DecisionVerdict, error) {
 		s.Equal(testDecision, in.DecisionID)
 		s.Equal(time.Minute, in.Interval)
-		return activities.DecisionVerdict{Verdict: activities.VerdictApproved, Status: "allowed", Actor: "carol", Reason: "ok by me"}, nil
+		return activities.DecisionVerdict{Verdict: activities.VerdictApproved, Status: "allowed", Actor: "carol", Roles: []string{RoleApprover}, Reason: "ok by me"}, nil
 	})
 	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.MatchedBy(func(in activities.OpenPRInput) bool {
 		return len(in.Votes) == 1 && in.Votes[0].Channel == ChannelDragon && in.Votes[0].Actor == "carol" && in.Votes[0].Signature == nil
@@ -189,10 +253,10 @@ func (s *RemediationSuite) TestDragonSelfApprovalDoesNotCount() {
 	s.dragonMocks(func(in activities.WatchDecisionInput) (activities.DecisionVerdict, error) {
 		calls++
 		if calls == 1 {
-			return activities.DecisionVerdict{Verdict: activities.VerdictApproved, Status: "approved", Actor: "dana"}, nil
+			return activities.DecisionVerdict{Verdict: activities.VerdictApproved, Status: "approved", Actor: "dana", Roles: []string{RoleAdmin}}, nil
 		}
 		s.NotEmpty(in.Seen, "the next watch skips what was seen")
-		return activities.DecisionVerdict{Verdict: activities.VerdictRejected, Status: "denied", Actor: "erin", Reason: "touches prod"}, nil
+		return activities.DecisionVerdict{Verdict: activities.VerdictRejected, Status: "denied", Actor: activities.DragonVeto, Roles: []string{RoleApprover}, Reason: "touches prod"}, nil
 	})
 	s.expectOutcome(PhaseRejected)
 	s.env.ExecuteWorkflow(Remediation, input())
@@ -214,7 +278,7 @@ func (s *RemediationSuite) TestDragonApprovalNamingNobodyDoesNotCount() {
 	s.dragonMocks(func(in activities.WatchDecisionInput) (activities.DecisionVerdict, error) {
 		calls++
 		if calls == 1 {
-			return activities.DecisionVerdict{Verdict: activities.VerdictApproved, Status: "approved"}, nil
+			return activities.DecisionVerdict{Verdict: activities.VerdictApproved, Status: "approved", Note: "the Dragon user who approved is not linked"}, nil
 		}
 		return activities.DecisionVerdict{}, activities.Classify(activities.Permanent(activities.ErrTypeUpstream, "401 from Dragon", nil))
 	})
@@ -226,6 +290,7 @@ func (s *RemediationSuite) TestDragonApprovalNamingNobodyDoesNotCount() {
 	s.Equal(PhaseExpired, st.Phase)
 	s.Empty(st.Votes)
 	s.Require().Len(st.IgnoredSignals, 1)
+	s.Contains(st.IgnoredSignals[0].Reason, "not linked")
 	s.Contains(strings.Join(st.Warnings, "\n"), "watching the decision in Dragon stopped")
 }
 

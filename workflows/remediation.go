@@ -75,6 +75,9 @@ type remediation struct {
 	caps activities.Capabilities
 	// notifier and incident keep the Slack message and the incident in step.
 	notifier, incident sidecar
+	// createdIncident: the incident is this remediation's own (an incident
+	// id given with the request belongs to someone else and is not written).
+	createdIncident bool
 }
 
 func newRemediation(ctx workflow.Context, in RemediationInput, version workflow.Version) *remediation {
@@ -126,6 +129,12 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 			return r.endOnError(ctx, "reading the worker's configuration failed", err)
 		}
 		r.keys = r.caps.Keys
+		if !r.startSigned(ctx) {
+			// Started straight on Temporal: it may generate a fix and wait,
+			// but it announces itself nowhere and Dragon cannot approve it.
+			r.caps.Incidents, r.caps.Notify, r.caps.NotifyUpdates, r.caps.WatchDecisions = false, false, false, false
+			r.warn("not started through the API: no incident, Slack message or Dragon watch")
+		}
 	}
 	r.setPhase(ctx, PhaseGeneratingFix, "")
 	if r.caps.Incidents && r.st.IncidentID == "" {
@@ -206,7 +215,7 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 			return r.endOnError(ctx, "reading the vote verification keys failed", err)
 		}
 	}
-	if r.caps.Incidents && r.st.IncidentID != "" {
+	if r.createdIncident {
 		r.startSidecar(ctx, &r.incident, r.updateIncident)
 	}
 	if r.caps.Notify {
@@ -302,7 +311,16 @@ func (r *remediation) end(ctx workflow.Context, phase Phase, reason string) (Sta
 	// decision; none of them holds the end state back (it is set above).
 	r.incident.poke()
 	r.notifier.poke()
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(recCtx, ledgerOptions), acts.RecordOutcome,
+	if r.createdIncident && !r.incident.running && r.incident.wanted == 0 {
+		// It ended before the decision (no fix, expired, cancelled): the
+		// incident still learns how.
+		r.startSidecar(ctx, &r.incident, r.updateIncident)
+	}
+	outcomeOpts := ledgerOptions
+	if r.version >= versionGovernance {
+		outcomeOpts = writebackOptions
+	}
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(recCtx, outcomeOpts), acts.RecordOutcome,
 		activities.RecordOutcomeInput{
 			RemediationID: r.in.ID,
 			DecisionID:    r.st.DecisionID,

@@ -80,6 +80,12 @@ func BuildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger
 	if err != nil {
 		return Components{}, err
 	}
+	if model != nil && sb.Warning() != "" {
+		// Code a model wrote runs in the check: never outside the sandbox,
+		// where it could read the worker's secrets.
+		logger.Error("MODEL FIXES ARE OFF: they need the recipe sandbox, which is not working here", "mode", cfg.RecipeSandbox)
+		model = nil
+	}
 	generator := func(checkout recipe.Checkouter) *recipe.Generator {
 		g := &recipe.Generator{Checkout: checkout, Recipes: recipes, MaxDiffBytes: cfg.MaxDiffBytes, DeniedPaths: cfg.DeniedPaths, Sandbox: sb}
 		if model != nil {
@@ -117,7 +123,7 @@ func BuildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger
 	if err != nil {
 		return Components{}, err
 	}
-	ints.wire(acts, cfg)
+	ints.wire(acts, cfg, &forge.Resolver{Local: git, Hosts: hosts})
 	return Components{Acts: acts, Ledger: store}, nil
 }
 
@@ -227,6 +233,10 @@ func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store *ledg
 	if ints.Dragon != nil {
 		decisions, dragonClient, dragonSecret = dragonDecisions{ints.Dragon}, ints.Dragon, cfg.Dragon.WebhookSecret
 	}
+	dragonUsers := activities.DragonUsers{ScopeNames: repos.ScopeNames}
+	if cfg.Dragon != nil {
+		dragonUsers.Users = cfg.Dragon.Users
+	}
 	var slackClient api.SlackClient
 	if ints.Slack != nil {
 		slackClient = ints.Slack
@@ -239,7 +249,7 @@ func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store *ledg
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Registerer: reg,
 		Decisions: decisions, Repos: repos, MaxBodyBytes: cfg.MaxBodyBytes, PublicURL: cfg.PublicURL,
 		UIURL: cfg.UIURL, DefaultApprovalTimeout: cfg.ApprovalTimeout, Version: Version(),
-		Dragon: dragonClient, DragonWebhookSecret: dragonSecret, Slack: slackClient, GenerateWait: cfg.GenerateWait,
+		Dragon: dragonClient, DragonWebhookSecret: dragonSecret, DragonUsers: dragonUsers, Slack: slackClient, GenerateWait: cfg.GenerateWait,
 	})
 	ok = true
 	return deps, nil

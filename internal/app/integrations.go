@@ -13,6 +13,7 @@ import (
 	"remediator/activities"
 	"remediator/internal/config"
 	"remediator/internal/dragon"
+	"remediator/internal/forge"
 	"remediator/internal/incident"
 	"remediator/internal/ledger"
 	"remediator/internal/llm"
@@ -43,7 +44,8 @@ func integrationsClient(cfg config.Config, timeout time.Duration, bases ...strin
 		}
 		h, err := outbound.TrustedHost(b)
 		if err != nil {
-			return nil, err
+			// The URL itself stays out of the message: a webhook URL is a secret.
+			return nil, errors.New("a configured integration URL has no usable http(s) host")
 		}
 		trusted = append(trusted, h)
 	}
@@ -94,9 +96,10 @@ func buildIntegrations(cfg config.Config) (integrations, error) {
 
 // wire puts the integrations into the activities: Dragon replaces the
 // built-in ledger as the decision store.
-func (in integrations) wire(acts *activities.Activities, cfg config.Config) {
+func (in integrations) wire(acts *activities.Activities, cfg config.Config, repos *forge.Resolver) {
 	if in.Dragon != nil {
-		acts.Decisions = &activities.DragonDecisions{Client: in.Dragon}
+		acts.Decisions = &activities.DragonDecisions{Client: in.Dragon,
+			Users: activities.DragonUsers{Users: cfg.Dragon.Users, ScopeNames: repos.ScopeNames}}
 		acts.WatchInterval = cfg.Dragon.PollInterval
 	}
 	if in.Incident != nil {

@@ -127,6 +127,10 @@ type Dragon struct {
 	WebhookSecret []byte
 	// PollInterval is how often a waiting remediation reads its decision.
 	PollInterval time.Duration
+	// Users links Dragon identities (lower case) to principals: only a
+	// linked identity with an approver role and the repository in scope
+	// approves through Dragon.
+	Users map[string]auth.Principal
 }
 
 // Incident configures the incident API.
@@ -459,6 +463,15 @@ func loadDragon(env func(string, string) string, getenv func(string) string, dur
 	if err := checkBaseURL(d.BaseURL); err != nil {
 		errs = append(errs, fmt.Errorf("KLYNX_DRAGON_BASE_URL: %w", err))
 	}
+	users, err := parseLinkedUsers("REMEDIATOR_DRAGON_USERS", dragonUserPattern, getenv("REMEDIATOR_DRAGON_USERS"))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	d.Users = map[string]auth.Principal{}
+	for k, p := range users {
+		p.Method = "dragon"
+		d.Users[strings.ToLower(k)] = p
+	}
 	if d.Token == "" {
 		errs = append(errs, errors.New("KLYNX_DRAGON_BASE_URL needs KLYNX_DRAGON_TOKEN (there is no default token)"))
 	}
@@ -667,33 +680,48 @@ func ParseTokens(s string) ([]auth.StaticToken, error) {
 	return out, nil
 }
 
-var slackUserPattern = regexp.MustCompile(`^[UW][A-Z0-9]{2,20}$`)
+var (
+	slackUserPattern  = regexp.MustCompile(`^[UW][A-Z0-9]{2,20}$`)
+	dragonUserPattern = regexp.MustCompile(`^[A-Za-z0-9._@+-]{1,128}$`)
+)
 
 // ParseSlackUsers links Slack user ids to principals:
 // "U012AB3CD=alice:approver|admin:acme/*|tools/*" entries separated by commas.
 // Only linked users can approve or reject from Slack buttons, with the roles
 // and repositories given here.
 func ParseSlackUsers(s string) (map[string]auth.Principal, error) {
+	out, err := parseLinkedUsers("REMEDIATOR_SLACK_USERS", slackUserPattern, s)
+	for k, p := range out {
+		p.Method = "slack"
+		out[k] = p
+	}
+	return out, err
+}
+
+// parseLinkedUsers reads "identity=subject:role|role:repoglob|repoglob"
+// entries separated by commas, for the identities of another system (Slack
+// users, Dragon users) that act as principals here.
+func parseLinkedUsers(name string, identity *regexp.Regexp, s string) (map[string]auth.Principal, error) {
 	out := map[string]auth.Principal{}
 	for _, entry := range splitList(s, ",") {
 		user, rest, ok := strings.Cut(entry, "=")
 		parts := strings.Split(rest, ":")
-		if !ok || !slackUserPattern.MatchString(user) || len(parts) != 3 || !subjectPattern.MatchString(parts[0]) {
-			return nil, errors.New("REMEDIATOR_SLACK_USERS: entries look like U012AB3CD=subject:role|role:repoglob|repoglob")
+		if !ok || !identity.MatchString(user) || len(parts) != 3 || !subjectPattern.MatchString(parts[0]) {
+			return nil, fmt.Errorf("%s: entries look like identity=subject:role|role:repoglob|repoglob", name)
 		}
 		roles, repos := splitList(parts[1], "|"), splitList(parts[2], "|")
 		for _, r := range roles {
 			if !slices.Contains(Roles, r) {
-				return nil, fmt.Errorf("REMEDIATOR_SLACK_USERS: unknown role %q for %s", r, user)
+				return nil, fmt.Errorf("%s: unknown role %q for %s", name, r, user)
 			}
 		}
 		if len(roles) == 0 || len(repos) == 0 {
-			return nil, fmt.Errorf("REMEDIATOR_SLACK_USERS: %s needs at least one role and one repository glob", user)
+			return nil, fmt.Errorf("%s: %s needs at least one role and one repository glob", name, user)
 		}
 		if _, dup := out[user]; dup {
-			return nil, fmt.Errorf("REMEDIATOR_SLACK_USERS: %s is listed twice", user)
+			return nil, fmt.Errorf("%s: %s is listed twice", name, user)
 		}
-		out[user] = auth.Principal{Subject: parts[0], Roles: roles, Repos: repos, Method: "slack"}
+		out[user] = auth.Principal{Subject: parts[0], Roles: roles, Repos: repos}
 	}
 	return out, nil
 }

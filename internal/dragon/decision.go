@@ -84,14 +84,15 @@ func (v Verdict) String() string {
 
 // VerdictOf maps a Dragon status to a verdict, case-insensitively:
 // approved, approve, allowed and allow approve; rejected, denied and
-// blocked reject; everything else (including "" and look-alikes with
+// blocked (and the final refusals declined, vetoed, revoked, cancelled,
+// canceled) reject; everything else (including "" and look-alikes with
 // surrounding spaces) is pending, so only an exact approval ever lets a
-// change through.
+// change through, and a decision Dragon closed without approving stops it.
 func VerdictOf(status string) Verdict {
 	switch strings.ToLower(status) {
 	case "approved", "approve", "allowed", "allow":
 		return VerdictApproved
-	case "rejected", "denied", "blocked":
+	case "rejected", "denied", "blocked", "declined", "vetoed", "revoked", "cancelled", "canceled":
 		return VerdictRejected
 	default:
 		return VerdictPending
@@ -178,14 +179,15 @@ func (o object) firstStr(keys ...string) string {
 	return ""
 }
 
-// person reads who decided from a field that is a name, or an object
-// describing a user.
+// person reads who decided from a field that is an identity, or an object
+// describing a user, whose stable identifiers (login, username, email, id)
+// are preferred to a display name its owner may edit.
 func (o object) person(key string) string {
 	if s := o.str(key); s != "" {
 		return s
 	}
 	if inner, ok := parseObject(o[key]); ok {
-		for _, k := range []string{"name", "login", "email", "id"} {
+		for _, k := range []string{"login", "username", "email", "id", "name"} {
 			if s := inner.scalar(k); s != "" {
 				return s
 			}
@@ -225,7 +227,9 @@ func decisionOf(o object) Decision {
 		DiffDigest:      o.str("diff_digest"),
 		BaseSHA:         o.str("base_sha"),
 	}
-	for _, k := range []string{"approver", "decided_by", "approved_by", "rejected_by", "reviewer"} {
+	// Who took the decision is read before who was asked to (approver,
+	// reviewer may name an assignee).
+	for _, k := range []string{"decided_by", "approved_by", "rejected_by", "approver", "reviewer"} {
 		if d.Approver = o.person(k); d.Approver != "" {
 			break
 		}

@@ -394,9 +394,17 @@ func TestGetReadsApproverAndReasonSpellings(t *testing.T) {
 			record:   map[string]any{"approver": "alice", "reason": "ok", "comment": "ignored", "reviewer": "bob"},
 			approver: "alice", reason: "ok",
 		},
-		"decided_by object name": {
-			record:   map[string]any{"decided_by": map[string]any{"name": "Alice A", "login": "alice"}, "comment": "fine"},
-			approver: "Alice A", reason: "fine",
+		"decided_by object: the login, not the editable name": {
+			record:   map[string]any{"decided_by": map[string]any{"name": "Bob", "login": "alice"}, "comment": "fine"},
+			approver: "alice", reason: "fine",
+		},
+		"who decided wins over who was asked": {
+			record:   map[string]any{"approver": "bob", "decided_by": "alice"},
+			approver: "alice",
+		},
+		"name only as a last resort": {
+			record:   map[string]any{"approved_by": map[string]any{"name": "Alice A"}},
+			approver: "Alice A",
 		},
 		"approved_by login": {
 			record:   map[string]any{"approver": "", "approved_by": map[string]any{"login": "alice"}, "decision_reason": "safe"},
@@ -471,6 +479,7 @@ func TestVerdictOf(t *testing.T) {
 		"approved": dragon.VerdictApproved, "APPROVED": dragon.VerdictApproved, "Approve": dragon.VerdictApproved,
 		"allowed": dragon.VerdictApproved, "ALLOW": dragon.VerdictApproved,
 		"rejected": dragon.VerdictRejected, "Denied": dragon.VerdictRejected, "BLOCKED": dragon.VerdictRejected,
+		"declined": dragon.VerdictRejected, "Vetoed": dragon.VerdictRejected, "revoked": dragon.VerdictRejected, "cancelled": dragon.VerdictRejected, "canceled": dragon.VerdictRejected,
 		"pending": dragon.VerdictPending, "pending_approval": dragon.VerdictPending, "": dragon.VerdictPending,
 		" approved": dragon.VerdictPending, "approved!": dragon.VerdictPending, "not approved": dragon.VerdictPending,
 		"auto_approved": dragon.VerdictPending, "expired": dragon.VerdictPending,

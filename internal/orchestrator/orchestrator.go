@@ -415,7 +415,7 @@ func (o *Orchestrator) FindByIncident(ctx context.Context, incidentID string, sc
 const (
 	memoStartToken     = "start_token"
 	memoGeneration     = "generation"
-	memoStartSignature = "start_signature"
+	memoStartSignature = workflows.MemoStartSignature
 )
 
 // signStart signs the start (nil without a key: such starts are served by

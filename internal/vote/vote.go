@@ -164,6 +164,18 @@ func (s *Signer) SignStart(id, repo, requester string) Signature {
 	return Signature{KeyID: s.id, Sig: ed25519.Sign(s.key, startMessage(id, repo, requester))}
 }
 
+// VerifyStartKeys checks a start signature with public keys (the workers'
+// configured ones), as the workflow does before it reaches anyone outside.
+func VerifyStartKeys(keys []PublicKey, id, repo, requester string, sig Signature) bool {
+	msg := startMessage(id, repo, requester)
+	for _, k := range keys {
+		if k.ID == sig.KeyID && len(k.Key) == ed25519.PublicKeySize && len(sig.Sig) == ed25519.SignatureSize && ed25519.Verify(k.Key, msg, sig.Sig) {
+			return true
+		}
+	}
+	return false
+}
+
 // VerifyStart checks a start signature with the signer's own public key.
 func (s *Signer) VerifyStart(id, repo, requester string, sig Signature) bool {
 	pub := s.key.Public().(ed25519.PublicKey)
