@@ -31,7 +31,7 @@ func TestReplayCommittedHistories(t *testing.T) {
 		"approved-by-signal.json": false, "ignored-signal.json": false, "slack-vote.json": false,
 		"cancelled-generating-fix.json": false, "cancelled-opening-pr.json": false, "openpr-failed.json": false,
 		"expired-before-gate.json": false,
-		"v2-approved.json": false, "v2-generate-rejected.json": false,
+		"v2-approved.json":         false, "v2-generate-rejected.json": false,
 		"governance-dragon-approved.json": false, "governance-model-slack.json": false,
 		"governance-dragon-rejected.json": false, "governance-cancelled.json": false, "governance-expired.json": false}
 	for _, f := range files {

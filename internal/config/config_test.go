@@ -152,7 +152,7 @@ func TestGovernanceConfiguration(t *testing.T) {
 	c, err = Load(ModeProduction, envOf(map[string]string{
 		"KLYNX_DRAGON_BASE_URL": "https://dragon.example.com/", "KLYNX_DRAGON_TOKEN": "t0ken", "KLYNX_DRAGON_POLL_INTERVAL": "5s",
 		"KLYNX_INCIDENT_API_BASE": "https://inc.example.com/api/incidents",
-		"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_CHANNEL": "C0123ABCD",
+		"SLACK_BOT_TOKEN":         "xoxb-1", "SLACK_CHANNEL": "C0123ABCD",
 		"REMEDIATOR_LLM_BASE_URL": "http://127.0.0.1:11434/v1", "REMEDIATOR_LLM_MODEL": "llama", "REMEDIATOR_LLM_CHECK": "go build ./...",
 	}))
 	if err != nil {

@@ -24,8 +24,8 @@ import (
 
 	"remediator/internal/devserver"
 	"remediator/internal/llm/llmtest"
-	"remediator/internal/slack/slacktest"
 	"remediator/internal/orchestrator"
+	"remediator/internal/slack/slacktest"
 	votekey "remediator/internal/vote"
 	"remediator/workflows"
 )
