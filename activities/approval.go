@@ -81,7 +81,7 @@ func VerifyApprovals(keys []vote.PublicKey, facts DecisionFacts, in OpenPRInput,
 			return nil, fmt.Errorf("%q rejected the change", v.Actor)
 		}
 		switch {
-		case v.Actor == "" || v.Actor == in.Requester:
+		case v.Actor == "" || strings.EqualFold(strings.TrimSpace(v.Actor), strings.TrimSpace(in.Requester)):
 			return nil, fmt.Errorf("the requester %q cannot approve their own remediation", in.Requester)
 		case !slices.ContainsFunc(v.Roles, func(r string) bool { return slices.Contains(approverRoles, r) }):
 			return nil, fmt.Errorf("%q holds no approver role", v.Actor)

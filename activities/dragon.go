@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -22,12 +23,15 @@ type DragonDecisions struct {
 	Users DragonUsers
 }
 
-// DragonUsers links the people who decide in Dragon to principals
-// (REMEDIATOR_DRAGON_USERS), so an approval there obeys the same roles,
-// repository scope and four-eyes rule as one in the API. The API's
-// callback and the workflow's poll both use it.
+// DragonUsers says whom a decision taken in Dragon counts as. Without
+// links, Dragon's own permissions decide who may approve there and its
+// identity is the actor (compared with the requester case-insensitively);
+// with links (REMEDIATOR_DRAGON_USERS) only a linked principal with an
+// approver role and the repository in scope approves, as that principal.
+// The API's callback and the workflow's poll both use it.
 type DragonUsers struct {
-	// Users maps a Dragon identity, in lower case, to its principal.
+	// Users maps a Dragon identity, in lower case, to its principal; empty
+	// leaves who may approve to Dragon.
 	Users map[string]auth.Principal
 	// ScopeNames lists the names a repository is matched by (its canonical
 	// form and, for local ones, its path under each root); nil: the
@@ -35,18 +39,33 @@ type DragonUsers struct {
 	ScopeNames func(repo string) []string
 }
 
-// DragonVeto is the actor of a rejection in Dragon by someone who is not
-// linked: a veto needs no identity (anyone may stop a change), but it must
-// never pass for a linked person's vote.
+// DragonVeto is the actor of a rejection in Dragon by someone who cannot be
+// named: a veto needs no identity (anyone may stop a change), but it must
+// never pass for a person's vote.
 const DragonVeto = "dragon"
 
+// dragonIdentity is what an identity from Dragon must look like to be
+// recorded as an actor.
+var dragonIdentity = regexp.MustCompile(`^[A-Za-z0-9._@+-]{1,128}$`)
+
 // Decider is whom a decision Dragon says identity took about repo counts
-// as: a linked principal with an approver role and the repository in scope
-// for an approval (else nobody, with the reason why); for a rejection, the
-// linked principal or DragonVeto. Identities are compared case-insensitively.
+// as, with the roles the vote carries; for an approval by nobody who may
+// approve, actor is empty and why says so. A rejection always counts (as
+// DragonVeto when its author cannot be named).
 func (u DragonUsers) Decider(identity, repo string, approve bool) (actor string, roles []string, why string) {
-	id := strings.ToLower(strings.TrimSpace(identity))
-	p, linked := u.Users[id]
+	raw := strings.TrimSpace(identity)
+	if len(u.Users) == 0 {
+		switch {
+		case dragonIdentity.MatchString(raw):
+			return raw, []string{"approver"}, ""
+		case !approve:
+			return DragonVeto, []string{"approver"}, ""
+		case raw == "":
+			return "", nil, "Dragon names nobody who approved, so the four-eyes rule cannot be checked"
+		}
+		return "", nil, "Dragon names who approved in a form that cannot be recorded"
+	}
+	p, linked := u.Users[strings.ToLower(raw)]
 	if !approve {
 		if linked {
 			return p.Subject, []string{"approver"}, ""
@@ -54,7 +73,7 @@ func (u DragonUsers) Decider(identity, repo string, approve bool) (actor string,
 		return DragonVeto, []string{"approver"}, ""
 	}
 	switch {
-	case id == "":
+	case raw == "":
 		return "", nil, "Dragon names nobody who approved, so the four-eyes rule cannot be checked"
 	case !linked:
 		return "", nil, "the Dragon user who approved is not linked to a remediator identity (REMEDIATOR_DRAGON_USERS)"

@@ -61,6 +61,27 @@ func TestDragonVotesAreConfirmedByDragon(t *testing.T) {
 	}
 }
 
+func TestDragonUsersDeciderWithoutLinks(t *testing.T) {
+	var u activities.DragonUsers
+	for _, tc := range []struct {
+		identity string
+		approve  bool
+		actor    string
+	}{
+		{" carol ", true, "carol"},
+		{"carol@example.com", true, "carol@example.com"},
+		{"", true, ""},
+		{"Carol Smith", true, ""},
+		{"<script>", false, activities.DragonVeto},
+		{"erin", false, "erin"},
+	} {
+		actor, _, why := u.Decider(tc.identity, "acme/api", tc.approve)
+		if actor != tc.actor || (actor == "" && why == "") {
+			t.Errorf("%q approve=%v: actor %q (%s), want %q", tc.identity, tc.approve, actor, why, tc.actor)
+		}
+	}
+}
+
 func TestDragonUsersDecider(t *testing.T) {
 	u := activities.DragonUsers{Users: map[string]auth.Principal{
 		"carol@example.com": {Subject: "carol", Roles: []string{"approver"}, Repos: []string{"acme/*"}},

@@ -284,3 +284,21 @@ func TestDragonWebhookCountsOnlyLinkedApprovers(t *testing.T) {
 		}
 	}
 }
+
+// TestDragonWebhookWithoutLinksVotesAsDragonSays: without
+// REMEDIATOR_DRAGON_USERS, Dragon's permissions decide who may approve and
+// its identity is the actor (the workflow still refuses the requester).
+func TestDragonWebhookWithoutLinksVotesAsDragonSays(t *testing.T) {
+	e := newDragonEnv(t, dragonWebhookSecret)
+	client, err := dragon.New(dragon.Config{BaseURL: e.dragon.URL(), Token: "dragon-token", Org: "org-1", Region: "eu-1", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.h = NewHandler(quietLogger(), e.orch, Options{Auth: testAuth(t), Repos: testRepos(), Dragon: client, DragonWebhookSecret: []byte(dragonWebhookSecret)})
+	e.seedDecision("dec-9", nil)
+	e.dragon.Decide("dec-9", "approved", "mallory", "")
+	rec, out := e.callback(t, signedCallback(dragonWebhookSecret, callbackBody("dec-9", "approved"), time.Now()))
+	if rec.Code != 200 || out.Status != "counted" || len(e.orch.votes) != 1 || e.orch.votes[0].Actor != "mallory" {
+		t.Fatalf("%d %s %+v", rec.Code, rec.Body, e.orch.votes)
+	}
+}

@@ -115,7 +115,7 @@ func (r *remediation) validateVote(req ApprovalRequest, approve bool, now time.T
 	if !slices.Contains(req.Roles, RoleApprover) && !slices.Contains(req.Roles, RoleAdmin) {
 		return voteError(ErrTypeForbidden, "voting needs the approver role")
 	}
-	if approve && req.Actor == r.in.Requester {
+	if approve && strings.EqualFold(strings.TrimSpace(req.Actor), strings.TrimSpace(r.in.Requester)) {
 		return voteError(ErrTypeSelfApproval, "the requester cannot approve their own remediation")
 	}
 	for _, v := range r.st.Votes {

@@ -52,7 +52,6 @@ func newGovernance(t *testing.T) governance {
 	g.env = []string{
 		"KLYNX_DRAGON_BASE_URL", g.dragon.URL(), "KLYNX_DRAGON_TOKEN", govDragonToken, "KLYNX_DRAGON_ORG", "acme-org",
 		"KLYNX_DRAGON_REGION", "eu", "KLYNX_DRAGON_WEBHOOK_SECRET", govDragonSecret, "KLYNX_DRAGON_POLL_INTERVAL", "1s",
-		"REMEDIATOR_DRAGON_USERS", "carol=carol:approver:*,dev=dev:developer:*",
 		"KLYNX_INCIDENT_API_BASE", g.incident.URL(),
 		"SLACK_BOT_TOKEN", govSlackToken, "SLACK_CHANNEL", govSlackChannel, "SLACK_API_URL", g.slack.APIURL(),
 		"SLACK_SIGNING_SECRET", govSlackSecret, "REMEDIATOR_SLACK_USERS", govSlackUser + "=alice:approver:*",
