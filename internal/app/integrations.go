@@ -88,7 +88,7 @@ func buildIntegrations(cfg config.Config) (integrations, error) {
 	}
 	if s := cfg.Slack; s != nil {
 		if out.Slack, err = slack.New(slack.Config{WebhookURL: s.WebhookURL, BotToken: s.BotToken, Channel: s.Channel, APIURL: s.APIURL, HTTPClient: hc}); err != nil {
-			return out, fmt.Errorf("Slack (KLYNX_SLACK_WEBHOOK_URL / SLACK_BOT_TOKEN): %w", err)
+			return out, fmt.Errorf("KLYNX_SLACK_WEBHOOK_URL / SLACK_BOT_TOKEN: %w", err)
 		}
 	}
 	return out, nil
