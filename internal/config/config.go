@@ -335,6 +335,10 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 		errs = append(errs, err)
 	}
 
+	if c.GenerateWait > 50*time.Second {
+		// It must end before the HTTP server's 60s write timeout.
+		errs = append(errs, errors.New("REMEDIATOR_GENERATE_WAIT must be at most 50s"))
+	}
 	if !slices.Contains([]string{"text", "json"}, c.LogFormat) {
 		errs = append(errs, fmt.Errorf("REMEDIATOR_LOG_FORMAT: %q is not text or json", c.LogFormat))
 	}

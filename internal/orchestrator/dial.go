@@ -27,6 +27,7 @@ func Dial(ctx context.Context, cfg config.Temporal, logger *slog.Logger) (client
 		// The correlation id of the HTTP request flows into workflow and
 		// activity contexts through headers.
 		ContextPropagators: []workflow.ContextPropagator{correlation.Propagator{}},
+		ConnectionOptions:  client.ConnectionOptions{DialOptions: DialOptions()},
 	}
 	if cfg.TLS {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.TLSServerName}

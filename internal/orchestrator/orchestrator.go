@@ -256,10 +256,16 @@ func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult
 		}
 		p.opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
 	}
-	_, err := o.c.ExecuteWorkflow(ctx, p.opts, workflows.WorkflowName, p.in)
+	probe := &startProbe{}
+	_, err := o.c.ExecuteWorkflow(withStartProbe(ctx, probe), p.opts, workflows.WorkflowName, p.in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &started) {
 		return StartResult{}, unavailable(err)
+	}
+	if err == nil && probe.seen && probe.started {
+		// A new run: nothing to compare with, and its phase is the one it
+		// was started with. One round trip.
+		return StartResult{ID: p.opts.ID, Phase: workflows.PhaseReceived}, nil
 	}
 	return o.describeStart(ctx, p, req.IdempotencyKey != "")
 }
