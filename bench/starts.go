@@ -201,7 +201,7 @@ func runStarts(ctx context.Context, s *stack, cfg startsConfig, runID string) *s
 	sc.note("both sides start the real Remediation workflow (task queue %q) against the demo repository with a failure no recipe matches: they end Failed at once, nothing is cancelled", workflows.TaskQueue)
 	sc.note("interleaved batches of %d per side at %d callers, order alternating each round; before them, %d uncounted warm-up starts per side at %d callers and, for context, %d starts per side from 1 caller, alternating",
 		cfg.Batch, cfg.Callers, cfg.Warmup, cfg.Callers, cfg.Serial)
-	sc.note("the REST path adds to the raw ExecuteWorkflow: auth, rate limit, validation, repository canonicalisation (gitlocal.Canonical runs `git rev-parse`) and a DescribeWorkflowExecution after the start")
+	sc.note("the REST path adds to the raw ExecuteWorkflow: auth, rate limit, validation, repository canonicalisation (gitlocal.Canonical, git asked once per repository per 10 s) and the start signature; a describe follows only a start that landed on an existing run")
 
 	// Let the started remediations end so later scenarios run on a quiet
 	// server; how long that took is itself a figure.

@@ -53,6 +53,8 @@ type Provider struct {
 	authorName  string
 	authorEmail string
 	locks       keyedLocks
+	// canon remembers recent canonicalisations (see canonCache).
+	canon canonCache
 }
 
 // New validates the options up front so that misconfiguration surfaces at
@@ -186,6 +188,26 @@ func (p *Provider) openRepo(ctx context.Context, op, repo string) (*repoInfo, er
 	if st, err := os.Stat(real); err != nil || !st.IsDir() {
 		return bad("repository %s is not a directory", real)
 	}
+	if op == opCanonical {
+		if info, ok := p.canon.get(real); ok {
+			return info, nil
+		}
+		stamp := repoStamp(real)
+		info, err := p.probeRepo(ctx, op, real)
+		if err == nil {
+			p.canon.put(real, stamp, info)
+		}
+		return info, err
+	}
+	return p.probeRepo(ctx, op, real)
+}
+
+// probeRepo asks git whether real is the top of a repository of its own,
+// with its object store under the roots and no lazy fetch.
+func (p *Provider) probeRepo(ctx context.Context, op, real string) (*repoInfo, error) {
+	bad := func(format string, args ...any) (*repoInfo, error) {
+		return nil, newErr(KindInvalidRepo, op, format, args...)
+	}
 	out, err := p.run(ctx, real, []string{"GIT_CEILING_DIRECTORIES=" + ceiling(real)}, nil,
 		"rev-parse", "--path-format=absolute", "--is-bare-repository", "--git-dir", "--git-common-dir")
 	if err != nil {
@@ -257,7 +279,7 @@ func (p *Provider) openRepo(ctx context.Context, op, repo string) (*repoInfo, er
 // repository this service can act on": whether a path exists, is outside the
 // roots or is no repository must not be told apart by clients.
 func (p *Provider) Canonical(ctx context.Context, repo string) (string, error) {
-	const op = "canonical"
+	const op = opCanonical
 	if isForgeName(repo) {
 		for _, root := range p.roots {
 			r, err := p.openRepo(ctx, op, filepath.Join(root, filepath.FromSlash(repo)))
