@@ -314,7 +314,8 @@ func (c *Client) do(ctx context.Context, op, method, path string, body any, idem
 // and message from a JSON error body when there is one. Anything else (a
 // proxy's HTML page) contributes only its status text.
 func (c *Client) statusErr(op string, resp *http.Response, data []byte) *APIError {
-	e := &APIError{Op: op, Status: resp.StatusCode, RetryAfter: retryAfter(resp.Header, c.now())}
+	e := &APIError{Op: op, Status: resp.StatusCode}
+	e.RetryAfter, _ = outbound.RetryAfter(resp.Header, c.now())
 	if o, ok := parseObject(data); ok {
 		e.Code = o.scalar("code")
 		e.Message = o.firstStr("message", "error", "detail", "error_description")
@@ -333,8 +334,8 @@ func (c *Client) statusErr(op string, resp *http.Response, data []byte) *APIErro
 	if e.Message == "" {
 		e.Message = http.StatusText(resp.StatusCode)
 	}
-	e.Code = c.redact(truncate(e.Code, 64))
-	e.Message = c.redact(truncate(e.Message, maxMessage))
+	e.Code = c.redact(outbound.Shorten(e.Code, 64))
+	e.Message = c.redact(outbound.Shorten(e.Message, maxMessage))
 	return e
 }
 

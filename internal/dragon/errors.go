@@ -3,7 +3,6 @@ package dragon
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -36,9 +35,6 @@ var (
 )
 
 const (
-	// maxRetryAfter bounds how long a Retry-After may park an activity: a
-	// wait longer than an hour is more likely a clock or proxy problem.
-	maxRetryAfter = time.Hour
 	// maxMessage bounds what an error body contributes to an error message.
 	maxMessage = 300
 )
@@ -97,34 +93,3 @@ func (e *APIError) HTTPStatus() int { return e.Status }
 
 // RetryAfterDelay lets activities.Classify honour Dragon's throttling.
 func (e *APIError) RetryAfterDelay() time.Duration { return e.RetryAfter }
-
-// retryAfter reads Retry-After as seconds or as an HTTP date; zero means
-// no advice, so the retry policy's own backoff applies.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if s > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(s) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), maxRetryAfter)
-}
-
-// truncate shortens s to at most n bytes on a character boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && s[cut]&0xC0 == 0x80 {
-		cut--
-	}
-	return s[:cut] + "…"
-}

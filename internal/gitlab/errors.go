@@ -10,6 +10,8 @@ import (
 	"time"
 
 	gl "gitlab.com/gitlab-org/api/client-go"
+
+	"remediator/internal/outbound"
 )
 
 // APIError is the one error type this package returns for anything GitLab
@@ -72,7 +74,7 @@ func (c *Client) apiErr(op string, resp *gl.Response, err error) error {
 	return &APIError{
 		Status:     status,
 		RetryAfter: retryAfter(header, c.now()),
-		Message:    c.redact(op + ": " + truncate(msg, maxMessage)),
+		Message:    c.redact(op + ": " + outbound.Shorten(msg, maxMessage)),
 	}
 }
 
@@ -94,13 +96,8 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	if h == nil {
 		return 0
 	}
-	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if s, err := strconv.ParseInt(v, 10, 64); err == nil {
-			return max(time.Duration(s)*time.Second, 0)
-		}
-		if t, err := http.ParseTime(v); err == nil {
-			return max(t.Sub(now), 0)
-		}
+	if d, ok := outbound.RetryAfter(h, now); ok {
+		return d
 	}
 	if v := strings.TrimSpace(h.Get("RateLimit-Reset")); v != "" {
 		if s, err := strconv.ParseInt(v, 10, 64); err == nil {
@@ -125,16 +122,3 @@ func (c *Client) redactErr(err error) error {
 	}
 	return err
 }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }

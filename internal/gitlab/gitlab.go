@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	gl "gitlab.com/gitlab-org/api/client-go"
 )
@@ -291,7 +292,7 @@ func (t *tail) lines(max int) string {
 		return string(b[i+1:])
 	}
 	b = b[1:]
-	for len(b) > 0 && !isRuneStart(b[0]) {
+	for len(b) > 0 && !utf8.RuneStart(b[0]) {
 		b = b[1:]
 	}
 	return string(b)

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"remediator/internal/outbound"
 )
 
 // Sentinels a caller can test with errors.Is. Each is the Err of an
@@ -36,9 +38,6 @@ var (
 )
 
 const (
-	// maxRetryAfter bounds how long a throttling answer may park an
-	// activity: a longer wait is more likely a clock or proxy problem.
-	maxRetryAfter = time.Hour
 	// maxMessage bounds what a reply body may contribute to an error: a
 	// proxy's HTML page is not worth carrying through workflow history.
 	maxMessage = 300
@@ -96,25 +95,6 @@ func (e *APIError) HTTPStatus() int { return e.Status }
 
 // RetryAfterDelay lets activities.Classify honour the API's throttling.
 func (e *APIError) RetryAfterDelay() time.Duration { return e.RetryAfter }
-
-// retryAfter reads Retry-After as delta-seconds or an HTTP date. Zero means
-// "no advice": the retry policy's own backoff applies.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if s > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(s) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), maxRetryAfter)
-}
 
 // errorBody picks a code and a message out of an error reply. It knows the
 // shapes the seed's services answered with: FastAPI's {"detail": "..."} or
@@ -200,4 +180,10 @@ func truncate(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// retryAfterOf is the reply's Retry-After (zero without advice).
+func retryAfterOf(h http.Header, now time.Time) time.Duration {
+	d, _ := outbound.RetryAfter(h, now)
+	return d
 }

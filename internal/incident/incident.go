@@ -236,7 +236,7 @@ func (c *Client) do(ctx context.Context, op, method, target, idemKey string, bod
 			Status:     resp.StatusCode,
 			Code:       c.redact(code),
 			Message:    c.redact(msg),
-			RetryAfter: retryAfter(resp.Header, c.now()),
+			RetryAfter: retryAfterOf(resp.Header, c.now()),
 		}
 		if !ok {
 			ae.Err = ErrMalformedResponse

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"remediator/internal/outbound"
 )
 
 // ErrMalformedResponse is the Err of an *APIError whose reply was not the
@@ -75,12 +77,7 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 		}
 	}
 	if d == 0 {
-		v := strings.TrimSpace(h.Get("Retry-After"))
-		if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
-			d = time.Duration(s * float64(time.Second))
-		} else if t, err := http.ParseTime(v); err == nil {
-			d = t.Sub(now)
-		}
+		d, _ = outbound.RetryAfter(h, now)
 	}
 	switch {
 	case d <= 0:

@@ -643,3 +643,35 @@ func TestLimitedBody(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		v    string
+		want time.Duration
+		ok   bool
+	}{
+		{"", 0, false}, {"soon", 0, false}, {"7", 7 * time.Second, true}, {"1.5", 1500 * time.Millisecond, true},
+		{"-3", 0, true}, {"999999", MaxRetryAfter, true}, {"NaN", 0, false},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0, true},
+		{now.Add(48 * time.Hour).Format(http.TimeFormat), MaxRetryAfter, true},
+	} {
+		h := http.Header{}
+		if tc.v != "" {
+			h.Set("Retry-After", tc.v)
+		}
+		if d, ok := RetryAfter(h, now); d != tc.want || ok != tc.ok {
+			t.Errorf("Retry-After %q: %v %v, want %v %v", tc.v, d, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestShorten(t *testing.T) {
+	if got := Shorten("héllo", 2); got != "h…" {
+		t.Errorf("cut inside a rune: %q", got)
+	}
+	if got := Shorten("short", 10); got != "short" {
+		t.Errorf("%q", got)
+	}
+}

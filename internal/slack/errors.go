@@ -36,9 +36,6 @@ var (
 )
 
 const (
-	// maxRetryAfter bounds how long a rate limit may park an activity: a
-	// wait longer than an hour is more likely a clock problem.
-	maxRetryAfter = time.Hour
 	// defaultRateLimitWait is used when Slack rate limits without saying for
 	// how long; Slack's tiers reset within a minute.
 	defaultRateLimitWait = 30 * time.Second
@@ -198,27 +195,6 @@ var codeStatus = map[string]int{
 	"fatal_error":         http.StatusInternalServerError,
 	"service_unavailable": http.StatusServiceUnavailable,
 	"request_timeout":     http.StatusServiceUnavailable,
-}
-
-// parseRetryAfter reads Retry-After as seconds or an HTTP date, clamped to
-// [0, maxRetryAfter]; ok is false when the header is absent or unreadable.
-func parseRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	var d time.Duration
-	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if s > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter, true
-		}
-		d = time.Duration(s) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now).Round(time.Second)
-	} else {
-		return 0, false
-	}
-	return min(max(d, 0), maxRetryAfter), true
 }
 
 // refused builds the error of a request that was never sent.

@@ -512,7 +512,7 @@ func networkError(op, method string, err error) error {
 // fromAnswer builds the error of an answer that carries Slack's error code.
 func fromAnswer(op, method string, resp *http.Response, code, msg string) *APIError {
 	e := &APIError{Op: op, Method: method, Status: resp.StatusCode, Code: code, Message: clipASCII(msg, 500)}
-	d, ok := parseRetryAfter(resp.Header, time.Now())
+	d, ok := outbound.RetryAfter(resp.Header, time.Now())
 	switch {
 	case e.HTTPStatus() == http.StatusTooManyRequests:
 		if !ok || d <= 0 {
@@ -536,7 +536,7 @@ func malformed(op, method string, resp *http.Response, cause error) *APIError {
 	if cause != nil {
 		e.Err = fmt.Errorf("%w: %v", ErrMalformedResponse, cause)
 	}
-	if d, ok := parseRetryAfter(resp.Header, time.Now()); ok {
+	if d, ok := outbound.RetryAfter(resp.Header, time.Now()); ok {
 		e.RetryAfter = d
 	}
 	return e
