@@ -74,23 +74,12 @@ func (h *handler) startRemediation(c *gin.Context) {
 		writeError(c, h.logger, validationError(problems))
 		return
 	}
-	// Scope is checked on what will be acted on: the canonical repository,
-	// which is also all the workflow ever sees.
-	p, _ := principalOf(c)
-	repo, err := h.repoFor(c, p, b.Repo)
+	req, err := h.startRequest(c, b, key, timeout)
 	if err != nil {
 		writeError(c, h.logger, err)
 		return
 	}
-	var deadline time.Time
-	if t, err := time.Parse(time.RFC3339, b.Deadline); err == nil {
-		deadline = t
-	}
-	res, err := h.orch.Start(c.Request.Context(), orchestrator.StartRequest{
-		IdempotencyKey: key, Requester: p.Subject, CorrelationID: correlationID(c),
-		Repo: repo, Ref: b.Ref, SHA: b.SHA, FailureSummary: b.FailureSummary, LogExcerpt: b.LogExcerpt,
-		IncidentID: b.IncidentID, ApprovalTimeout: timeout, DeadlineSpec: b.Deadline, Deadline: deadline,
-	})
+	res, err := h.orch.Start(c.Request.Context(), req)
 	if err != nil {
 		writeError(c, h.logger, err)
 		return
@@ -102,6 +91,26 @@ func (h *handler) startRemediation(c *gin.Context) {
 	c.JSON(http.StatusAccepted, startResponse{
 		ID: res.ID, Phase: res.Phase, Existing: res.Existing, CorrelationID: correlationID(c), Links: h.links(res.ID),
 	})
+}
+
+// startRequest turns a validated start body into the orchestrator's
+// request, as the caller: scope is checked on what will be acted on, the
+// canonical repository, which is also all the workflow ever sees.
+func (h *handler) startRequest(c *gin.Context, b startBody, key string, timeout time.Duration) (orchestrator.StartRequest, error) {
+	p, _ := principalOf(c)
+	repo, err := h.repoFor(c, p, b.Repo)
+	if err != nil {
+		return orchestrator.StartRequest{}, err
+	}
+	var deadline time.Time
+	if t, err := time.Parse(time.RFC3339, b.Deadline); err == nil {
+		deadline = t
+	}
+	return orchestrator.StartRequest{
+		IdempotencyKey: key, Requester: p.Subject, CorrelationID: correlationID(c),
+		Repo: repo, Ref: b.Ref, SHA: b.SHA, FailureSummary: b.FailureSummary, LogExcerpt: b.LogExcerpt,
+		IncidentID: b.IncidentID, ApprovalTimeout: timeout, DeadlineSpec: b.Deadline, Deadline: deadline,
+	}, nil
 }
 
 func (h *handler) links(id string) links {

@@ -96,25 +96,16 @@ func (h *handler) generate(c *gin.Context) {
 		writeError(c, h.logger, validationError(problems))
 		return
 	}
-	p, _ := principalOf(c)
-	repo, err := h.repoFor(c, p, sb.Repo)
+	req, err := h.startRequest(c, sb, key, timeout)
 	if err != nil {
 		writeError(c, h.logger, err)
 		return
-	}
-	var deadline time.Time
-	if t, err := time.Parse(time.RFC3339, sb.Deadline); err == nil {
-		deadline = t
 	}
 	wait := h.opts.GenerateWait
 	if wait <= 0 {
 		wait = defaultGenerateWait
 	}
-	res, st, ready, err := h.orch.Generate(c.Request.Context(), orchestrator.StartRequest{
-		IdempotencyKey: key, Requester: p.Subject, CorrelationID: correlationID(c),
-		Repo: repo, Ref: sb.Ref, SHA: sb.SHA, FailureSummary: sb.FailureSummary, LogExcerpt: sb.LogExcerpt,
-		IncidentID: sb.IncidentID, ApprovalTimeout: timeout, DeadlineSpec: sb.Deadline, Deadline: deadline,
-	}, wait)
+	res, st, ready, err := h.orch.Generate(c.Request.Context(), req, wait)
 	if err != nil {
 		writeError(c, h.logger, err)
 		return
