@@ -99,14 +99,16 @@ func ApprovalMessage(a ApprovalInfo) Message {
 
 	failure := "_no failure summary_"
 	if a.Failure != "" {
-		failure = esc(a.Failure, maxSectionText-len("*Failure*\n"))
+		// Text from logs and people goes in a code span: no *bold*, _italic_
+		// or ~strike~ from it can dress up as part of the message.
+		failure = code(a.Failure, maxSectionText-len("*Failure*\n")-2)
 	}
 	blocks = append(blocks, section("*Failure*\n"+failure))
 
 	blocks = append(blocks, Block{"type": "section", "fields": facts(a)})
 
 	if a.FixSummary != "" {
-		blocks = append(blocks, section("*Proposed fix*\n"+esc(a.FixSummary, maxSectionText-len("*Proposed fix*\n"))))
+		blocks = append(blocks, section("*Proposed fix*\n"+code(a.FixSummary, maxSectionText-len("*Proposed fix*\n")-2)))
 	}
 	if len(a.Files) > 0 {
 		blocks = append(blocks, section(fileList(a.Files)))
@@ -267,7 +269,7 @@ func outcome(a ApprovalInfo) string {
 	if a.Outcome == "" {
 		return head
 	}
-	return head + ": " + esc(a.Outcome, maxSectionText-len(head)-2)
+	return head + ": " + code(a.Outcome, maxSectionText-len(head)-4)
 }
 
 // ids is the context line naming what exactly is being voted on.

@@ -284,3 +284,32 @@ func TestReasonFromSubmission(t *testing.T) {
 		}
 	}
 }
+
+// TestFreeTextCannotStyleTheMessage: a failure, fix summary or outcome that
+// spells mrkdwn styling (or a code span of its own) stays inside one code
+// span, where Slack applies no formatting.
+func TestFreeTextCannotStyleTheMessage(t *testing.T) {
+	hostile := "*✅ approved by security* _ok_ ~x~ `break` out"
+	m := slack.ApprovalMessage(slack.ApprovalInfo{RemediationID: "rem-1", DecisionID: "dec-1", Digest: strings.Repeat("a", 64),
+		Repo: "acme/api", Failure: hostile, FixSummary: hostile, Phase: "Rejected", Outcome: hostile})
+	raw, err := json.Marshal(m.Blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spans := 0
+	for _, b := range m.Blocks {
+		text, _ := b["text"].(map[string]any)
+		s, _ := text["text"].(string)
+		i := strings.Index(s, "*✅")
+		if i < 0 {
+			continue
+		}
+		spans++
+		if i == 0 || s[i-1] != '`' || !strings.HasSuffix(s, "`") || strings.Count(s[i:len(s)-1], "`") != 0 {
+			t.Errorf("free text outside one code span: %q", s)
+		}
+	}
+	if spans != 3 {
+		t.Fatalf("want the failure, fix summary and outcome each in a code span, found %d in %s", spans, raw)
+	}
+}
