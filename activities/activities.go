@@ -73,6 +73,43 @@ type Activities struct {
 	// PublicURL, UIURL and Namespace build the links shown with a
 	// remediation (API, Temporal Web UI).
 	PublicURL, UIURL, Namespace string
+	// HeartbeatInterval is how often the long activities (GenerateFix,
+	// OpenPR) tell Temporal they are alive; 0 means DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+}
+
+// DefaultHeartbeatInterval keeps well inside the workflow's heartbeat
+// timeout (a minute): a crashed worker's activity is retried elsewhere
+// within a minute, and a cancel reaches a running recipe as quickly.
+const DefaultHeartbeatInterval = 10 * time.Second
+
+// heartbeat records a heartbeat every interval until the returned stop is
+// called. Through heartbeats the activity learns of a cancel (its context
+// ends, which stops the recipe's commands) and Temporal of a dead worker.
+func (a *Activities) heartbeat(ctx context.Context) (stop func()) {
+	if !activity.IsActivity(ctx) {
+		return func() {}
+	}
+	interval := a.HeartbeatInterval
+	if interval <= 0 {
+		interval = DefaultHeartbeatInterval
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // GenerateFix produces the diff that approvers will see. No diff is a
@@ -86,6 +123,7 @@ func (a *Activities) GenerateFix(ctx context.Context, in GenerateFixInput) (Fix,
 		return Fix{}, invalidInput("repo and failure summary are required")
 	}
 	logger(ctx).Info("generating fix", "repo", in.Repo, "ref", in.Ref, "sha", in.SHA)
+	defer a.heartbeat(ctx)()
 	fix, err := a.Fixer.Generate(ctx, in)
 	if err != nil {
 		return Fix{}, classifyLogged(ctx, "generating the fix", err)
@@ -163,6 +201,7 @@ func (a *Activities) OpenPR(ctx context.Context, in OpenPRInput) (PullRequest, e
 		return PullRequest{}, newNonRetryable(ErrTypeNotApproved, err.Error(), nil)
 	}
 	title, body := ChangeMessage(in, approvers)
+	defer a.heartbeat(ctx)()
 	pr, err := a.Git.OpenChange(ctx, ChangeSpec{
 		RemediationID: in.RemediationID, Repo: in.Repo, Branch: in.Branch, BaseBranch: in.BaseBranch,
 		BaseSHA: in.BaseSHA, Patch: in.Patch, Title: title, Body: body, CommitTime: in.CommitTime,

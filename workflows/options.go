@@ -16,6 +16,9 @@ import (
 var generateFixOptions = workflow.ActivityOptions{
 	StartToCloseTimeout:    15 * time.Minute,
 	ScheduleToCloseTimeout: time.Hour,
+	// GenerateFix heartbeats every 10s: a dead worker's fix is retried
+	// elsewhere within a minute, not after 15, and a cancel stops the recipe.
+	HeartbeatTimeout: time.Minute,
 	RetryPolicy: &temporal.RetryPolicy{
 		InitialInterval:        2 * time.Second,
 		BackoffCoefficient:     2,
@@ -42,6 +45,7 @@ var ledgerOptions = workflow.ActivityOptions{
 var openPROptions = workflow.ActivityOptions{
 	StartToCloseTimeout:    5 * time.Minute,
 	ScheduleToCloseTimeout: 24 * time.Hour,
+	HeartbeatTimeout:       time.Minute,
 	RetryPolicy: &temporal.RetryPolicy{
 		InitialInterval:        time.Second,
 		BackoffCoefficient:     2,
