@@ -50,12 +50,20 @@ func (r *remediation) setup(ctx workflow.Context) error {
 	}
 	// await_proposal answers once the fix and its decision exist (or the run
 	// ended): POST /api/generate starts a remediation with it.
-	if err := workflow.SetUpdateHandler(ctx, UpdateAwaitProposal, func(ctx workflow.Context) (Status, error) {
+	// Once the proposal exists the validator refuses (before history), so
+	// repeated requests cannot fill the run's history or its Update budget:
+	// the caller reads the status instead.
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAwaitProposal, func(ctx workflow.Context) (Status, error) {
 		if err := workflow.Await(ctx, r.proposalReady); err != nil {
 			return Status{}, err
 		}
 		return r.answer(r.st.Phase), nil
-	}); err != nil {
+	}, workflow.UpdateHandlerOptions{Validator: func(workflow.Context) error {
+		if r.proposalReady() {
+			return temporal.NewApplicationError("the proposal is ready: read the status", ErrTypeProposalReady)
+		}
+		return nil
+	}}); err != nil {
 		return err
 	}
 	r.signals = workflow.GetSignalChannel(ctx, SignalApproval)

@@ -188,6 +188,9 @@ const (
 	ErrTypeGateClosed   = "ApprovalGateClosed"   // not awaiting approval (yet or any more)
 	ErrTypeSelfApproval = "ApprovalSelfApproval" // the requester approving their own remediation
 	ErrTypeUnsigned     = "ApprovalUnsigned"     // no signature, one the worker's keys do not verify, or signed too long ago
+	// ErrTypeProposalReady refuses await_proposal once there is nothing to
+	// wait for (the status query answers).
+	ErrTypeProposalReady = "ProposalReady"
 )
 
 // VoteMaxSkew is how far a vote's signing time may be from the workflow's

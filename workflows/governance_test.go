@@ -326,3 +326,24 @@ func (s *RemediationSuite) TestAwaitProposal() {
 	s.Empty(got.Fix.Patch)
 	s.Require().NotNil(got.Risk)
 }
+
+// TestAwaitProposalIsRefusedOnceReady: later await_proposal Updates are
+// refused before history, so repeated /api/generate calls cannot pile up.
+func (s *RemediationSuite) TestAwaitProposalIsRefusedOnceReady() {
+	s.happyPathMocks()
+	s.expectOutcome(PhaseExpired)
+	var rejected error
+	accepted := false
+	s.at(time.Minute, func() {
+		s.env.UpdateWorkflow(UpdateAwaitProposal, "p2", &testsuite.TestUpdateCallback{
+			OnAccept:   func() { accepted = true },
+			OnReject:   func(err error) { rejected = err },
+			OnComplete: func(any, error) {},
+		})
+	})
+	in := input()
+	in.ApprovalTimeout = time.Hour
+	s.env.ExecuteWorkflow(Remediation, in)
+	s.False(accepted)
+	s.Equal(ErrTypeProposalReady, errType(rejected))
+}

@@ -191,6 +191,11 @@ func TestGovernanceLoop(t *testing.T) {
 			t.Fatalf("/api/generate: %d %v", r.code, r.body)
 		}
 		id := r.body["id"].(string)
+		// Asked again: the same remediation, answered from its status (the
+		// workflow refuses a second wait before it reaches history).
+		if again := generate(); again.code != 200 || again.body["id"] != id || again.body["existing"] != true || again.body["ready"] != true {
+			t.Fatalf("/api/generate again: %d %v", again.code, again.body)
+		}
 		fix := r.body["fix"].(map[string]any)
 		if fix["source"] != "model" || fix["validated"] != true || !strings.Contains(fix["diff"].(string), `+import "fmt"`) ||
 			r.body["decision_id"] == "" || r.body["risk"].(map[string]any)["level"] == "LOW" {
