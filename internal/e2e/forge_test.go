@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"go/format"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.temporal.io/sdk/temporal"
 
 	"remediator/internal/demo"
 	"remediator/internal/devserver"
@@ -257,7 +260,10 @@ func TestGitHubWorkflowRunToPullRequest(t *testing.T) {
 	}
 
 	// A re-run of the workflow (attempt 2) failing again is a new run of the
-	// remediation, with a decision of its own.
+	// remediation, with a decision of its own, once the first run closed (its
+	// phase is final before it writes the outcome back; a report while it
+	// still runs attaches to it).
+	s.waitClosed(id)
 	rerun := s.deliver("workflow_run", "a1b2c3d4-0000-1111-2222-666677778888", workflowRun(full, ghBranch, g.sha, ghRunID, 2))
 	if rerun.code != http.StatusAccepted || rerun.body["status"] != "accepted" || rerun.body["workflow_id"] != id {
 		t.Fatalf("attempt 2 after completion: %d %v", rerun.code, rerun.body)
@@ -275,6 +281,19 @@ func TestGitHubWorkflowRunToPullRequest(t *testing.T) {
 	}
 	if n := len(g.gh.PullRequests(ghOwner, ghRepo)); n != 1 {
 		t.Errorf("%d pull requests after the cancelled re-run, want 1", n)
+	}
+}
+
+// waitClosed waits until the current run of id has closed.
+func (s *stack) waitClosed(id string) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.dev.Client.GetWorkflow(ctx, id, "").Get(ctx, nil); err != nil {
+		var canceled *temporal.CanceledError
+		if !errors.As(err, &canceled) {
+			s.t.Fatalf("waiting for %s to close: %v", id, err)
+		}
 	}
 }
 

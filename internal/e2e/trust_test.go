@@ -344,6 +344,9 @@ func TestCapturedVotesAndForgedStartsOpenNothing(t *testing.T) {
 	}
 	replay := workflows.ApprovalRequest{Actor: v.Actor, Roles: v.Roles, DecisionID: v.DecisionID, DiffDigest: v.DiffDigest,
 		Comment: v.Comment, Reason: v.Reason, Channel: v.Channel, SignedAt: v.SignedAt, Signature: v.Signature}
+	// The phase is final before the outcome is written back; the run closes
+	// after that. Only a closed run can be followed by a new one.
+	s.waitClosed(id)
 
 	// A new run under the same workflow ID, on another repository with the
 	// same files (so the same digest), by another requester.
