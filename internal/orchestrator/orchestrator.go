@@ -250,11 +250,13 @@ func requestHash(req StartRequest) string {
 func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult, error) {
 	p := o.prepareStart(req)
 	if req.Generation > 0 {
-		res, done, err := o.laterGeneration(ctx, p.opts.ID, req.Generation)
+		res, done, newRun, err := o.laterGeneration(ctx, p.opts.ID, req.Generation)
 		if err != nil || done {
 			return res, err
 		}
-		p.opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+		if newRun {
+			p.opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+		}
 	}
 	probe := &startProbe{}
 	_, err := o.c.ExecuteWorkflow(withStartProbe(ctx, probe), p.opts, workflows.WorkflowName, p.in)
@@ -448,28 +450,32 @@ func (o *Orchestrator) startedByUs(id string, sa, memo map[string]*commonpb.Payl
 
 // laterGeneration answers a report of an ended remediation whose generation
 // is not newer than the last run's: that is a redelivery, not a new failure.
-// done is false when a run should be started (or attached to).
-func (o *Orchestrator) laterGeneration(ctx context.Context, id string, gen int64) (StartResult, bool, error) {
+// done is false when a run should be started (or attached to); newRun says
+// a new run may start, which only a closed run with an older generation
+// allows. A report while the run is still open (even one finishing its
+// write-backs) attaches to it: were it to close meanwhile, the start is
+// refused as a duplicate rather than starting a second run.
+func (o *Orchestrator) laterGeneration(ctx context.Context, id string, gen int64) (res StartResult, done, newRun bool, err error) {
 	desc, err := o.c.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
 	switch {
 	case errors.As(err, &nf):
-		return StartResult{}, false, nil
+		return StartResult{}, false, false, nil
 	case err != nil:
-		return StartResult{}, false, o.mapErr(err)
+		return StartResult{}, false, false, o.mapErr(err)
 	}
 	info := desc.GetWorkflowExecutionInfo()
 	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		return StartResult{}, false, nil
+		return StartResult{}, false, false, nil
 	}
 	var last int64
 	_ = decode(info.GetMemo().GetFields()[memoGeneration], &last)
 	if gen > last {
-		return StartResult{}, false, nil
+		return StartResult{}, false, true, nil
 	}
 	var p string
 	_ = decode(info.GetSearchAttributes().GetIndexedFields()[workflows.SearchAttrPhase], &p)
-	return StartResult{ID: id, Phase: workflows.Phase(p), Existing: true}, true, nil
+	return StartResult{ID: id, Phase: workflows.Phase(p), Existing: true}, true, false, nil
 }
 
 // Get asks the workflow for its status (works on closed workflows too).
