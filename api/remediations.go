@@ -121,6 +121,14 @@ func (h *handler) links(id string) links {
 	return l
 }
 
+// checkIdempotencyKey records what is wrong with an Idempotency-Key header
+// (control characters first, then its form); an absent one is fine.
+func checkIdempotencyKey(problems map[string]string, key string) {
+	if checkText(problems, "Idempotency-Key", key, singleLine) && key != "" && !idemKeyPattern.MatchString(key) {
+		problems["Idempotency-Key"] = "printable ASCII without spaces, at most 128"
+	}
+}
+
 // validateStart checks every field and returns the approval timeout.
 // Control characters are checked first, in every field, on the values as
 // sent: a field carrying one is answered with that, whatever else is wrong.
@@ -130,7 +138,7 @@ func validateStart(b *startBody, key string, now time.Time) (time.Duration, map[
 	repoOK, refOK, shaOK := clean("repo", b.Repo, singleLine), clean("ref", b.Ref, singleLine), clean("sha", b.SHA, singleLine)
 	summaryOK, excerptOK := clean("failure_summary", b.FailureSummary, singleLine), clean("log_excerpt", b.LogExcerpt, multiLine)
 	incidentOK, deadlineOK := clean("incident_id", b.IncidentID, singleLine), clean("deadline", b.Deadline, singleLine)
-	keyOK := clean("Idempotency-Key", key, singleLine)
+	checkIdempotencyKey(problems, key)
 	b.Repo = strings.TrimSpace(b.Repo)
 	switch {
 	case !repoOK:
@@ -160,9 +168,6 @@ func validateStart(b *startBody, key string, now time.Time) (time.Duration, map[
 	}
 	if incidentOK && b.IncidentID != "" && !safeIDPattern.MatchString(b.IncidentID) {
 		problems["incident_id"] = "letters, digits and ._:/- only, at most 128"
-	}
-	if keyOK && key != "" && !idemKeyPattern.MatchString(key) {
-		problems["Idempotency-Key"] = "printable ASCII without spaces, at most 128"
 	}
 	var timeout time.Duration
 	if deadlineOK && b.Deadline != "" {
@@ -298,7 +303,7 @@ func (h *handler) vote(approve bool) gin.HandlerFunc {
 		key := c.GetHeader("Idempotency-Key")
 		decisionOK, digestOK := checkText(problems, "decision_id", b.DecisionID, singleLine), checkText(problems, "diff_digest", b.DiffDigest, singleLine)
 		commentOK, reasonOK := checkText(problems, "comment", b.Comment, multiLine), checkText(problems, "reason", b.Reason, multiLine)
-		keyOK := checkText(problems, "Idempotency-Key", key, singleLine)
+		checkIdempotencyKey(problems, key)
 		if decisionOK && !decisionPattern.MatchString(b.DecisionID) {
 			problems["decision_id"] = "required: the decision id shown by GET /api/remediations/{id}"
 		}
@@ -313,9 +318,6 @@ func (h *handler) vote(approve bool) gin.HandlerFunc {
 		}
 		if reasonOK && !approve && strings.TrimSpace(b.Reason) == "" {
 			problems["reason"] = "a rejection needs a reason"
-		}
-		if keyOK && key != "" && !idemKeyPattern.MatchString(key) {
-			problems["Idempotency-Key"] = "printable ASCII without spaces, at most 128"
 		}
 		if len(problems) > 0 {
 			writeError(c, h.logger, validationError(problems))

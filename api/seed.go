@@ -287,9 +287,7 @@ func (h *handler) approvals(c *gin.Context) {
 		problems["incident_id"] = "letters, digits and ._:/- only, at most 128"
 	}
 	key := c.GetHeader("Idempotency-Key")
-	if checkText(problems, "Idempotency-Key", key, singleLine) && key != "" && !idemKeyPattern.MatchString(key) {
-		problems["Idempotency-Key"] = "printable ASCII without spaces, at most 128"
-	}
+	checkIdempotencyKey(problems, key)
 	approve := b.Approved != nil && *b.Approved
 	reason := firstNonEmpty(b.Reason, b.Justification, b.Comment)
 	if b.Approved != nil && !approve && strings.TrimSpace(reason) == "" {
