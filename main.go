@@ -11,10 +11,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"remediator/internal/app"
 	"remediator/internal/auth"
@@ -51,6 +55,9 @@ commands:
            reject the reviewed change
   list [--phase P] [--repo R] [--page-size N] [--page-token T] [--all]
            list remediations you may see
+  healthcheck URL
+           exit 0 when URL (e.g. http://127.0.0.1:8080/readyz) answers 2xx
+           within 3s: the container images' HEALTHCHECK (they carry no curl)
   version  print the version
 
 Configuration is read from environment variables only; see README.md.
@@ -77,6 +84,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runVoteKey(args[1:], stdout, stderr)
 	case "approve", "reject", "status", "list":
 		return cli.Run(ctx, args, getenv, stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(stdout, app.Version())
 		return nil
@@ -86,6 +95,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// runHealthcheck probes one loopback http URL; the images' HEALTHCHECK.
+func runHealthcheck(ctx context.Context, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("usage: remediator healthcheck http://127.0.0.1:8080/readyz")
+	}
+	u, err := url.Parse(args[0])
+	if err != nil || u.Scheme != "http" || u.Hostname() == "" {
+		return fmt.Errorf("healthcheck: %q is not an http URL", args[0])
+	}
+	if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("healthcheck: %q is not a loopback address", u.Host)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		return fmt.Errorf("healthcheck: %s answered %s", u.Redacted(), res.Status)
+	}
+	return nil
 }
 
 // runAPIKey mints an API key. Only the hash goes into configuration; the key

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -139,5 +141,84 @@ func TestProductionCommandsFailClosedWithoutVoteKeys(t *testing.T) {
 	err = run(context.Background(), []string{"worker"}, func(string) string { return "" }, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "vote verification keys") {
 		t.Fatalf("the worker must refuse to start without vote verification keys, got %v", err)
+	}
+}
+
+// Outside dev, the file ledger is no decision store: a directory on one host
+// is not something other replicas can read.
+func TestProductionCommandsRefuseTheFileLedger(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "vote.pem")
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"votekey", "create", "--out", keyFile}, func(string) string { return "" }, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	pub := strings.TrimSpace(lines[len(lines)-1])
+	env := map[string]string{
+		"REMEDIATOR_API_TOKENS": "ops:admin:0123456789abcdef0123", "REMEDIATOR_VOTE_SIGNING_KEY_FILE": keyFile,
+		"REMEDIATOR_VOTE_PUBLIC_KEYS": pub, "REMEDIATOR_DATA_DIR": dir,
+	}
+	for _, cmd := range []string{"api", "worker"} {
+		err := run(context.Background(), []string{cmd}, func(k string) string { return env[k] }, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), "REMEDIATOR_DATABASE_URL") {
+			t.Fatalf("%s must refuse to start with the file ledger outside dev, got %v", cmd, err)
+		}
+	}
+}
+
+func TestHealthcheck(t *testing.T) {
+	ready := true
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if !ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	var out bytes.Buffer
+	hc := func(args ...string) error {
+		return run(context.Background(), append([]string{"healthcheck"}, args...), func(string) string { return "" }, &out, &out)
+	}
+	if err := hc(srv.URL + "/readyz"); err != nil {
+		t.Fatalf("a 200 must pass: %v", err)
+	}
+	ready = false
+	if err := hc(srv.URL + "/readyz"); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("a 503 must fail: %v", err)
+	}
+	for _, bad := range [][]string{{}, {"ftp://127.0.0.1/x"}, {"http://example.com/readyz"}, {"a", "b"}} {
+		if err := hc(bad...); err == nil {
+			t.Errorf("%q must be refused", bad)
+		}
+	}
+}
+
+// The production build (tag production) carries neither the embedded
+// Temporal server nor its Web UI, and its `dev` command says why it refuses.
+func TestProductionBuildLeavesOutTheDevServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lists the build's packages")
+	}
+	cmd := exec.Command("go", "list", "-tags", "production", "-deps", ".")
+	cmd.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")
+	outb, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	deps := string(outb)
+	for _, pkg := range []string{"go.temporal.io/server/", "github.com/temporalio/ui-server/", "remediator/internal/devserver"} {
+		if strings.Contains(deps, pkg) {
+			t.Errorf("the production build depends on %s", pkg)
+		}
+	}
+	for _, pkg := range []string{"remediator/internal/app", "go.temporal.io/sdk/client", "github.com/jackc/pgx/v5"} {
+		if !strings.Contains(deps, pkg) {
+			t.Errorf("the production build lacks %s", pkg)
+		}
+	}
+	cmd = exec.Command("go", "list", "-deps", ".")
+	cmd.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")
+	if outb, err = cmd.Output(); err != nil || !strings.Contains(string(outb), "remediator/internal/devserver") {
+		t.Fatalf("the default build must keep the dev server: %v", err)
 	}
 }

@@ -79,9 +79,9 @@ type Activities struct {
 }
 
 // DefaultHeartbeatInterval keeps well inside the workflow's heartbeat
-// timeout (a minute): a crashed worker's activity is retried elsewhere
-// within a minute, and a cancel reaches a running recipe as quickly.
-const DefaultHeartbeatInterval = 10 * time.Second
+// timeout (20s): a crashed worker's activity is retried elsewhere within
+// 20s, and a cancel reaches a running recipe within a few seconds.
+const DefaultHeartbeatInterval = 5 * time.Second
 
 // heartbeat records a heartbeat every interval until the returned stop is
 // called. Through heartbeats the activity learns of a cancel (its context

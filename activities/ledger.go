@@ -11,7 +11,7 @@ import (
 
 // LedgerDecisions records decisions in the built-in ledger, in Dragon's shape.
 type LedgerDecisions struct {
-	Store *ledger.Store
+	Store ledger.Ledger
 }
 
 // CreateDecision implements DecisionClient; the remediation id is the key.

@@ -50,6 +50,12 @@ type Options struct {
 	Limiter *ratelimit.Limiter
 	// LimitStore is pinged by /readyz (Redis outages make the API not ready).
 	LimitStore *ratelimit.Store
+	// Middleware runs right after the correlation id is set and before
+	// everything else (tracing).
+	Middleware []gin.HandlerFunc
+	// ReadyChecks are further dependencies /readyz checks by name (e.g.
+	// the PostgreSQL decision ledger), cached with the others.
+	ReadyChecks map[string]func(context.Context) error
 	// TrustedProxies may set X-Forwarded-For; empty trusts nobody.
 	TrustedProxies []string
 	// GitHubSecret and SlackSecret verify webhooks; empty rejects every delivery.
@@ -96,6 +102,8 @@ type handler struct {
 	opts   Options
 	// limited counts rate-limit decisions per route and outcome.
 	limited *prometheus.CounterVec
+	// webhookRejected counts deliveries whose signature or token failed.
+	webhookRejected *prometheus.CounterVec
 	// unroutedAlerts counts alerts refused for naming no repository.
 	unroutedAlerts prometheus.Counter
 	// ready caches the dependency checks of /readyz and /health.
@@ -133,12 +141,16 @@ func newHandler(logger *slog.Logger, orch Orchestrator, opts Options) (*gin.Engi
 		Name: "remediator_http_ratelimit_total",
 		Help: "Rate-limit decisions per route: allowed, limited, or error (store unavailable).",
 	}, []string{"method", "route", "outcome"}), ready: readiness{ttl: readyCacheTTL, now: time.Now},
+		webhookRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "remediator_webhook_verification_failures_total",
+			Help: "Webhook deliveries refused because their signature or token did not verify (reason: invalid, or not_configured when no secret is set).",
+		}, []string{"source", "reason"}),
 		unroutedAlerts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "remediator_alerts_unrouted_total",
 			Help: "Alerts refused because they name no repository (label or route).",
 		})}
 	if opts.Registerer != nil {
-		for _, c := range []prometheus.Collector{h.limited, h.unroutedAlerts} {
+		for _, c := range []prometheus.Collector{h.limited, h.unroutedAlerts, h.webhookRejected} {
 			if err := opts.Registerer.Register(c); err != nil {
 				logger.Error("registering counters", "error", err)
 			}
@@ -148,7 +160,11 @@ func newHandler(logger *slog.Logger, orch Orchestrator, opts Options) (*gin.Engi
 	// oversized headers, carries it; the header limit is the first check of
 	// the request itself, after the bookkeeping that makes its 431 look and
 	// log like every other answer.
-	r.Use(withCorrelationID(), recovery(logger), securityHeaders(), accessLog(logger), limitHeaders(logger))
+	r.Use(withCorrelationID())
+	// Tracing (when configured) starts its span here, after the correlation
+	// id exists, so the span can carry it.
+	r.Use(opts.Middleware...)
+	r.Use(recovery(logger), securityHeaders(), accessLog(logger), limitHeaders(logger))
 	routes(r, h)
 	return r, h
 }

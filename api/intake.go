@@ -36,6 +36,11 @@ const (
 func (h *handler) gitlabPrincipal(token string) (Principal, errcode.Code, error) {
 	want := h.opts.GitLabWebhookToken
 	if len(want) == 0 || subtle.ConstantTimeCompare([]byte(token), want) != 1 {
+		reason := "invalid"
+		if len(want) == 0 {
+			reason = "not_configured"
+		}
+		h.webhookRejected.WithLabelValues("gitlab", reason).Inc()
 		return Principal{}, errcode.InvalidToken, fmt.Errorf("%s does not match GITLAB_WEBHOOK_TOKEN", gitlabTokenHeader)
 	}
 	return Principal{Subject: gitlabRequester, Roles: []string{roleDeveloper}, Repos: []string{"gitlab:*/**"}, Method: "gitlab_token"}, errcode.Code{}, nil

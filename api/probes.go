@@ -27,6 +27,7 @@ type readiness struct {
 	checked  time.Time // zero: never checked
 	temporal error
 	store    error
+	extra    map[string]error // Options.ReadyChecks by name
 }
 
 // dependencies reports whether Temporal and the rate-limit store answer,
@@ -45,6 +46,12 @@ func (h *handler) dependencies(ctx context.Context) (temporal, store error) {
 	if h.opts.LimitStore != nil {
 		r.store = h.opts.LimitStore.Ping(ctx)
 	}
+	r.extra = make(map[string]error, len(h.opts.ReadyChecks))
+	for name, check := range h.opts.ReadyChecks {
+		if r.extra[name] = check(ctx); r.extra[name] != nil {
+			h.logger.Warn("not ready: "+name, "error", r.extra[name])
+		}
+	}
 	if r.temporal != nil {
 		h.logger.Warn("not ready: temporal", "error", r.temporal)
 	}
@@ -53,6 +60,14 @@ func (h *handler) dependencies(ctx context.Context) (temporal, store error) {
 	}
 	r.checked = r.now()
 	return r.temporal, r.store
+}
+
+// extraChecks is the last result of Options.ReadyChecks (call dependencies
+// first).
+func (h *handler) extraChecks() map[string]error {
+	h.ready.mu.Lock()
+	defer h.ready.mu.Unlock()
+	return h.ready.extra
 }
 
 func (h *handler) livez(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
@@ -71,6 +86,12 @@ func (h *handler) readyz(c *gin.Context) {
 	}
 	if storeErr != nil {
 		checks["rate_limit_store"], ready = "unreachable", false
+	}
+	for name, err := range h.extraChecks() {
+		checks[name] = "ok"
+		if err != nil {
+			checks[name], ready = "unreachable", false
+		}
 	}
 	if !ready {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": checks})
@@ -105,6 +126,12 @@ func (h *handler) health(c *gin.Context) {
 	}
 	if h.opts.Decisions != nil {
 		res.Dependencies["decision_ledger"] = "built-in"
+	}
+	for name, err := range h.extraChecks() {
+		res.Dependencies[name] = "healthy"
+		if err != nil {
+			res.Status, res.Dependencies[name] = "degraded", "unhealthy"
+		}
 	}
 	if h.opts.LimitStore != nil {
 		res.Dependencies["rate_limit_store"] = "healthy"

@@ -41,10 +41,11 @@ type webhookResponse struct {
 // rejectSignature answers 401 for a webhook whose signature failed (or whose
 // secret is missing) and logs why; the reason never reaches the caller.
 func (h *handler) rejectSignature(c *gin.Context, source string, err error) {
-	code := errcode.InvalidSignature
+	code, reason := errcode.InvalidSignature, "invalid"
 	if errors.Is(err, webhook.ErrNoSecret) {
-		code = errcode.WebhookNotConfigured
+		code, reason = errcode.WebhookNotConfigured, "not_configured"
 	}
+	h.webhookRejected.WithLabelValues(source, reason).Inc()
 	h.logger.WarnContext(c.Request.Context(), "webhook rejected", "source", source, "reason", err.Error(),
 		"delivery", c.GetHeader("X-GitHub-Delivery"), "correlation_id", correlationID(c))
 	writeError(c, h.logger, newError(code, "the request signature is not valid"))

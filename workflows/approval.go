@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"remediator/activities"
 	"remediator/internal/vote"
 )
 
@@ -179,6 +180,9 @@ func (r *remediation) vote(ctx workflow.Context, req ApprovalRequest, approve bo
 	rec := req.Record(approve, workflow.Now(ctx))
 	if !slices.Contains(Channels, rec.Channel) {
 		rec.Channel = channel
+	}
+	if approve && !slices.ContainsFunc(r.st.Votes, func(v activities.Vote) bool { return v.Approved }) {
+		r.recordFirstApproval(ctx)
 	}
 	r.st.Votes = append(r.st.Votes, rec)
 	r.st.UpdatedAt = workflow.Now(ctx)

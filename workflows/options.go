@@ -16,9 +16,10 @@ import (
 var generateFixOptions = workflow.ActivityOptions{
 	StartToCloseTimeout:    15 * time.Minute,
 	ScheduleToCloseTimeout: time.Hour,
-	// GenerateFix heartbeats every 10s: a dead worker's fix is retried
-	// elsewhere within a minute, not after 15, and a cancel stops the recipe.
-	HeartbeatTimeout: time.Minute,
+	// GenerateFix heartbeats every 5s: a dead worker's fix is retried
+	// elsewhere within 20s, not after 15 minutes, and a cancel stops the
+	// recipe at the next heartbeat.
+	HeartbeatTimeout: 20 * time.Second,
 	RetryPolicy: &temporal.RetryPolicy{
 		InitialInterval:        2 * time.Second,
 		BackoffCoefficient:     2,
@@ -45,7 +46,9 @@ var ledgerOptions = workflow.ActivityOptions{
 var openPROptions = workflow.ActivityOptions{
 	StartToCloseTimeout:    5 * time.Minute,
 	ScheduleToCloseTimeout: 24 * time.Hour,
-	HeartbeatTimeout:       time.Minute,
+	// OpenPR heartbeats every 5s while it talks to the forge: a killed
+	// worker's change is retried elsewhere within 20s.
+	HeartbeatTimeout: 20 * time.Second,
 	RetryPolicy: &temporal.RetryPolicy{
 		InitialInterval:        time.Second,
 		BackoffCoefficient:     2,

@@ -27,8 +27,9 @@ var PhaseKey = temporal.NewSearchAttributeKeyKeyword(SearchAttrPhase)
 // exactly once, and write the outcome back. Business outcomes (rejected,
 // expired, failed) are results, not errors; only cancellation returns one.
 func Remediation(ctx workflow.Context, in RemediationInput) (Status, error) {
-	version := workflow.GetVersion(ctx, changeTrustBoundaries, workflow.DefaultVersion, versionGovernance)
+	version := workflow.GetVersion(ctx, changeTrustBoundaries, workflow.DefaultVersion, versionTopology)
 	r := newRemediation(ctx, in, version)
+	r.countStarted(ctx)
 	if err := r.setup(ctx); err != nil {
 		return r.st, err
 	}
@@ -43,10 +44,15 @@ func Remediation(ctx workflow.Context, in RemediationInput) (Status, error) {
 // activity at the start (keys and integrations), the incident record, the
 // Slack message and the watch of Dragon's own decision. Reusing the change
 // id keeps it to one marker per run.
+// Version 3 creates the decision on a disconnected context, so a cancel that
+// arrives while CreateDecision runs records the cancellation on the decision
+// instead of leaving it pending forever, and writes no outcome when no
+// decision was created.
 const (
 	changeTrustBoundaries = "trust-boundaries"
 	versionSignedVotes    = workflow.Version(1)
 	versionGovernance     = workflow.Version(2)
+	versionTopology       = workflow.Version(3)
 )
 
 type verdict int
@@ -183,6 +189,14 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 	if r.version >= versionSignedVotes {
 		runID = workflow.GetInfo(ctx).WorkflowExecution.RunID
 	}
+	decisionCtx := ctx
+	if r.version >= versionTopology {
+		// A cancel must not abandon a create that may already have
+		// written the decision: wait for its answer, then record the
+		// cancellation on it.
+		decisionCtx, _ = workflow.NewDisconnectedContext(ctx)
+		ledgerCtx = workflow.WithActivityOptions(decisionCtx, ledgerOptions)
+	}
 	err = workflow.ExecuteActivity(ledgerCtx, acts.CreateDecision, activities.CreateDecisionInput{
 		RemediationID: r.in.ID,
 		RunID:         runID,
@@ -201,11 +215,14 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 		FixSource:     r.fix.Source,
 		Validation:    r.fix.Validation,
 		Ref:           r.in.Ref,
-	}).Get(ctx, &dec)
+	}).Get(decisionCtx, &dec)
 	if err != nil {
 		return r.endOnError(ctx, "creating the decision failed", err)
 	}
 	r.st.DecisionID = dec.ID
+	if r.version >= versionTopology && ctx.Err() != nil {
+		return r.end(ctx, PhaseCancelled, "cancelled while the decision was being created")
+	}
 
 	if r.version == versionSignedVotes {
 		// The worker's own keys, recorded in history: replay verifies votes
@@ -262,6 +279,7 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 		CommitTime:        r.st.UpdatedAt,
 	}).Get(openCtx, &pr)
 	if err != nil {
+		r.countChangeFailure(ctx)
 		return r.end(ctx, PhaseFailed, "opening the change request failed: "+errMessage(err))
 	}
 	r.st.PR = &pr
@@ -320,15 +338,18 @@ func (r *remediation) end(ctx workflow.Context, phase Phase, reason string) (Sta
 	if r.version >= versionGovernance {
 		outcomeOpts = writebackOptions
 	}
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(recCtx, outcomeOpts), acts.RecordOutcome,
-		activities.RecordOutcomeInput{
-			RemediationID: r.in.ID,
-			DecisionID:    r.st.DecisionID,
-			Phase:         string(phase),
-			Reason:        reason,
-			Votes:         r.st.Votes,
-			PR:            r.st.PR,
-		}).Get(recCtx, nil)
+	var err error
+	if r.version < versionTopology || r.st.DecisionID != "" {
+		err = workflow.ExecuteActivity(workflow.WithActivityOptions(recCtx, outcomeOpts), acts.RecordOutcome,
+			activities.RecordOutcomeInput{
+				RemediationID: r.in.ID,
+				DecisionID:    r.st.DecisionID,
+				Phase:         string(phase),
+				Reason:        reason,
+				Votes:         r.st.Votes,
+				PR:            r.st.PR,
+			}).Get(recCtx, nil)
+	}
 	if err != nil {
 		r.logger.Error("recording the outcome failed", "error", err)
 		r.warn("writing the outcome to the decision failed: " + errMessage(err))
@@ -341,6 +362,7 @@ func (r *remediation) end(ctx workflow.Context, phase Phase, reason string) (Sta
 		r.logger.Warn("waiting for handlers interrupted", "error", err)
 	}
 	r.logger.Info("remediation ended", "phase", phase, "reason", reason)
+	r.countEnded(ctx, phase)
 	if cancelled {
 		return r.st, temporal.NewCanceledError(reason)
 	}

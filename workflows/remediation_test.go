@@ -361,11 +361,9 @@ func (s *RemediationSuite) TestSignalApprovesAndInvalidSignalIsIgnored() {
 func (s *RemediationSuite) TestGenerateFixNonRetryableFails() {
 	s.env.OnActivity(acts.GenerateFix, mock.Anything, mock.Anything).Return(activities.Fix{},
 		temporal.NewNonRetryableApplicationError("no recipe matched", activities.ErrTypeNoFix, nil)).Once()
-	s.env.OnActivity(acts.RecordOutcome, mock.Anything, mock.MatchedBy(func(in activities.RecordOutcomeInput) bool {
-		return in.Phase == string(PhaseFailed) && in.DecisionID == ""
-	})).Return(nil).Once()
 	s.env.ExecuteWorkflow(Remediation, input())
 	st := s.result()
+	s.env.AssertNotCalled(s.T(), "RecordOutcome", mock.Anything, mock.Anything)
 	s.Equal(PhaseFailed, st.Phase)
 	s.Contains(st.Reason, "no recipe matched")
 	s.Contains(st.Reason, activities.ErrTypeNoFix)
@@ -403,11 +401,58 @@ func (s *RemediationSuite) TestCreateDecisionFailureFails() {
 	s.env.OnActivity(acts.GenerateFix, mock.Anything, mock.Anything).Return(testFix, nil).Once()
 	s.env.OnActivity(acts.CreateDecision, mock.Anything, mock.Anything).Return(activities.Decision{},
 		temporal.NewNonRetryableApplicationError("401 from ledger", activities.ErrTypeUpstream, nil)).Once()
-	s.expectOutcome(PhaseFailed)
 	s.env.ExecuteWorkflow(Remediation, input())
 	st := s.result()
 	s.Equal(PhaseFailed, st.Phase)
 	s.Contains(st.Reason, "creating the decision failed")
+	// No decision exists, so there is no outcome to write (version 3).
+	s.env.AssertNotCalled(s.T(), "RecordOutcome", mock.Anything, mock.Anything)
+	for _, w := range st.Warnings {
+		s.NotContains(w, "outcome")
+	}
+}
+
+// A cancel that arrives while CreateDecision runs waits for the decision and
+// records the cancellation on it: no decision is left pending forever.
+func (s *RemediationSuite) TestCancelWhileCreatingTheDecisionRecordsItCancelled() {
+	s.env.OnActivity(acts.GenerateFix, mock.Anything, mock.Anything).Return(testFix, nil).Once()
+	s.env.OnActivity(acts.CreateDecision, mock.Anything, mock.Anything).After(time.Minute).
+		Return(activities.Decision{ID: testDecision, Status: "pending"}, nil).Once()
+	s.env.OnActivity(acts.RecordOutcome, mock.Anything, mock.MatchedBy(func(in activities.RecordOutcomeInput) bool {
+		return in.Phase == string(PhaseCancelled) && in.DecisionID == testDecision
+	})).Return(nil).Once()
+	s.at(10*time.Second, func() { s.env.CancelWorkflow() })
+	s.env.ExecuteWorkflow(Remediation, input())
+	s.Require().True(s.env.IsWorkflowCompleted())
+	var canceled *temporal.CanceledError
+	s.Require().ErrorAs(s.env.GetWorkflowError(), &canceled)
+	st := s.status()
+	s.Equal(PhaseCancelled, st.Phase)
+	s.Equal(testDecision, st.DecisionID)
+	s.env.AssertExpectations(s.T())
+}
+
+// The business metrics go through the SDK's metrics handler: started, the
+// outcome, time to first approval and time to change.
+func (s *RemediationSuite) TestBusinessMetrics() {
+	m := newCapturingMetrics()
+	s.SetMetricsHandler(m)
+	s.env = s.NewTestWorkflowEnvironment()
+	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testID})
+	s.env.RegisterActivity(&activities.Activities{VoteKeys: []vote.PublicKey{s.signer.PublicKey()}})
+	defer s.SetMetricsHandler(nil)
+	s.happyPathMocks()
+	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.Anything).Return(testPR, nil).Once()
+	s.expectOutcome(PhaseCompleted)
+	s.at(time.Minute, func() { s.update(UpdateApprove, "u1", approval("alice", RoleApprover)) })
+	s.env.ExecuteWorkflow(Remediation, input())
+	s.Equal(PhaseCompleted, s.result().Phase)
+	s.Equal(int64(1), m.counter(metricStarted, ""))
+	s.Equal(int64(1), m.counter(metricEnded, "outcome=Completed"))
+	s.Equal(int64(0), m.counter(metricChangeFailures, ""))
+	s.Require().Len(m.timers(metricTimeFirstApproval), 1)
+	s.GreaterOrEqual(m.timers(metricTimeFirstApproval)[0], time.Minute)
+	s.Require().Len(m.timers(metricTimeToChange), 1)
 }
 
 func (s *RemediationSuite) TestCancelWhileAwaitingApproval() {

@@ -15,11 +15,11 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"remediator/activities"
 	"remediator/api"
@@ -33,15 +33,40 @@ import (
 	"remediator/internal/ratelimit"
 	"remediator/internal/recipe"
 	"remediator/internal/sandbox"
+	"remediator/internal/telemetry"
 	"remediator/internal/vote"
-	"remediator/worker"
 )
 
 // Components are the long-lived pieces every command assembles from config.
 type Components struct {
 	Acts   *activities.Activities
-	Ledger *ledger.Store
+	Ledger ledger.Ledger
+	// Close releases the ledger's connections.
+	Close func()
 }
+
+// openLedger opens the built-in decision ledger: PostgreSQL when
+// REMEDIATOR_DATABASE_URL is set (migrations applied at open), otherwise the
+// file store under the data dir, which configuration allows in dev only
+// (or when Dragon holds the decisions).
+func openLedger(ctx context.Context, cfg config.Config, logger *slog.Logger) (ledger.Ledger, func(), error) {
+	if cfg.DatabaseURL != "" {
+		pg, err := ledger.OpenPostgres(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("REMEDIATOR_DATABASE_URL: %w", err)
+		}
+		logger.Info("decision ledger: postgresql")
+		return pg, pg.Close, nil
+	}
+	store, err := ledger.Open(filepath.Join(cfg.DataDir, "decisions"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return store, func() {}, nil
+}
+
+// pinger is a ledger that can say whether it is reachable (PostgreSQL).
+type pinger interface{ Ping(context.Context) error }
 
 // BuildActivities wires the local providers: git repositories on disk under
 // the configured roots, recipe fixes in the recipe sandbox, the built-in
@@ -71,10 +96,6 @@ func BuildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger
 			return Components{}, fmt.Errorf("REMEDIATOR_RECIPES_FILE: %w", err)
 		}
 		recipes = append(extra, recipes...)
-	}
-	store, err := ledger.Open(filepath.Join(cfg.DataDir, "decisions"))
-	if err != nil {
-		return Components{}, err
 	}
 	model, err := buildModel(cfg, reg)
 	if err != nil {
@@ -114,7 +135,6 @@ func BuildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger
 	}
 	acts := &activities.Activities{
 		Fixer:     forges,
-		Decisions: &activities.LedgerDecisions{Store: store},
 		Git:       forges,
 		VoteKeys:  cfg.VotePublicKeys,
 		PublicURL: cfg.PublicURL, UIURL: cfg.UIURL, Namespace: cfg.Temporal.Namespace,
@@ -123,23 +143,13 @@ func BuildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger
 	if err != nil {
 		return Components{}, err
 	}
+	store, closeStore, err := openLedger(ctx, cfg, logger)
+	if err != nil {
+		return Components{}, err
+	}
+	acts.Decisions = &activities.LedgerDecisions{Store: store}
 	ints.wire(acts, cfg, &forge.Resolver{Local: git, Hosts: hosts})
-	return Components{Acts: acts, Ledger: store}, nil
-}
-
-// NewWorker builds the worker with every workflow and activity registered;
-// onFatal (may be nil) learns that the worker stopped polling for good.
-func NewWorker(c client.Client, acts *activities.Activities, logger *slog.Logger, onFatal func(error)) sdkworker.Worker {
-	return worker.New(c, acts, sdkworker.Options{
-		MaxConcurrentActivityExecutionSize: 20,
-		WorkerStopTimeout:                  10 * time.Second,
-		OnFatalError: func(err error) {
-			logger.Error("worker stopped on a fatal error", "error", err)
-			if onFatal != nil {
-				onFatal(err)
-			}
-		},
-	})
+	return Components{Acts: acts, Ledger: store, Close: closeStore}, nil
 }
 
 // APIDeps are the long-lived pieces of the HTTP edge that need closing.
@@ -162,7 +172,7 @@ func (d *APIDeps) Close() {
 //
 // reg is the registry /metrics serves (NewRegistry); the worker's metrics
 // join it when both run in one process.
-func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store *ledger.Store, extra []auth.StaticToken, logger *slog.Logger, reg *prometheus.Registry) (*APIDeps, error) {
+func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store ledger.Ledger, extra []auth.StaticToken, logger *slog.Logger, reg *prometheus.Registry, tracing bool) (*APIDeps, error) {
 	deps := &APIDeps{}
 	ok := false
 	defer func() {
@@ -206,9 +216,15 @@ func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store *ledg
 	}
 	// The API canonicalises repositories: local ones under the same roots as
 	// the worker, forge ones against the forge.
-	local, err := gitlocal.New(gitlocal.Options{Roots: cfg.GitRoots, ScratchDir: filepath.Join(cfg.DataDir, "scratch")})
-	if err != nil {
-		return nil, err
+	// Without git roots (a forge-only deployment) the API needs no git at
+	// all, and local repositories are refused.
+	var local forge.LocalRepos
+	if len(cfg.GitRoots) > 0 {
+		p, err := gitlocal.New(gitlocal.Options{Roots: cfg.GitRoots, ScratchDir: filepath.Join(cfg.DataDir, "scratch")})
+		if err != nil {
+			return nil, err
+		}
+		local = p
 	}
 	forges, hosts, err := buildForges(cfg)
 	if err != nil {
@@ -242,6 +258,14 @@ func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store *ledg
 		slackClient = ints.Slack
 	}
 	orch := orchestrator.New(c, cfg.Temporal.Namespace, cfg.ApprovalTimeout, signer)
+	readyChecks := map[string]func(context.Context) error{}
+	if p, ok := store.(pinger); ok && decisions == api.DecisionReader(store) {
+		readyChecks["decision_ledger"] = p.Ping
+	}
+	var middleware []gin.HandlerFunc
+	if tracing {
+		middleware = append(middleware, telemetry.GinMiddleware("remediator-api"), telemetry.CorrelationAttribute())
+	}
 	deps.Handler = api.NewHandler(logger.With("component", "api"), orch, api.Options{
 		Auth: authn, Limiter: limiter, LimitStore: limitStore, TrustedProxies: cfg.TrustedProxies,
 		GitHubSecret: cfg.GitHubSecret, SlackSecret: cfg.SlackSecret, GitLabWebhookToken: glToken,
@@ -250,6 +274,7 @@ func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store *ledg
 		Decisions: decisions, Repos: repos, MaxBodyBytes: cfg.MaxBodyBytes, PublicURL: cfg.PublicURL,
 		UIURL: cfg.UIURL, DefaultApprovalTimeout: cfg.ApprovalTimeout, Version: Version(),
 		Dragon: dragonClient, DragonWebhookSecret: dragonSecret, DragonUsers: dragonUsers, Slack: slackClient, GenerateWait: cfg.GenerateWait,
+		ReadyChecks: readyChecks, Middleware: middleware,
 	})
 	ok = true
 	return deps, nil
@@ -283,84 +308,82 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.
 	return nil
 }
 
-// boot is the common start of the production commands: configuration (and
-// an optional extra check of it), the logger, and a Temporal client.
+// process is what every production command starts with: configuration,
+// the logger, the metrics registry with the SDK's metrics in it, tracing
+// when the OTEL_* environment asks for it, and a Temporal client.
+type process struct {
+	cfg      config.Config
+	logger   *slog.Logger
+	client   client.Client
+	reg      *prometheus.Registry
+	tracing  bool
+	shutdown func(context.Context) error
+}
+
+// close flushes the traces and closes the client.
+func (p *process) close() {
+	p.client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.shutdown(ctx); err != nil {
+		p.logger.Warn("flushing traces", "error", err)
+	}
+}
+
+// boot is the common start of the production commands.
 func boot(ctx context.Context, what string, getenv func(string) string, stderr io.Writer,
-	check func(config.Config) error) (config.Config, *slog.Logger, client.Client, error) {
+	check func(config.Config) error) (*process, error) {
 	cfg, err := config.Load(config.ModeProduction, getenv)
 	if err == nil && check != nil {
 		err = check(cfg)
 	}
 	if err != nil {
-		return config.Config{}, nil, nil, err
+		return nil, err
 	}
 	logger := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
-	logger.Info("starting "+what, "config", cfg.String())
-	c, err := orchestrator.Dial(ctx, cfg.Temporal, logger)
-	if err != nil {
-		return config.Config{}, nil, nil, err
+	logger.Info("starting "+what, "version", Version(), "config", cfg.String())
+	for _, d := range cfg.Temporal.Deprecated {
+		logger.Warn("deprecated setting: " + d)
 	}
-	return cfg, logger, c, nil
+	p := &process{cfg: cfg, logger: logger, reg: NewRegistry()}
+	sdkMetrics, err := telemetry.SDKMetricsHandler(p.reg)
+	if err != nil {
+		return nil, fmt.Errorf("SDK metrics: %w", err)
+	}
+	extras := orchestrator.Extras{MetricsHandler: sdkMetrics}
+	p.shutdown, p.tracing, err = telemetry.SetupTracing(ctx, getenv, "remediator-"+what, Version())
+	if err != nil {
+		return nil, fmt.Errorf("tracing (OTEL_*): %w", err)
+	}
+	if p.tracing {
+		logger.Info("tracing on: spans go to the OTLP exporter the OTEL_* variables configure")
+		if extras.Interceptors, err = telemetry.TemporalInterceptors(); err != nil {
+			return nil, err
+		}
+	}
+	if p.client, err = orchestrator.Dial(ctx, cfg.Temporal, logger, extras); err != nil {
+		_ = p.shutdown(context.Background())
+		return nil, err
+	}
+	return p, nil
 }
 
-// RunWorker is `remediator worker`.
-func RunWorker(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
-	cfg, logger, c, err := boot(ctx, "worker", getenv, stderr, config.Config.ValidateWorker)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	reg := NewRegistry()
-	comps, err := BuildActivities(ctx, cfg, logger, reg)
-	if err != nil {
-		return err
-	}
-	if cfg.MetricsAddr != "" {
-		// The worker's own metrics (the model's tokens and latency, the Go
-		// runtime) on their own listener.
-		ln, err := net.Listen("tcp", cfg.MetricsAddr)
-		if err != nil {
-			return fmt.Errorf("REMEDIATOR_METRICS_ADDR: %w", err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = Serve(ctx, srv, ln, cfg.ShutdownTimeout) }()
-		logger.Info("worker metrics listening", "addr", ln.Addr().String())
-	}
-	// A worker that stopped polling must not look alive: exit with its error.
-	fatal := make(chan error, 1)
-	w := NewWorker(c, comps.Acts, logger, func(err error) {
-		select {
-		case fatal <- err:
-		default:
-		}
-	})
-	if err := w.Start(); err != nil {
-		return fmt.Errorf("starting worker: %w", err)
-	}
-	select {
-	case <-ctx.Done():
-		logger.Info("stopping worker")
-		w.Stop()
-		return nil
-	case err := <-fatal:
-		return fmt.Errorf("worker stopped: %w", err)
-	}
-}
-
-// RunAPI is `remediator api`: it refuses to start without credentials.
+// RunAPI is `remediator api`: it refuses to start without credentials, a
+// vote signing key, or (unless Dragon holds the decisions) the shared
+// PostgreSQL ledger.
 func RunAPI(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
-	cfg, logger, c, err := boot(ctx, "api", getenv, stderr, config.Config.ValidateAPI)
+	p, err := boot(ctx, "api", getenv, stderr, config.Config.ValidateAPI)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	store, err := ledger.Open(filepath.Join(cfg.DataDir, "decisions"))
+	defer p.close()
+	cfg, logger := p.cfg, p.logger
+	store, closeStore, err := openLedger(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	deps, err := NewAPI(ctx, cfg, c, store, nil, logger, NewRegistry())
+	defer closeStore()
+	deps, err := NewAPI(ctx, cfg, p.client, store, nil, logger, p.reg, p.tracing)
 	if err != nil {
 		return err
 	}

@@ -1,3 +1,5 @@
+//go:build !production
+
 package app
 
 import (
@@ -26,6 +28,7 @@ import (
 	"remediator/internal/devserver"
 	"remediator/internal/logging"
 	"remediator/internal/orchestrator"
+	"remediator/internal/telemetry"
 	"remediator/internal/vote"
 	"remediator/workflows"
 )
@@ -63,6 +66,8 @@ type Dev struct {
 	Tokens  []DevToken
 	Demo    demo.Repo
 	api     *APIDeps
+	// closeLedger releases the decision ledger (PostgreSQL connections).
+	closeLedger func()
 }
 
 // StartDev starts the embedded server, worker and API handler on cfg.DataDir.
@@ -120,10 +125,17 @@ func StartDev(ctx context.Context, cfg config.Config, ports devserver.Ports, log
 	if err != nil {
 		return fail(err)
 	}
-	if d.Client, err = orchestrator.Dial(ctx, cfg.Temporal, logger); err != nil {
+	d.closeLedger = comps.Close
+	// The SDK's metrics (and the workflow's business metrics) join the
+	// API's on the one /metrics of the dev process.
+	sdkMetrics, err := telemetry.SDKMetricsHandler(reg)
+	if err != nil {
 		return fail(err)
 	}
-	d.Worker = NewWorker(d.Client, comps.Acts, logger, nil)
+	if d.Client, err = orchestrator.Dial(ctx, cfg.Temporal, logger, orchestrator.Extras{MetricsHandler: sdkMetrics}); err != nil {
+		return fail(err)
+	}
+	d.Worker = NewWorker(d.Client, comps.Acts, logger, cfg.Worker, nil)
 	if err := d.Worker.Start(); err != nil {
 		d.Worker = nil
 		return fail(fmt.Errorf("starting the worker: %w", err))
@@ -137,7 +149,7 @@ func StartDev(ctx context.Context, cfg config.Config, ports devserver.Ports, log
 		}
 		devTokens = append(devTokens, st)
 	}
-	if d.api, err = NewAPI(ctx, cfg, d.Client, comps.Ledger, devTokens, logger, reg); err != nil {
+	if d.api, err = NewAPI(ctx, cfg, d.Client, comps.Ledger, devTokens, logger, reg, false); err != nil {
 		return fail(err)
 	}
 	d.Handler = d.api.Handler
@@ -157,6 +169,10 @@ func (d *Dev) Stop() {
 	if d.Client != nil {
 		d.Client.Close()
 		d.Client = nil
+	}
+	if d.closeLedger != nil {
+		d.closeLedger()
+		d.closeLedger = nil
 	}
 	if d.Server != nil {
 		_ = d.Server.Stop()

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/contrib/envconfig"
+
 	"remediator/internal/auth"
 	"remediator/internal/ratelimit"
 	"remediator/internal/sandbox"
@@ -36,15 +38,19 @@ const (
 // Roles a principal can hold.
 var Roles = []string{"developer", "approver", "admin"}
 
-// Temporal says how to reach the cluster.
+// Temporal says how to reach the cluster: the SDK's client profile (the
+// TEMPORAL_* environment conventions and the optional TOML profile file),
+// with Address and Namespace resolved to their defaults.
 type Temporal struct {
-	Address       string
-	Namespace     string
-	TLS           bool
-	TLSCertFile   string
-	TLSKeyFile    string
-	TLSCAFile     string
-	TLSServerName string
+	Address   string
+	Namespace string
+	// TLS is on when the profile asks for it (a TLS setting or an API key).
+	TLS bool
+	// Profile is what envconfig loaded; the client is dialled from it.
+	Profile envconfig.ClientConfigProfile
+	// Deprecated names the old variables that were used, for one warning
+	// line at start.
+	Deprecated []string
 }
 
 // Dev configures the embedded server of `remediator dev`.
@@ -115,9 +121,24 @@ type Config struct {
 	LLM      *LLM
 	// GenerateWait bounds how long POST /api/generate waits for the fix.
 	GenerateWait time.Duration
-	// MetricsAddr is where `remediator worker` serves /metrics ("" = off;
-	// the API serves its own on its listener).
+	// MetricsAddr is where `remediator worker` serves /livez, /readyz and
+	// /metrics ("off" = none; the API serves its own on its listener).
 	MetricsAddr string
+	// DatabaseURL is the PostgreSQL database of the built-in decision
+	// ledger shared by every replica ("" = the file store, dev only).
+	DatabaseURL string
+	// Worker tunes `remediator worker`.
+	Worker Worker
+}
+
+// Worker tunes the worker's pollers, concurrency, cache and stop.
+type Worker struct {
+	WorkflowPollers  int
+	ActivityPollers  int
+	MaxActivities    int
+	MaxWorkflowTasks int
+	StickyCacheSize  int
+	StopTimeout      time.Duration
 }
 
 // Dragon configures the decision service (the seed's names).
@@ -207,19 +228,11 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 	}
 
 	c := Config{
-		Mode:      mode,
-		DataDir:   env("REMEDIATOR_DATA_DIR", "./.data"),
-		HTTPAddr:  env("REMEDIATOR_HTTP_ADDR", "127.0.0.1:8080"),
-		LogFormat: env("REMEDIATOR_LOG_FORMAT", "text"),
-		LogLevel:  env("REMEDIATOR_LOG_LEVEL", "info"),
-		Temporal: Temporal{
-			Address:       env("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
-			Namespace:     env("TEMPORAL_NAMESPACE", "default"),
-			TLSCertFile:   env("TEMPORAL_TLS_CERT", ""),
-			TLSKeyFile:    env("TEMPORAL_TLS_KEY", ""),
-			TLSCAFile:     env("TEMPORAL_TLS_CA", ""),
-			TLSServerName: env("TEMPORAL_TLS_SERVER_NAME", ""),
-		},
+		Mode:            mode,
+		DataDir:         env("REMEDIATOR_DATA_DIR", "./.data"),
+		HTTPAddr:        env("REMEDIATOR_HTTP_ADDR", "127.0.0.1:8080"),
+		LogFormat:       env("REMEDIATOR_LOG_FORMAT", map[Mode]string{ModeDev: "text"}[mode]),
+		LogLevel:        env("REMEDIATOR_LOG_LEVEL", "info"),
 		RecipesFile:     env("REMEDIATOR_RECIPES_FILE", ""),
 		MaxDiffBytes:    intVar("REMEDIATOR_MAX_DIFF_BYTES", 256<<10),
 		DeniedPaths:     splitList(env("REMEDIATOR_DENIED_PATHS", ".github/workflows/**"), ","),
@@ -232,15 +245,19 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 			Retention:    durVar("REMEDIATOR_DEV_RETENTION", 7*24*time.Hour),
 		},
 	}
+	if c.LogFormat == "" {
+		c.LogFormat = "json" // production: one JSON object per line
+	}
 	abs, err := filepath.Abs(c.DataDir)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("REMEDIATOR_DATA_DIR: %w", err))
 	}
 	c.DataDir = abs
-	c.Temporal.TLS = env("TEMPORAL_TLS", "false") == "true" || c.Temporal.TLSCertFile != "" || c.Temporal.TLSCAFile != ""
-	if (c.Temporal.TLSCertFile == "") != (c.Temporal.TLSKeyFile == "") {
-		errs = append(errs, errors.New("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together"))
+	tc, err := loadTemporal(getenv)
+	if err != nil {
+		errs = append(errs, err)
 	}
+	c.Temporal = tc
 	c.PublicURL = strings.TrimRight(env("REMEDIATOR_PUBLIC_URL", "http://"+c.HTTPAddr), "/")
 	defaultUI := ""
 	if mode == ModeDev && c.Dev.UIPort != 0 {
@@ -321,7 +338,31 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 	}
 
 	c.GenerateWait = durVar("REMEDIATOR_GENERATE_WAIT", 20*time.Second)
-	c.MetricsAddr = env("REMEDIATOR_METRICS_ADDR", "")
+	defaultMetrics := "127.0.0.1:9090"
+	if mode == ModeDev {
+		defaultMetrics = "off" // dev serves everything on its API listener
+	}
+	c.MetricsAddr = env("REMEDIATOR_METRICS_ADDR", defaultMetrics)
+	if c.MetricsAddr == "off" {
+		c.MetricsAddr = ""
+	}
+	c.DatabaseURL = env("REMEDIATOR_DATABASE_URL", "")
+	if c.DatabaseURL != "" {
+		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			errs = append(errs, errors.New("REMEDIATOR_DATABASE_URL: not a postgres:// URL"))
+		}
+	}
+	c.Worker = Worker{
+		WorkflowPollers:  intVar("REMEDIATOR_WORKER_WORKFLOW_POLLERS", 4),
+		ActivityPollers:  intVar("REMEDIATOR_WORKER_ACTIVITY_POLLERS", 4),
+		MaxActivities:    intVar("REMEDIATOR_WORKER_MAX_ACTIVITIES", 20),
+		MaxWorkflowTasks: intVar("REMEDIATOR_WORKER_MAX_WORKFLOW_TASKS", 100),
+		StickyCacheSize:  intVar("REMEDIATOR_WORKER_STICKY_CACHE", 10000),
+		StopTimeout:      durVar("REMEDIATOR_WORKER_STOP_TIMEOUT", 30*time.Second),
+	}
+	if c.Worker.WorkflowPollers < 2 || c.Worker.ActivityPollers < 1 || c.Worker.MaxActivities < 1 || c.Worker.MaxWorkflowTasks < 2 {
+		errs = append(errs, errors.New("REMEDIATOR_WORKER_*: workflow pollers and workflow tasks need at least 2, activity pollers and activities at least 1"))
+	}
 	if c.Dragon, err = loadDragon(env, getenv, durVar); err != nil {
 		errs = append(errs, err)
 	}
@@ -378,16 +419,33 @@ func (c Config) ValidateAPI() error {
 	if c.VoteSigningKey == nil {
 		errs = append(errs, errors.New("no vote signing key: set REMEDIATOR_VOTE_SIGNING_KEY_FILE (mint one with `remediator votekey create`)"))
 	}
+	if err := c.validateLedger(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// validateLedger: outside dev the built-in decision ledger lives in
+// PostgreSQL, which every replica shares; a directory on one host is not a
+// ledger other replicas can read.
+func (c Config) validateLedger() error {
+	if c.Mode == ModeDev || c.Dragon != nil || c.DatabaseURL != "" {
+		return nil
+	}
+	return errors.New("no decision store: set REMEDIATOR_DATABASE_URL (PostgreSQL, shared by every replica) or KLYNX_DRAGON_BASE_URL; the file ledger is for `remediator dev` only")
 }
 
 // ValidateWorker fails closed: outside dev mode a worker refuses to start
 // without keys to verify votes with (it could open no change anyway).
 func (c Config) ValidateWorker() error {
+	var errs []error
 	if c.Mode != ModeDev && len(c.VotePublicKeys) == 0 {
-		return errors.New("no vote verification keys: set REMEDIATOR_VOTE_PUBLIC_KEYS or REMEDIATOR_VOTE_PUBLIC_KEYS_FILE to the API's public key")
+		errs = append(errs, errors.New("no vote verification keys: set REMEDIATOR_VOTE_PUBLIC_KEYS or REMEDIATOR_VOTE_PUBLIC_KEYS_FILE to the API's public key"))
 	}
-	return nil
+	if err := c.validateLedger(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // loadGitHub returns nil when neither a token nor an App is configured.
@@ -763,8 +821,8 @@ func (c Config) String() string {
 	if c.LLM != nil {
 		integrations = append(integrations, "llm="+c.LLM.BaseURL+"/"+c.LLM.Model)
 	}
-	return fmt.Sprintf("integrations=%v ", integrations) + fmt.Sprintf("mode=%s data_dir=%s http=%s temporal=%s/%s tls=%t tokens=[%s] api_keys=%d jwt=%t redis=%t trusted_proxies=%v github_webhook=%t slack=%t git_roots=%v approval_timeout=%s recipe_sandbox=%s vote_signing_key=%t vote_public_keys=%v github=%s gitlab=%s outbound_allow=%v",
-		c.Mode, c.DataDir, c.HTTPAddr, c.Temporal.Address, c.Temporal.Namespace, c.Temporal.TLS,
+	return fmt.Sprintf("integrations=%v ", integrations) + fmt.Sprintf("mode=%s data_dir=%s http=%s temporal=%s/%s tls=%t temporal_api_key=%t database=%t tokens=[%s] api_keys=%d jwt=%t redis=%t trusted_proxies=%v github_webhook=%t slack=%t git_roots=%v approval_timeout=%s recipe_sandbox=%s vote_signing_key=%t vote_public_keys=%v github=%s gitlab=%s outbound_allow=%v",
+		c.Mode, c.DataDir, c.HTTPAddr, c.Temporal.Address, c.Temporal.Namespace, c.Temporal.TLS, c.Temporal.Profile.APIKey != "", c.DatabaseURL != "",
 		strings.Join(subjects, ","), len(c.APIKeys), c.JWT != nil, c.RedisURL != "", c.TrustedProxies,
 		len(c.GitHubSecret) > 0, len(c.SlackSecret) > 0, c.GitRoots, c.ApprovalTimeout,
 		c.RecipeSandbox, c.VoteSigningKey != nil, keyIDs, github, gitlab, c.OutboundAllowHosts)

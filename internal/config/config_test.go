@@ -1,9 +1,13 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"go.temporal.io/sdk/contrib/envconfig"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -51,8 +55,23 @@ func TestProductionFailsClosed(t *testing.T) {
 	const seed = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 	c, err = Load(ModeProduction, envOf(map[string]string{"REMEDIATOR_API_TOKENS": "alice:approver|admin:0123456789abcdef0123",
 		"REMEDIATOR_VOTE_SIGNING_KEY": seed, "REMEDIATOR_VOTE_PUBLIC_KEYS": "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keys alone are not enough: the decisions need the shared ledger.
+	for name, err := range map[string]error{"api": c.ValidateAPI(), "worker": c.ValidateWorker()} {
+		if err == nil || !strings.Contains(err.Error(), "REMEDIATOR_DATABASE_URL") {
+			t.Fatalf("production %s with the file ledger must refuse to start: %v", name, err)
+		}
+	}
+	c, err = Load(ModeProduction, envOf(map[string]string{"REMEDIATOR_API_TOKENS": "alice:approver|admin:0123456789abcdef0123",
+		"REMEDIATOR_VOTE_SIGNING_KEY": seed, "REMEDIATOR_VOTE_PUBLIC_KEYS": "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=",
+		"REMEDIATOR_DATABASE_URL": "postgres://remediator:pw@db:5432/ledger"}))
 	if err != nil || c.ValidateAPI() != nil || c.ValidateWorker() != nil {
-		t.Fatalf("configured token and keys: %v", err)
+		t.Fatalf("configured token, keys and database: %v", err)
+	}
+	if strings.Contains(c.String(), "postgres://") || c.LogFormat != "json" {
+		t.Fatalf("String() must not show the database URL; production logs are JSON (%q)", c.LogFormat)
 	}
 	if strings.Contains(c.String(), seed) {
 		t.Fatal("String() leaks the vote signing key")
@@ -78,6 +97,10 @@ func TestInvalidValuesAreReported(t *testing.T) {
 		"short retention":   {"REMEDIATOR_DEV_RETENTION": "1h"},
 		"relative git root": {"REMEDIATOR_GIT_ROOTS": "repos"},
 		"half TLS pair":     {"TEMPORAL_TLS_CERT": "/x.pem"},
+		"alias disagrees":   {"TEMPORAL_TLS_CA": "/a.pem", "TEMPORAL_TLS_SERVER_CA_CERT_PATH": "/b.pem"},
+		"missing profile":   {"TEMPORAL_PROFILE": "nope", "TEMPORAL_CONFIG_FILE": "/nonexistent/temporal.toml"},
+		"bad database url":  {"REMEDIATOR_DATABASE_URL": "mysql://x"},
+		"one poller":        {"REMEDIATOR_WORKER_WORKFLOW_POLLERS": "1"},
 		"bad log format":    {"REMEDIATOR_LOG_FORMAT": "xml"},
 		"bad int":           {"REMEDIATOR_MAX_DIFF_BYTES": "-3"},
 	} {
@@ -181,5 +204,49 @@ func TestGovernanceConfiguration(t *testing.T) {
 		if _, err := Load(ModeProduction, envOf(env)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// The Temporal client follows the SDK's environment conventions; the old
+// names still work for one release, with a deprecation line.
+func TestTemporalEnvConventions(t *testing.T) {
+	c, err := Load(ModeProduction, envOf(map[string]string{
+		"TEMPORAL_ADDRESS": "ns.acct.tmprl.cloud:7233", "TEMPORAL_NAMESPACE": "ns.acct", "TEMPORAL_API_KEY": "key-value-123",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Temporal.Address != "ns.acct.tmprl.cloud:7233" || c.Temporal.Namespace != "ns.acct" || !c.Temporal.TLS || c.Temporal.Profile.APIKey != "key-value-123" {
+		t.Fatalf("Temporal Cloud with an API key: %+v", c.Temporal)
+	}
+	if strings.Contains(c.String(), "key-value-123") || !strings.Contains(c.String(), "temporal_api_key=true") {
+		t.Fatalf("String() must mask the API key: %s", c.String())
+	}
+	opts, err := c.Temporal.Profile.ToClientOptions(envconfig.ToClientOptionsRequest{})
+	if err != nil || opts.Credentials == nil || opts.ConnectionOptions.TLS == nil {
+		t.Fatalf("client options carry the key and TLS: %+v %v", opts, err)
+	}
+
+	c, err = Load(ModeProduction, envOf(map[string]string{"TEMPORAL_TLS_CERT": "/c.pem", "TEMPORAL_TLS_KEY": "/k.pem", "TEMPORAL_TLS_CA": "/ca.pem"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tls := c.Temporal.Profile.TLS
+	if tls == nil || tls.ClientCertPath != "/c.pem" || tls.ClientKeyPath != "/k.pem" || tls.ServerCACertPath != "/ca.pem" || !c.Temporal.TLS {
+		t.Fatalf("deprecated aliases: %+v", tls)
+	}
+	if len(c.Temporal.Deprecated) != 3 || !strings.Contains(c.Temporal.Deprecated[0], "TEMPORAL_TLS_CLIENT_CERT_PATH") {
+		t.Fatalf("deprecations: %v", c.Temporal.Deprecated)
+	}
+
+	// A TOML profile file, selected by TEMPORAL_PROFILE; the environment
+	// overrides it.
+	file := filepath.Join(t.TempDir(), "temporal.toml")
+	if err := os.WriteFile(file, []byte("[profile.prod]\naddress = \"prod.example:7233\"\nnamespace = \"payments\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load(ModeProduction, envOf(map[string]string{"TEMPORAL_CONFIG_FILE": file, "TEMPORAL_PROFILE": "prod", "TEMPORAL_NAMESPACE": "override"}))
+	if err != nil || c.Temporal.Address != "prod.example:7233" || c.Temporal.Namespace != "override" || c.Temporal.TLS {
+		t.Fatalf("profile file: %+v %v", c.Temporal, err)
 	}
 }

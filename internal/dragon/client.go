@@ -19,6 +19,7 @@ import (
 
 	"remediator/internal/correlation"
 	"remediator/internal/outbound"
+	"remediator/internal/telemetry"
 )
 
 // Config names the Dragon instance and how to reach it.
@@ -64,7 +65,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: defaultTimeout, Transport: correlation.Transport{}}
+		hc = &http.Client{Timeout: defaultTimeout, Transport: telemetry.HTTPTransport(correlation.Transport{})}
 	}
 	timeout := cfg.Timeout
 	if timeout <= 0 {

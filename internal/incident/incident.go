@@ -21,6 +21,7 @@ import (
 
 	"remediator/internal/correlation"
 	"remediator/internal/outbound"
+	"remediator/internal/telemetry"
 )
 
 const (
@@ -73,7 +74,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: DefaultTimeout, Transport: correlation.Transport{}}
+		hc = &http.Client{Timeout: DefaultTimeout, Transport: telemetry.HTTPTransport(correlation.Transport{})}
 	}
 	timeout := cfg.Timeout
 	if timeout <= 0 {

@@ -3,7 +3,8 @@
 // proposer, proposed_action, rationale, status) plus structured fields the
 // seed service flattened into free text. One JSON file per decision, written
 // atomically, keyed by an idempotency key so a retried create finds its
-// earlier record.
+// earlier record. PGStore (postgres.go) keeps the same records in
+// PostgreSQL for replicas on several hosts; both satisfy Ledger.
 package ledger
 
 import (
@@ -89,6 +90,21 @@ type Outcome struct {
 
 var idPattern = regexp.MustCompile(`^dec_[0-9a-f]{24}$`)
 
+// Ledger is a decision store: the file store (*Store) on one host, the
+// PostgreSQL store (*PGStore) when several replicas share the ledger.
+type Ledger interface {
+	// Create stores d under the id derived from key (IDFor), or returns the
+	// existing record for that key unchanged; ErrConflict if that record is
+	// about another change.
+	Create(ctx context.Context, key string, d Decision) (Decision, error)
+	// Get returns one decision, ErrNotFound for unknown or malformed ids.
+	Get(ctx context.Context, id string) (Decision, error)
+	// Record writes the outcome; recording the same outcome twice is harmless.
+	Record(ctx context.Context, id string, o Outcome) (Decision, error)
+}
+
+var _ Ledger = (*Store)(nil)
+
 // Store keeps decisions under one directory.
 type Store struct {
 	dir string
@@ -118,7 +134,7 @@ func (s *Store) Create(_ context.Context, key string, d Decision) (Decision, err
 	defer s.mu.Unlock()
 	d.ID = IDFor(key)
 	if existing, err := s.read(d.ID); err == nil {
-		if existing.RemediationID != d.RemediationID || existing.Repo != d.Repo || existing.BaseSHA != d.BaseSHA || existing.DiffDigest != d.DiffDigest {
+		if !sameChange(existing, d) {
 			return Decision{}, ErrConflict
 		}
 		return existing, nil
@@ -152,13 +168,24 @@ func (s *Store) Record(_ context.Context, id string, o Outcome) (Decision, error
 	if err != nil {
 		return Decision{}, err
 	}
+	applyOutcome(&d, o, s.now().UTC())
+	return d, s.write(d)
+}
+
+// sameChange reports whether two decisions are about the same change: a key
+// is answered with its earlier record only then.
+func sameChange(a, b Decision) bool {
+	return a.RemediationID == b.RemediationID && a.Repo == b.Repo && a.BaseSHA == b.BaseSHA && a.DiffDigest == b.DiffDigest
+}
+
+// applyOutcome writes o onto d at now.
+func applyOutcome(d *Decision, o Outcome, now time.Time) {
 	d.Status = statusFor(o.Phase)
 	d.Outcome = o.Phase
 	d.Reason = o.Reason
 	d.Votes = o.Votes
 	d.PRURL = o.PRURL
-	d.UpdatedAt = s.now().UTC()
-	return d, s.write(d)
+	d.UpdatedAt = now
 }
 
 func statusFor(phase string) string {

@@ -21,6 +21,7 @@ import (
 	"remediator/internal/correlation"
 	"remediator/internal/outbound"
 	"remediator/internal/redact"
+	"remediator/internal/telemetry"
 )
 
 const (
@@ -103,7 +104,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: cfg.Timeout, Transport: correlation.Transport{}}
+		hc = &http.Client{Timeout: cfg.Timeout, Transport: telemetry.HTTPTransport(correlation.Transport{})}
 	}
 	return &Client{endpoint: endpoint, cfg: cfg, http: hc}, nil
 }

@@ -5,22 +5,74 @@ package logging
 import (
 	"io"
 	"log/slog"
+	"regexp"
+	"strings"
 
 	sdklog "go.temporal.io/sdk/log"
 )
 
+// Redacted replaces the value of every attribute that names a secret.
+const Redacted = "[REDACTED]"
+
+// secretKey matches attribute keys that hold credentials, wherever they
+// come from (our code, the SDK, a library): their values never reach a log.
+var secretKey = regexp.MustCompile(`(?i)(token|secret|password|passwd|authorization|api[_-]?key|private[_-]?key|signing[_-]?key|cookie|credential)`)
+
+// secretValue matches credentials written inside a value: bearer tokens,
+// passwords in URLs, Slack and GitHub token shapes.
+var secretValue = regexp.MustCompile(`(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}|(://[^:/@\s]+:)[^@\s]+(@)|\b(xox[abprs]-[A-Za-z0-9-]{10,}|gh[pousr]_[A-Za-z0-9]{20,}|glpat-[A-Za-z0-9_-]{16,})`)
+
 // New returns a JSON or text logger at the given level ("debug", "info",
-// "warn", "error").
+// "warn", "error"). Attributes named like secrets are replaced by
+// [REDACTED], and credentials inside string values are masked.
 func New(w io.Writer, format, level string) *slog.Logger {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		lvl = slog.LevelInfo
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
+	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: redact}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// redact is the handlers' ReplaceAttr.
+func redact(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindGroup {
+		return a
+	}
+	if secretKey.MatchString(a.Key) && !harmlessKey(a.Key) {
+		return slog.String(a.Key, Redacted)
+	}
+	if a.Value.Kind() == slog.KindString || a.Value.Kind() == slog.KindAny {
+		s := a.Value.String()
+		if secretValue.MatchString(s) {
+			return slog.String(a.Key, MaskValue(s))
+		}
+	}
+	return a
+}
+
+// harmlessKey: counts and flags about secrets are not secrets.
+func harmlessKey(k string) bool {
+	k = strings.ToLower(k)
+	return strings.HasSuffix(k, "_count") || strings.HasSuffix(k, "_set") || strings.HasSuffix(k, "_configured") || strings.HasSuffix(k, "_tokens") || strings.HasSuffix(k, "tokens_total")
+}
+
+// MaskValue masks the credentials secretValue finds inside s.
+func MaskValue(s string) string {
+	return secretValue.ReplaceAllStringFunc(s, func(m string) string {
+		sub := secretValue.FindStringSubmatch(m)
+		switch {
+		case sub[1] != "":
+			return sub[1] + Redacted
+		case sub[2] != "":
+			return sub[2] + Redacted + sub[3]
+		default:
+			return Redacted
+		}
+	})
 }
 
 // SDK adapts l for client.Options.Logger.

@@ -2,14 +2,12 @@ package orchestrator
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/workflow"
 
 	"remediator/internal/config"
@@ -17,43 +15,32 @@ import (
 	"remediator/internal/logging"
 )
 
-// Dial connects to the configured Temporal frontend (TLS and mTLS optional)
-// and fails fast when it does not answer.
-func Dial(ctx context.Context, cfg config.Temporal, logger *slog.Logger) (client.Client, error) {
-	opts := client.Options{
-		HostPort:  cfg.Address,
-		Namespace: cfg.Namespace,
-		Logger:    logging.SDK(logger.With("component", "temporal-client")),
-		// The correlation id of the HTTP request flows into workflow and
-		// activity contexts through headers.
-		ContextPropagators: []workflow.ContextPropagator{correlation.Propagator{}},
-		ConnectionOptions:  client.ConnectionOptions{DialOptions: DialOptions()},
+// Extras are the optional client settings a command adds on top of the
+// connection profile: the SDK's metrics and tracing interceptors.
+type Extras struct {
+	MetricsHandler client.MetricsHandler
+	Interceptors   []interceptor.ClientInterceptor
+}
+
+// Dial connects to the Temporal frontend the profile names (address,
+// namespace, API key, TLS and mTLS, gRPC headers: the SDK's envconfig
+// conventions) and fails fast when it does not answer.
+func Dial(ctx context.Context, cfg config.Temporal, logger *slog.Logger, extras Extras) (client.Client, error) {
+	opts, err := cfg.Profile.ToClientOptions(envconfig.ToClientOptionsRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("temporal client profile: %w", err)
 	}
-	if cfg.TLS {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.TLSServerName}
-		if cfg.TLSCertFile != "" {
-			cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("temporal TLS client certificate: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
-		if cfg.TLSCAFile != "" {
-			pem, err := os.ReadFile(cfg.TLSCAFile)
-			if err != nil {
-				return nil, fmt.Errorf("temporal TLS CA: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, errors.New("temporal TLS CA: no certificate found")
-			}
-			tc.RootCAs = pool
-		}
-		opts.ConnectionOptions.TLS = tc
-	}
+	opts.HostPort, opts.Namespace = cfg.Address, cfg.Namespace
+	opts.Logger = logging.SDK(logger.With("component", "temporal-client"))
+	// The correlation id of the HTTP request flows into workflow and
+	// activity contexts through headers.
+	opts.ContextPropagators = []workflow.ContextPropagator{correlation.Propagator{}}
+	opts.ConnectionOptions.DialOptions = append(opts.ConnectionOptions.DialOptions, DialOptions()...)
+	opts.MetricsHandler = extras.MetricsHandler
+	opts.Interceptors = extras.Interceptors
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to Temporal at %s: %w", cfg.Address, err)
+		return nil, fmt.Errorf("connecting to Temporal at %s (namespace %s): %w", cfg.Address, cfg.Namespace, err)
 	}
 	return c, nil
 }

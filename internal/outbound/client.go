@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"remediator/internal/correlation"
+	"remediator/internal/telemetry"
 )
 
 // Resolver is the part of *net.Resolver the guard needs. It is an option so
@@ -86,7 +87,7 @@ func NewClient(o Options) *http.Client {
 		Transport: &guardedTransport{
 			policy:    o.Policy,
 			userAgent: o.UserAgent,
-			next:      correlation.Transport{Base: tr},
+			next:      telemetry.HTTPTransport(correlation.Transport{Base: tr}),
 			idle:      tr,
 		},
 		CheckRedirect: redirectChecker(o.Policy, o.MaxRedirects),

@@ -27,6 +27,7 @@ import (
 
 	"remediator/internal/correlation"
 	"remediator/internal/outbound"
+	"remediator/internal/telemetry"
 )
 
 const (
@@ -132,7 +133,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.HTTPClient != nil {
 		c.hc = *cfg.HTTPClient
 	} else {
-		c.hc = http.Client{Timeout: defaultTimeout, Transport: correlation.Transport{}}
+		c.hc = http.Client{Timeout: defaultTimeout, Transport: telemetry.HTTPTransport(correlation.Transport{})}
 	}
 	// A POST is not replayed across a redirect and the token or the
 	// webhook path must not follow one: answers are taken as they come.

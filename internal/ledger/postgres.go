@@ -1,0 +1,329 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// PGStore keeps decisions in PostgreSQL, so API replicas on several hosts
+// share one ledger. Same semantics as the file store (*Store).
+type PGStore struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+var _ Ledger = (*PGStore)(nil)
+
+// Pool defaults, used unless the URL sets them (pool_max_conns=...,
+// connect_timeout=..., pool_health_check_period=..., ...).
+const (
+	defaultMaxConns          = 4
+	defaultConnectTimeout    = 5 * time.Second
+	defaultHealthCheckPeriod = 15 * time.Second
+	defaultMaxConnIdleTime   = 5 * time.Minute
+	defaultMaxConnLifetime   = 30 * time.Minute
+)
+
+// OpenPostgres connects to url (a postgres:// URL or key=value DSN), applies
+// the embedded migrations and returns the store. An unreachable database is
+// an error. Close the store when done.
+func OpenPostgres(ctx context.Context, url string) (*PGStore, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: postgres config: %w", err)
+	}
+	set := func(param string) bool { return strings.Contains(url, param) }
+	if !set("pool_max_conns") {
+		cfg.MaxConns = defaultMaxConns
+	}
+	if !set("pool_health_check_period") {
+		cfg.HealthCheckPeriod = defaultHealthCheckPeriod
+	}
+	if !set("pool_max_conn_idle_time") {
+		cfg.MaxConnIdleTime = defaultMaxConnIdleTime
+	}
+	if !set("pool_max_conn_lifetime") {
+		cfg.MaxConnLifetime = defaultMaxConnLifetime
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "remediator"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: postgres: %w", err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &PGStore{pool: pool, now: time.Now}, nil
+}
+
+// Close releases the pool's connections.
+func (s *PGStore) Close() { s.pool.Close() }
+
+// Ping checks that the database answers (for readiness probes).
+func (s *PGStore) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		s.dropConnsOnLoss(err)
+		return fmt.Errorf("ledger: postgres: %w", err)
+	}
+	return nil
+}
+
+// Create stores d under the id derived from key, or returns the existing
+// record for that key unchanged (ErrConflict if it is about another change).
+func (s *PGStore) Create(ctx context.Context, key string, d Decision) (Decision, error) {
+	d.ID = IDFor(key)
+	// timestamptz keeps microseconds; the columns and the document agree.
+	now := s.now().UTC().Truncate(time.Microsecond)
+	d.Status = StatusPending
+	d.CreatedAt, d.UpdatedAt = now, now
+	doc, err := encodeDoc(d)
+	if err != nil {
+		return Decision{}, err
+	}
+	// No target on ON CONFLICT: the id is derived from the key, so racing
+	// inserts collide on both unique indexes, and a conflict on the one not
+	// named as arbiter would be raised as an error instead of skipped.
+	tag, err := s.pool.Exec(ctx, `
+		INSERT INTO remediator_decisions (id, key, remediation_id, repo, status, created_at, updated_at, doc)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT DO NOTHING`,
+		d.ID, []byte(key), d.RemediationID, d.Repo, d.Status, d.CreatedAt, d.UpdatedAt, doc)
+	if err != nil {
+		s.dropConnsOnLoss(err)
+		return Decision{}, fmt.Errorf("ledger: create %s: %w", d.ID, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return d, nil
+	}
+	// The key exists: a separate statement (a fresh snapshot) sees the row
+	// even when a concurrent insert committed after this one started.
+	existing, err := scanDoc(s.pool.QueryRow(ctx, `SELECT doc FROM remediator_decisions WHERE key = $1`, []byte(key)))
+	if errors.Is(err, ErrNotFound) {
+		// ON CONFLICT matched the id, not the key: IDFor collided.
+		return Decision{}, fmt.Errorf("ledger: create %s: the id already names a decision under another key", d.ID)
+	}
+	if err != nil {
+		s.dropConnsOnLoss(err)
+		return Decision{}, fmt.Errorf("ledger: create %s: %w", d.ID, err)
+	}
+	if !sameChange(existing, d) {
+		return Decision{}, ErrConflict
+	}
+	return existing, nil
+}
+
+// Get returns one decision.
+func (s *PGStore) Get(ctx context.Context, id string) (Decision, error) {
+	if !idPattern.MatchString(id) {
+		return Decision{}, ErrNotFound
+	}
+	d, err := scanDoc(s.pool.QueryRow(ctx, `SELECT doc FROM remediator_decisions WHERE id = $1`, id))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		s.dropConnsOnLoss(err)
+		return Decision{}, fmt.Errorf("ledger: get %s: %w", id, err)
+	}
+	return d, err
+}
+
+// Record writes the outcome; recording the same outcome twice is harmless.
+func (s *PGStore) Record(ctx context.Context, id string, o Outcome) (Decision, error) {
+	if !idPattern.MatchString(id) {
+		return Decision{}, ErrNotFound
+	}
+	var d Decision
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		d, err = scanDoc(tx.QueryRow(ctx, `SELECT doc FROM remediator_decisions WHERE id = $1 FOR UPDATE`, id))
+		if err != nil {
+			return err
+		}
+		applyOutcome(&d, o, s.now().UTC().Truncate(time.Microsecond))
+		doc, err := encodeDoc(d)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE remediator_decisions SET status = $2, updated_at = $3, doc = $4 WHERE id = $1`,
+			id, d.Status, d.UpdatedAt, doc)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return Decision{}, ErrNotFound
+	}
+	if err != nil {
+		s.dropConnsOnLoss(err)
+		return Decision{}, fmt.Errorf("ledger: record %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// dropConnsOnLoss empties the pool when err says the server went away
+// (restart, failover, terminated backends): the pool's other idle
+// connections are dead too, and without this each would fail one call in
+// turn. The call that saw the error still fails (the caller retries); the
+// next one dials afresh.
+func (s *PGStore) dropConnsOnLoss(err error) {
+	if connLost(err) {
+		s.pool.Reset()
+	}
+}
+
+func connLost(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08") // connection_exception
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}
+
+// encodeDoc is the JSON document stored in the doc column: the same JSON
+// the file store writes (modulo whitespace and key order, which JSONB does
+// not keep).
+func encodeDoc(d Decision) (string, error) {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return "", fmt.Errorf("ledger: encode %s: %w", d.ID, err)
+	}
+	// JSONB refuses \u0000; say so instead of surfacing a driver error.
+	if bytes.Contains(b, []byte(`\u0000`)) {
+		return "", fmt.Errorf("ledger: decision %s holds a NUL character, which PostgreSQL cannot store", d.ID)
+	}
+	return string(b), nil
+}
+
+func scanDoc(row pgx.Row) (Decision, error) {
+	var b []byte
+	if err := row.Scan(&b); errors.Is(err, pgx.ErrNoRows) {
+		return Decision{}, ErrNotFound
+	} else if err != nil {
+		return Decision{}, err
+	}
+	var d Decision
+	if err := json.Unmarshal(b, &d); err != nil {
+		return Decision{}, fmt.Errorf("ledger: corrupt record: %w", err)
+	}
+	return d, nil
+}
+
+// Migrations: migrations/NNN_name.sql, applied in order, each once, all in
+// one transaction that holds an advisory lock so replicas starting together
+// apply them once. Applied versions are rows of remediator_schema_migrations.
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migrationLock is the pg_advisory_xact_lock key ("remediat" in ASCII).
+const migrationLock int64 = 0x72656d6564696174
+
+var migrationName = regexp.MustCompile(`^([0-9]{3})_[a-z0-9_]+\.sql$`)
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func loadMigrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("ledger: migrations: %w", err)
+	}
+	var ms []migration
+	seen := map[int]string{}
+	for _, e := range entries {
+		m := migrationName.FindStringSubmatch(e.Name())
+		if m == nil {
+			return nil, fmt.Errorf("ledger: migration %q is not named NNN_name.sql", e.Name())
+		}
+		v, _ := strconv.Atoi(m[1])
+		if prev, dup := seen[v]; dup {
+			return nil, fmt.Errorf("ledger: migrations %q and %q share version %d", prev, e.Name(), v)
+		}
+		seen[v] = e.Name()
+		b, err := migrationFiles.ReadFile(path.Join("migrations", e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("ledger: migration %s: %w", e.Name(), err)
+		}
+		ms = append(ms, migration{version: v, name: strings.TrimSuffix(e.Name(), ".sql"), sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	return ms, nil
+}
+
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+			CREATE TABLE IF NOT EXISTS remediator_schema_migrations (
+				version    integer     PRIMARY KEY,
+				name       text        NOT NULL,
+				applied_at timestamptz NOT NULL DEFAULT now()
+			)`); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT version FROM remediator_schema_migrations`)
+		if err != nil {
+			return err
+		}
+		versions, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			return err
+		}
+		applied := map[int]bool{}
+		for _, v := range versions {
+			applied[int(v)] = true
+		}
+		for _, m := range ms {
+			if applied[m.version] {
+				continue
+			}
+			if _, err := tx.Exec(ctx, m.sql); err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO remediator_schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: migrate: %w", err)
+	}
+	return nil
+}
