@@ -9,11 +9,11 @@
 # Temporal dev server, no Web UI: `remediator dev` refuses in these images), as
 # the fixed non-root user 10001:10001.
 #
-# - api:    Debian slim + git + CA certificates. No Go toolchain, no shell
-#           tools beyond the base. git is needed: the API canonicalises local
-#           repositories under REMEDIATOR_GIT_ROOTS with it and refuses to
-#           start when git is missing.
-# - worker: api's base + bubblewrap + the Go toolchain (copied from the
+# - api:    Debian slim + CA certificates: no git, no Go toolchain. It takes
+#           forge repositories; with REMEDIATOR_GIT_ROOTS set it would need
+#           git and refuses to start without it (local repositories are for
+#           `make run` and the worker image).
+# - worker: api's base + git + bubblewrap + the Go toolchain (copied from the
 #           builder) that the fix recipes run (gofmt, go mod tidy, go vet).
 #
 # Stamp the images with (all optional):
@@ -51,10 +51,9 @@ RUN --mount=type=cache,target=/root/.cache/go-build \
 
 # ---------------------------------------------------------------- runtime base
 FROM ${RUNTIME_IMAGE} AS runtime
-# git: local repositories (api: canonicalisation; worker: checkouts, branches,
-# forge mirrors). ca-certificates: forges, Dragon, Slack, the LLM, OTLP.
+# ca-certificates: forges, Dragon, Slack, the LLM, OTLP.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates git \
+ && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 remediator \
  && useradd --system --uid 10001 --gid 10001 --home-dir /home/remediator \
@@ -92,7 +91,7 @@ FROM runtime AS worker
 # Inside a container it needs user namespaces and a mountable /proc: see the
 # worker's security_opt in docker-compose.yml.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends bubblewrap \
+ && apt-get install -y --no-install-recommends bubblewrap git \
  && rm -rf /var/lib/apt/lists/* \
  && install -d -o 10001 -g 10001 -m 0755 /go /go/pkg /go/pkg/mod
 # The Go toolchain the recipes run, offline: GOPROXY=off inside the sandbox,

@@ -19,8 +19,32 @@ run: build ## Run everything in one process: embedded Temporal (SQLite) + Web UI
 	$(BIN) dev
 
 .PHONY: build
-build: ## Build the remediator binary into bin/
+build: ## Build the remediator binary into bin/ (with the embedded dev server: `remediator dev`)
 	$(GO) build -o $(BIN) .
+
+.PHONY: build-prod
+build-prod: ## Build the production binary into bin/remediator-prod (api/worker only: no embedded Temporal server or UI)
+	CGO_ENABLED=0 $(GO) build -tags production -trimpath -ldflags "-s -w" -o bin/remediator-prod .
+	@ls -l bin/remediator-prod | awk '{printf "bin/remediator-prod: %.1f MB\n", $$5/1048576}'
+
+.PHONY: test-cluster
+test-cluster: ## Replicas on a real PostgreSQL-backed Temporal cluster with fault scenarios (machine's PostgreSQL and Redis; ~10 min)
+	$(GO) test -count=1 -tags cluster -v -timeout 40m ./internal/clustertest/ 2>&1 | grep -v '^=== \(PAUSE\|CONT\)'
+
+TEMPORAL_CLI ?= bin/temporal
+
+.PHONY: temporal-cli
+temporal-cli: ## Install the Temporal CLI v1.5.1 into bin/ (the runbook's CLI)
+	@if [[ -x $(TEMPORAL_CLI) ]] && $(TEMPORAL_CLI) --version 2>/dev/null | grep -q '1\.5\.1'; then \
+	  echo "$(TEMPORAL_CLI): $$($(TEMPORAL_CLI) --version)"; \
+	else \
+	  mkdir -p bin && d=$$(mktemp -d) && gobin=$$(cd bin && pwd) && \
+	  (cd $$d && GOFLAGS=-mod=mod GOBIN=$$gobin $(GO) install github.com/temporalio/cli/cmd/temporal@v1.5.1) && rm -rf $$d; \
+	fi
+
+.PHONY: test-operator
+test-operator: temporal-cli ## Run every runbook command (remediator CLI + Temporal CLI) against a `remediator dev`
+	TEMPORAL_CLI=$(CURDIR)/$(TEMPORAL_CLI) $(GO) test -count=1 -tags operator -v -timeout 20m ./internal/operatortest/
 
 .PHONY: test
 test: ## Run all tests (offline; e2e tests start a real embedded Temporal server)
@@ -46,8 +70,9 @@ workflowcheck: ## Check workflow code for non-determinism (pinned as a go.mod to
 
 .PHONY: compose-check
 compose-check: ## Validate docker-compose.yml (needs docker-compose; no engine required)
-	TEMPORAL_DB_PASSWORD=compose-check REMEDIATOR_API_TOKENS=compose-check REMEDIATOR_VOTE_SIGNING_KEY=compose-check \
-	  REMEDIATOR_VOTE_PUBLIC_KEYS=compose-check docker-compose -f docker-compose.yml config -q
+	TEMPORAL_DB_PASSWORD=compose-check REMEDIATOR_DB_PASSWORD=compose-check REMEDIATOR_API_TOKENS=compose-check \
+	  REMEDIATOR_VOTE_SIGNING_KEY=compose-check REMEDIATOR_VOTE_PUBLIC_KEYS=compose-check docker-compose -f docker-compose.yml config -q
+	docker-compose --env-file .env.example -f docker-compose.yml config -q
 
 .PHONY: check
 check: fmt-check vet staticcheck workflowcheck test ## Everything CI runs: fmt-check, vet, staticcheck, workflowcheck, test

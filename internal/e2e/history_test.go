@@ -125,6 +125,19 @@ func TestCaptureHistories(t *testing.T) {
 	s.waitPhase(id, workflows.PhaseRejected)
 	s.save(out, "v2-generate-rejected.json", id)
 
+	// Version 3: the decision is created on a disconnected context, and a
+	// run that ends before any decision writes no outcome.
+	id = s.startDemo("dev", "hist-v3-approved")
+	st = s.waitPhase(id, workflows.PhaseAwaitingApproval)
+	s.call("POST", "/api/remediations/"+id+"/approve", "alice", vote(st))
+	s.waitPhase(id, workflows.PhaseCompleted)
+	s.save(out, "v3-approved.json", id)
+	id = s.call("POST", "/api/remediations", "dev", map[string]string{
+		"repo": s.dev.Demo.Path, "failure_summary": "segfault in the flux capacitor (v3)",
+	}).body["id"].(string)
+	s.waitPhase(id, workflows.PhaseFailed)
+	s.save(out, "v3-failed-no-fix.json", id)
+
 	s.stop()
 	captureGovernance(t, out)
 }
