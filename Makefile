@@ -35,11 +35,13 @@ TEMPORAL_CLI ?= bin/temporal
 
 .PHONY: temporal-cli
 temporal-cli: ## Install the Temporal CLI v1.5.1 into bin/ (the runbook's CLI)
-	@if [[ -x $(TEMPORAL_CLI) ]] && $(TEMPORAL_CLI) --version 2>/dev/null | grep -q '1\.5\.1'; then \
+	@if [[ -x $(TEMPORAL_CLI) ]] && $(GO) version -m $(TEMPORAL_CLI) 2>/dev/null | grep -qE 'mod[[:space:]]+github.com/temporalio/cli[[:space:]]+v1\.5\.1'; then \
 	  echo "$(TEMPORAL_CLI): $$($(TEMPORAL_CLI) --version)"; \
 	else \
+	  echo "installing the Temporal CLI v1.5.1 into bin/ (a cold build takes minutes)"; \
 	  mkdir -p bin && d=$$(mktemp -d) && gobin=$$(cd bin && pwd) && \
-	  (cd $$d && GOFLAGS=-mod=mod GOBIN=$$gobin $(GO) install github.com/temporalio/cli/cmd/temporal@v1.5.1) && rm -rf $$d; \
+	  (cd $$d && GOFLAGS=-mod=mod GOBIN=$$gobin $(GO) install \
+	    -ldflags "-X github.com/temporalio/cli/temporalcli.Version=1.5.1" github.com/temporalio/cli/cmd/temporal@v1.5.1) && rm -rf $$d; \
 	fi
 
 .PHONY: test-operator

@@ -33,7 +33,8 @@ func TestReplayCommittedHistories(t *testing.T) {
 		"expired-before-gate.json": false,
 		"v2-approved.json":         false, "v2-generate-rejected.json": false,
 		"governance-dragon-approved.json": false, "governance-model-slack.json": false,
-		"governance-dragon-rejected.json": false, "governance-cancelled.json": false, "governance-expired.json": false}
+		"governance-dragon-rejected.json": false, "governance-cancelled.json": false, "governance-expired.json": false,
+		"v3-approved.json": false, "v3-failed-no-fix.json": false}
 	for _, f := range files {
 		if _, ok := required[filepath.Base(f)]; ok {
 			required[filepath.Base(f)] = true

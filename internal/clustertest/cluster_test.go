@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -255,6 +256,63 @@ func (c *Cluster) scenarioApproveOnOtherReplica(t *testing.T) {
 	}
 	if pr == nil || pr["branch"] != "autofix/"+id {
 		t.Errorf("status pr %v does not name branch autofix/%s", pr, id)
+	}
+	c.checkMetrics(t)
+}
+
+// checkMetrics: the workers' /metrics carry the SDK's metrics and the
+// workflow's business metrics (summed over both workers: either may have
+// run the workflow tasks), the APIs' the rate-limit decisions.
+func (c *Cluster) checkMetrics(t *testing.T) {
+	sum := func(body, name string) (float64, bool) {
+		var total float64
+		found := false
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, "#") || !strings.HasPrefix(line, name) {
+				continue
+			}
+			rest := line[len(name):]
+			if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+				continue
+			}
+			fields := strings.Fields(line)
+			v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+			if err == nil {
+				total, found = total+v, true
+			}
+		}
+		return total, found
+	}
+	get := func(url string) string {
+		res, err := http.Get(url)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d", url, res.StatusCode)
+		}
+		return string(b)
+	}
+	var started, completed, sdkRequests float64
+	var sawSDK bool
+	for _, addr := range c.workerMetricsAddrs {
+		body := get("http://" + addr + "/metrics")
+		v, _ := sum(body, "remediator_remediations_started_total")
+		started += v
+		v, _ = sum(body, `remediator_remediations_ended_total{outcome="Completed"}`)
+		completed += v
+		if v, ok := sum(body, "temporal_request_total"); ok {
+			sawSDK, sdkRequests = true, sdkRequests+v
+		}
+	}
+	apiBody := get(c.apiURLs[0] + "/metrics")
+	_, limiter := sum(apiBody, "remediator_http_ratelimit_total")
+	t.Logf("cluster: metrics: workers remediations_started=%.0f ended_completed=%.0f temporal_request_total=%.0f; api has ratelimit series: %t",
+		started, completed, sdkRequests, limiter)
+	if started < 1 || completed < 1 || !sawSDK || !limiter {
+		t.Errorf("metrics missing: started=%.0f completed=%.0f sdk=%t api limiter=%t", started, completed, sawSDK, limiter)
 	}
 }
 
