@@ -29,7 +29,7 @@ build-prod: ## Build the production binary into bin/remediator-prod (api/worker 
 
 .PHONY: test-cluster
 test-cluster: ## Replicas on a real PostgreSQL-backed Temporal cluster with fault scenarios (machine's PostgreSQL and Redis; ~10 min)
-	$(GO) test -count=1 -tags cluster -v -timeout 40m ./internal/clustertest/ 2>&1 | grep -v '^=== \(PAUSE\|CONT\)'
+	$(GO) test -count=1 -tags cluster -v -timeout 40m ./internal/clustertest/ 2>&1 | grep --line-buffered -v '^=== \(PAUSE\|CONT\)'
 
 TEMPORAL_CLI ?= bin/temporal
 

@@ -575,3 +575,35 @@ func TestGitHubFailuresAreKeyedOnTheirWorkflowAndAttempt(t *testing.T) {
 		t.Errorf("a check run coalesces with its app's suite: %+v / %+v", suite, run)
 	}
 }
+
+// Every refused delivery is counted by source and reason.
+func TestWebhookVerificationFailuresAreCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := NewHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), &fakeOrch{}, Options{Auth: testAuth(t), GitHubSecret: []byte("s3cret"),
+		Repos: testRepos(), Registerer: reg})
+	postGitHub(t, h, "workflow_run", "d-1", sign("wrong", failedRun), failedRun)
+	postGitHub(t, h, "workflow_run", "d-2", "", failedRun)
+	req := httptest.NewRequest("POST", "/api/ci/event", strings.NewReader(`{}`))
+	req.Header.Set("X-Gitlab-Token", "whatever")
+	serve(t, h, req)
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "remediator_webhook_verification_failures_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			got[labels["source"]+"/"+labels["reason"]] = m.GetCounter().GetValue()
+		}
+	}
+	if got["github/invalid"] != 2 || got["gitlab/not_configured"] != 1 {
+		t.Fatalf("counted: %v", got)
+	}
+}

@@ -194,3 +194,37 @@ func TestHeaderBytesCountsTheRequestAsSent(t *testing.T) {
 		t.Fatalf("headerBytes = %d, want %d", got, want)
 	}
 }
+
+// Further dependencies (the PostgreSQL ledger) make /readyz fail by name
+// while they are down, and /health says degraded.
+func TestReadyzReportsExtraChecks(t *testing.T) {
+	var down atomic.Bool
+	engine, h := newHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), &fakeOrch{}, Options{Auth: testAuth(t),
+		ReadyChecks: map[string]func(context.Context) error{"decision_ledger": func(context.Context) error {
+			if down.Load() {
+				return orchestrator.ErrUnavailable
+			}
+			return nil
+		}}})
+	h.ready.ttl = 0
+	body := func(path string) (int, map[string]any) {
+		rec := serve(t, engine, httptest.NewRequest("GET", path, nil))
+		var m map[string]any
+		_ = json.Unmarshal(rec.Body.Bytes(), &m)
+		return rec.Code, m
+	}
+	if code, m := body("/readyz"); code != 200 || m["checks"].(map[string]any)["decision_ledger"] != "ok" {
+		t.Fatalf("ledger up: %d %v", code, m)
+	}
+	down.Store(true)
+	if code, m := body("/readyz"); code != 503 || m["checks"].(map[string]any)["decision_ledger"] != "unreachable" {
+		t.Fatalf("ledger down: %d %v", code, m)
+	}
+	if _, m := body("/health"); m["status"] != "degraded" || m["dependencies"].(map[string]any)["decision_ledger"] != "unhealthy" {
+		t.Fatalf("health with the ledger down: %v", m)
+	}
+	down.Store(false)
+	if code, _ := body("/readyz"); code != 200 {
+		t.Fatalf("ledger back: %d", code)
+	}
+}
