@@ -262,9 +262,13 @@ func (c *Cluster) scenarioApproveOnOtherReplica(t *testing.T) {
 
 // checkMetrics: the workers' /metrics carry the SDK's metrics and the
 // workflow's business metrics (summed over both workers: either may have
-// run the workflow tasks), the APIs' the rate-limit decisions.
+// run the workflow tasks), the APIs' the rate-limit decisions. The ended
+// counter is emitted when the run closes, after the write-backs that follow
+// the Completed phase: poll for it.
 func (c *Cluster) checkMetrics(t *testing.T) {
-	sum := func(body, name string) (float64, bool) {
+	// sum adds the samples of metric name whose labels contain every one of
+	// labels (the SDK adds its own: namespace, task queue, workflow type).
+	sum := func(body, name string, labels ...string) (float64, bool) {
 		var total float64
 		found := false
 		for _, line := range strings.Split(body, "\n") {
@@ -275,9 +279,12 @@ func (c *Cluster) checkMetrics(t *testing.T) {
 			if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
 				continue
 			}
+			ok := true
+			for _, l := range labels {
+				ok = ok && strings.Contains(rest, l)
+			}
 			fields := strings.Fields(line)
-			v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
-			if err == nil {
+			if v, err := strconv.ParseFloat(fields[len(fields)-1], 64); ok && err == nil {
 				total, found = total+v, true
 			}
 		}
@@ -296,19 +303,24 @@ func (c *Cluster) checkMetrics(t *testing.T) {
 		return string(b)
 	}
 	var started, completed, sdkRequests float64
-	var sawSDK bool
-	for _, addr := range c.workerMetricsAddrs {
-		body := get("http://" + addr + "/metrics")
-		v, _ := sum(body, "remediator_remediations_started_total")
-		started += v
-		v, _ = sum(body, `remediator_remediations_ended_total{outcome="Completed"}`)
-		completed += v
-		if v, ok := sum(body, "temporal_request_total"); ok {
-			sawSDK, sdkRequests = true, sdkRequests+v
+	var sawSDK, limiter bool
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		started, completed, sdkRequests, sawSDK = 0, 0, 0, false
+		for _, addr := range c.workerMetricsAddrs {
+			body := get("http://" + addr + "/metrics")
+			v, _ := sum(body, "remediator_remediations_started_total")
+			started += v
+			v, _ = sum(body, "remediator_remediations_ended_total", `outcome="Completed"`)
+			completed += v
+			if v, ok := sum(body, "temporal_request_total"); ok {
+				sawSDK, sdkRequests = true, sdkRequests+v
+			}
+		}
+		_, limiter = sum(get(c.apiURLs[0]+"/metrics"), "remediator_http_ratelimit_total")
+		if (started >= 1 && completed >= 1 && sawSDK && limiter) || time.Now().After(deadline) {
+			break
 		}
 	}
-	apiBody := get(c.apiURLs[0] + "/metrics")
-	_, limiter := sum(apiBody, "remediator_http_ratelimit_total")
 	t.Logf("cluster: metrics: workers remediations_started=%.0f ended_completed=%.0f temporal_request_total=%.0f; api has ratelimit series: %t",
 		started, completed, sdkRequests, limiter)
 	if started < 1 || completed < 1 || !sawSDK || !limiter {
