@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
 
 	"remediator/internal/devserver"
 	"remediator/workflows"
@@ -64,4 +67,54 @@ func TestCancelStopsTheRunningRecipe(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("recipe command stopped %s after the cancel", time.Since(cancelled).Round(100*time.Millisecond))
+}
+
+// TestWorkerStopLetsTheRunningActivityFinish: a worker asked to stop stops
+// polling but lets the activity it runs finish (REMEDIATOR_WORKER_STOP_TIMEOUT),
+// so a rolling restart costs no retry: the fix completes on its first
+// attempt and nothing times out.
+func TestWorkerStopLetsTheRunningActivityFinish(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded Temporal server")
+	}
+	ports, err := devserver.FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	recipes := filepath.Join(dir, "recipes.json")
+	if err := os.WriteFile(recipes, []byte(`[{"name":"slowish","match":"takes a few seconds","command":"sleep 3; echo fixed >> README.md","timeout":"1m"}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startStack(t, dir, ports, "REMEDIATOR_RECIPES_FILE", recipes, "REMEDIATOR_WORKER_STOP_TIMEOUT", "30s")
+	id := s.call("POST", "/api/remediations", "dev", map[string]string{"repo": s.dev.Demo.Path, "failure_summary": "takes a few seconds"},
+		"Idempotency-Key", "graceful-stop").body["id"].(string)
+	s.waitPhase(id, workflows.PhaseGeneratingFix)
+	time.Sleep(500 * time.Millisecond) // the recipe is running
+	stopped := time.Now()
+	s.dev.Worker.Stop() // blocks while the activity drains
+	s.dev.Worker = nil
+	took := time.Since(stopped)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var completed, attempts int
+	it := s.dev.Client.GetWorkflowHistory(ctx, id, "", false, 0)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+			attempts = int(ev.GetActivityTaskStartedEventAttributes().GetAttempt())
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+			completed++
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED, enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+			t.Fatalf("the draining activity failed: %v", ev)
+		}
+	}
+	t.Logf("worker stop took %s; GenerateFix completed=%d attempt=%d", took.Round(100*time.Millisecond), completed, attempts)
+	if completed < 1 || attempts != 1 || took < time.Second {
+		t.Fatalf("the running fix must finish during the stop: completed=%d attempt=%d stop took %s", completed, attempts, took)
+	}
 }
