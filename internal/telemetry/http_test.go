@@ -28,7 +28,7 @@ func withCorrelationID(id string) gin.HandlerFunc {
 func attrOf(s tracetest.SpanStub, k attribute.Key) (string, bool) {
 	for _, a := range s.Attributes {
 		if a.Key == k {
-			return a.Value.Emit(), true
+			return a.Value.String(), true
 		}
 	}
 	return "", false
