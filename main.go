@@ -115,7 +115,9 @@ func runHealthcheck(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := http.DefaultClient.Do(req)
+	// Never follow a redirect: the probe stays on loopback.
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
 	}

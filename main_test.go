@@ -169,7 +169,11 @@ func TestProductionCommandsRefuseTheFileLedger(t *testing.T) {
 
 func TestHealthcheck(t *testing.T) {
 	ready := true
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/away" {
+			http.Redirect(w, r, "http://192.0.2.1/readyz", http.StatusFound)
+			return
+		}
 		if !ready {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
@@ -185,6 +189,10 @@ func TestHealthcheck(t *testing.T) {
 	ready = false
 	if err := hc(srv.URL + "/readyz"); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("a 503 must fail: %v", err)
+	}
+	// A redirect is an answer, not something to follow off loopback.
+	if err := hc(srv.URL + "/away"); err == nil || !strings.Contains(err.Error(), "302") {
+		t.Fatalf("a redirect must fail without being followed: %v", err)
 	}
 	for _, bad := range [][]string{{}, {"ftp://127.0.0.1/x"}, {"http://example.com/readyz"}, {"a", "b"}} {
 		if err := hc(bad...); err == nil {

@@ -53,6 +53,9 @@ type Options struct {
 	// Middleware runs right after the correlation id is set and before
 	// everything else (tracing).
 	Middleware []gin.HandlerFunc
+	// Draining, when it says true, makes /readyz answer 503 "draining"
+	// (the process is shutting down gracefully).
+	Draining func() bool
 	// ReadyChecks are further dependencies /readyz checks by name (e.g.
 	// the PostgreSQL decision ledger), cached with the others.
 	ReadyChecks map[string]func(context.Context) error

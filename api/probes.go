@@ -42,14 +42,29 @@ func (h *handler) dependencies(ctx context.Context) (temporal, store error) {
 	// One caller checks for everyone: its disconnect must not become their answer.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readyCheckTimeout)
 	defer cancel()
-	r.temporal, r.store = h.orch.Ready(ctx), nil
+	// The checks run side by side, each with the whole budget: a slow one
+	// must not make the others look unreachable.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	extra := make(map[string]error, len(h.opts.ReadyChecks))
+	wg.Go(func() { r.temporal = h.orch.Ready(ctx) })
+	r.store = nil
 	if h.opts.LimitStore != nil {
-		r.store = h.opts.LimitStore.Ping(ctx)
+		wg.Go(func() { r.store = h.opts.LimitStore.Ping(ctx) })
 	}
-	r.extra = make(map[string]error, len(h.opts.ReadyChecks))
 	for name, check := range h.opts.ReadyChecks {
-		if r.extra[name] = check(ctx); r.extra[name] != nil {
-			h.logger.Warn("not ready: "+name, "error", r.extra[name])
+		wg.Go(func() {
+			err := check(ctx)
+			mu.Lock()
+			extra[name] = err
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	r.extra = extra
+	for name, err := range extra {
+		if err != nil {
+			h.logger.Warn("not ready: "+name, "error", err)
 		}
 	}
 	if r.temporal != nil {
@@ -77,6 +92,12 @@ func (h *handler) livez(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": 
 // reported (their deliveries are rejected) without making the instance
 // unready.
 func (h *handler) readyz(c *gin.Context) {
+	if h.opts.Draining != nil && h.opts.Draining() {
+		// Shutting down: load balancers take this instance out while it
+		// still answers the requests already routed to it.
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "draining"})
+		return
+	}
 	temporalErr, storeErr := h.dependencies(c.Request.Context())
 	checks := gin.H{"temporal": "ok", "rate_limit_store": "ok",
 		"github_webhook": secretState(h.opts.GitHubSecret), "slack_webhook": secretState(h.opts.SlackSecret)}

@@ -228,3 +228,21 @@ func TestReadyzReportsExtraChecks(t *testing.T) {
 		t.Fatalf("ledger back: %d", code)
 	}
 }
+
+// A stopping API answers /readyz 503 "draining" (while it still serves
+// requests) so that load balancers take it out before its listener closes.
+func TestReadyzDraining(t *testing.T) {
+	var draining atomic.Bool
+	engine, _ := newHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), &fakeOrch{}, Options{Auth: testAuth(t), Draining: draining.Load})
+	if rec := serve(t, engine, httptest.NewRequest("GET", "/readyz", nil)); rec.Code != 200 {
+		t.Fatalf("serving: %d", rec.Code)
+	}
+	draining.Store(true)
+	rec := serve(t, engine, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "draining") {
+		t.Fatalf("draining: %d %s", rec.Code, rec.Body)
+	}
+	if rec := serve(t, engine, httptest.NewRequest("GET", "/livez", nil)); rec.Code != 200 {
+		t.Fatalf("a draining API is still alive: %d", rec.Code)
+	}
+}

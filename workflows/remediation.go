@@ -190,14 +190,15 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 		runID = workflow.GetInfo(ctx).WorkflowExecution.RunID
 	}
 	decisionCtx := ctx
+	stopCreate := func() {}
 	if r.version >= versionTopology {
 		// A cancel must not abandon a create that may already have
-		// written the decision: wait for its answer, then record the
-		// cancellation on it.
-		decisionCtx, _ = workflow.NewDisconnectedContext(ctx)
+		// written the decision: wait for its answer (bounded by
+		// cancelCreateGrace), then record the cancellation on it.
+		decisionCtx, stopCreate = workflow.NewDisconnectedContext(ctx)
 		ledgerCtx = workflow.WithActivityOptions(decisionCtx, ledgerOptions)
 	}
-	err = workflow.ExecuteActivity(ledgerCtx, acts.CreateDecision, activities.CreateDecisionInput{
+	created := workflow.ExecuteActivity(ledgerCtx, acts.CreateDecision, activities.CreateDecisionInput{
 		RemediationID: r.in.ID,
 		RunID:         runID,
 		Repo:          r.in.Repo,
@@ -215,7 +216,11 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 		FixSource:     r.fix.Source,
 		Validation:    r.fix.Validation,
 		Ref:           r.in.Ref,
-	}).Get(decisionCtx, &dec)
+	})
+	if r.version >= versionTopology {
+		r.awaitCreateOrGrace(ctx, decisionCtx, created, stopCreate)
+	}
+	err = created.Get(decisionCtx, &dec)
 	if err != nil {
 		return r.endOnError(ctx, "creating the decision failed", err)
 	}
@@ -287,6 +292,34 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 		return r.end(ctx, PhaseCompleted, "cancel requested after approval; the change was already being opened")
 	}
 	return r.end(ctx, PhaseCompleted, "")
+}
+
+// cancelCreateGrace bounds how long a cancelled remediation waits for a
+// CreateDecision that is still running (a ledger or Dragon outage retries
+// for a day): after it the create is abandoned and the run ends Cancelled.
+const cancelCreateGrace = 2 * time.Minute
+
+// awaitCreateOrGrace returns when the create finished or, once ctx is
+// cancelled, when it finished within cancelCreateGrace; otherwise it cancels
+// the create (stop) and returns.
+func (r *remediation) awaitCreateOrGrace(ctx, decisionCtx workflow.Context, created workflow.Future, stop func()) {
+	sel := workflow.NewSelector(decisionCtx)
+	sel.AddFuture(created, func(workflow.Future) {})
+	sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
+	sel.Select(decisionCtx)
+	if created.IsReady() {
+		return
+	}
+	timerCtx, cancelTimer := workflow.WithCancel(decisionCtx)
+	defer cancelTimer()
+	timer := workflow.NewTimer(timerCtx, cancelCreateGrace)
+	grace := workflow.NewSelector(decisionCtx)
+	grace.AddFuture(created, func(workflow.Future) {})
+	grace.AddFuture(timer, func(workflow.Future) {
+		r.logger.Warn("cancelled while the decision was being created; giving up on it", "after", cancelCreateGrace)
+		stop()
+	})
+	grace.Select(decisionCtx)
 }
 
 // endOnError ends as Cancelled when the workflow was cancelled and as Failed

@@ -496,3 +496,25 @@ func TestPhaseTerminal(t *testing.T) {
 	require.False(t, PhaseAwaitingApproval.Terminal())
 	require.Equal(t, "autofix/rem-x", BranchFor("rem-x"))
 }
+
+// A cancel does not wait for a create that hangs (a ledger or Dragon
+// outage): after cancelCreateGrace the create is abandoned and the run ends
+// Cancelled, with no decision to record.
+func (s *RemediationSuite) TestCancelDoesNotWaitForeverForTheDecision() {
+	s.env.OnActivity(acts.GenerateFix, mock.Anything, mock.Anything).Return(testFix, nil).Once()
+	s.env.OnActivity(acts.CreateDecision, mock.Anything, mock.Anything).After(6*time.Hour).
+		Return(activities.Decision{ID: testDecision, Status: "pending"}, nil).Maybe()
+	var cancelledAt time.Time
+	s.at(10*time.Second, func() { cancelledAt = s.env.Now(); s.env.CancelWorkflow() })
+	s.env.ExecuteWorkflow(Remediation, input())
+	s.Require().True(s.env.IsWorkflowCompleted())
+	var canceled *temporal.CanceledError
+	s.Require().ErrorAs(s.env.GetWorkflowError(), &canceled)
+	st := s.status()
+	s.Equal(PhaseCancelled, st.Phase)
+	s.Empty(st.DecisionID)
+	s.env.AssertNotCalled(s.T(), "RecordOutcome", mock.Anything, mock.Anything)
+	waited := st.UpdatedAt.Sub(cancelledAt)
+	s.GreaterOrEqual(waited, cancelCreateGrace)
+	s.Less(waited, cancelCreateGrace+time.Minute)
+}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -155,7 +156,9 @@ func BuildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger
 // APIDeps are the long-lived pieces of the HTTP edge that need closing.
 type APIDeps struct {
 	Handler http.Handler
-	closers []func()
+	// Draining makes /readyz answer 503 while the process shuts down.
+	Draining atomic.Bool
+	closers  []func()
 }
 
 // Close releases the rate-limit store and stops the JWKS refresh.
@@ -274,7 +277,7 @@ func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store ledge
 		Decisions: decisions, Repos: repos, MaxBodyBytes: cfg.MaxBodyBytes, PublicURL: cfg.PublicURL,
 		UIURL: cfg.UIURL, DefaultApprovalTimeout: cfg.ApprovalTimeout, Version: Version(),
 		Dragon: dragonClient, DragonWebhookSecret: dragonSecret, DragonUsers: dragonUsers, Slack: slackClient, GenerateWait: cfg.GenerateWait,
-		ReadyChecks: readyChecks, Middleware: middleware,
+		ReadyChecks: readyChecks, Middleware: middleware, Draining: deps.Draining.Load,
 	})
 	ok = true
 	return deps, nil
@@ -394,8 +397,28 @@ func RunAPI(ctx context.Context, getenv func(string) string, stderr io.Writer) e
 		return err
 	}
 	logger.Info("api listening", "addr", ln.Addr().String())
-	return Serve(ctx, srv, ln, cfg.ShutdownTimeout)
+	// On SIGTERM /readyz turns 503 first, so load balancers stop sending
+	// new requests, then the server drains and shuts down.
+	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-serveCtx.Done():
+			return
+		}
+		deps.Draining.Store(true)
+		drain := min(apiDrainDelay, cfg.ShutdownTimeout/2)
+		logger.Info("shutting down: /readyz answers 503 before the listener closes", "drain", drain)
+		time.Sleep(drain)
+		stopServing()
+	}()
+	return Serve(serveCtx, srv, ln, cfg.ShutdownTimeout)
 }
+
+// apiDrainDelay is how long a stopping API keeps serving with /readyz at
+// 503, for endpoints to be removed before the listener closes.
+const apiDrainDelay = 5 * time.Second
 
 // Version is the module version from the build information ("(devel)" for
 // local builds), reported by /health.

@@ -20,6 +20,7 @@ import (
 	"remediator/activities"
 	"remediator/internal/config"
 	"remediator/worker"
+	"remediator/workflows"
 )
 
 // stickyCacheOnce: the SDK's sticky workflow cache is process-wide and can
@@ -79,12 +80,21 @@ func (p *workerProbe) check(ctx context.Context) (bool, map[string]string) {
 	if !p.polling.Load() {
 		checks["worker"], ready = "not polling", false
 	}
-	if _, err := p.client.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+	// Side by side, each with the whole budget: a slow Temporal must not
+	// make the ledger look unreachable.
+	var temporalErr, ledgerErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { _, temporalErr = p.client.CheckHealth(ctx, &client.CheckHealthRequest{}) })
+	if p.ledger != nil {
+		wg.Go(func() { ledgerErr = p.ledger.Ping(ctx) })
+	}
+	wg.Wait()
+	if temporalErr != nil {
 		checks["temporal"], ready = "unreachable", false
 	}
 	if p.ledger != nil {
 		checks["decision_ledger"] = "ok"
-		if err := p.ledger.Ping(ctx); err != nil {
+		if ledgerErr != nil {
 			checks["decision_ledger"], ready = "unreachable", false
 		}
 	}
@@ -165,7 +175,7 @@ func RunWorker(ctx context.Context, getenv func(string) string, stderr io.Writer
 		return fmt.Errorf("starting worker: %w", err)
 	}
 	probe.polling.Store(true)
-	logger.Info("worker polling", "task_queue", "remediation", "workflow_pollers", cfg.Worker.WorkflowPollers,
+	logger.Info("worker polling", "task_queue", workflows.TaskQueue, "workflow_pollers", cfg.Worker.WorkflowPollers,
 		"activity_pollers", cfg.Worker.ActivityPollers, "max_activities", cfg.Worker.MaxActivities)
 	select {
 	case <-ctx.Done():

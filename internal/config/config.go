@@ -253,7 +253,7 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("REMEDIATOR_DATA_DIR: %w", err))
 	}
 	c.DataDir = abs
-	tc, err := loadTemporal(getenv)
+	tc, err := loadTemporal(mode, getenv)
 	if err != nil {
 		errs = append(errs, err)
 	}

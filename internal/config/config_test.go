@@ -99,6 +99,8 @@ func TestInvalidValuesAreReported(t *testing.T) {
 		"half TLS pair":     {"TEMPORAL_TLS_CERT": "/x.pem"},
 		"alias disagrees":   {"TEMPORAL_TLS_CA": "/a.pem", "TEMPORAL_TLS_SERVER_CA_CERT_PATH": "/b.pem"},
 		"missing profile":   {"TEMPORAL_PROFILE": "nope", "TEMPORAL_CONFIG_FILE": "/nonexistent/temporal.toml"},
+		"key in clear":      {"TEMPORAL_API_KEY": "k", "TEMPORAL_TLS": "false"},
+		"mtls dropped":      {"TEMPORAL_TLS_CERT": "/c.pem", "TEMPORAL_TLS_KEY": "/k.pem", "TEMPORAL_TLS": "false"},
 		"bad database url":  {"REMEDIATOR_DATABASE_URL": "mysql://x"},
 		"one poller":        {"REMEDIATOR_WORKER_WORKFLOW_POLLERS": "1"},
 		"bad log format":    {"REMEDIATOR_LOG_FORMAT": "xml"},
@@ -248,5 +250,10 @@ func TestTemporalEnvConventions(t *testing.T) {
 	c, err = Load(ModeProduction, envOf(map[string]string{"TEMPORAL_CONFIG_FILE": file, "TEMPORAL_PROFILE": "prod", "TEMPORAL_NAMESPACE": "override"}))
 	if err != nil || c.Temporal.Address != "prod.example:7233" || c.Temporal.Namespace != "override" || c.Temporal.TLS {
 		t.Fatalf("profile file: %+v %v", c.Temporal, err)
+	}
+	// Dev dials its own embedded server: no profile file, key or TLS.
+	c, err = Load(ModeDev, envOf(map[string]string{"TEMPORAL_CONFIG_FILE": file, "TEMPORAL_PROFILE": "prod", "TEMPORAL_API_KEY": "k", "TEMPORAL_TLS": "true"}))
+	if err != nil || c.Temporal.Namespace != "default" || c.Temporal.TLS || c.Temporal.Profile.APIKey != "" {
+		t.Fatalf("dev must ignore client profiles: %+v %v", c.Temporal, err)
 	}
 }

@@ -57,7 +57,11 @@ func (e envLookup) Environ() []string {
 // envconfig does (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,
 // TEMPORAL_TLS*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE …), with the old
 // names as aliases.
-func loadTemporal(getenv func(string) string) (Temporal, error) {
+//
+// In dev the embedded server is the cluster: no profile file is read (a
+// developer's CLI profile for another cluster must not leak in), and no TLS
+// or API key applies.
+func loadTemporal(mode Mode, getenv func(string) string) (Temporal, error) {
 	var t Temporal
 	var errs []error
 	aliases := map[string]string{}
@@ -73,11 +77,20 @@ func loadTemporal(getenv func(string) string) (Temporal, error) {
 		aliases[a.current] = a.old
 		t.Deprecated = append(t.Deprecated, fmt.Sprintf("%s is deprecated and will be removed in the next release: use %s", a.old, a.current))
 	}
-	prof, err := envconfig.LoadClientConfigProfile(envconfig.LoadClientConfigProfileOptions{
+	opts := envconfig.LoadClientConfigProfileOptions{
 		EnvLookup:         envLookup{getenv: getenv, aliases: aliases},
 		ConfigFilePath:    strings.TrimSpace(getenv("TEMPORAL_CONFIG_FILE")),
 		ConfigFileProfile: strings.TrimSpace(getenv("TEMPORAL_PROFILE")),
-	})
+	}
+	if mode == ModeDev {
+		opts = envconfig.LoadClientConfigProfileOptions{DisableFile: true, EnvLookup: envLookup{getenv: func(k string) string {
+			if k == "TEMPORAL_NAMESPACE" {
+				return getenv(k)
+			}
+			return ""
+		}}}
+	}
+	prof, err := envconfig.LoadClientConfigProfile(opts)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("temporal client profile (TEMPORAL_CONFIG_FILE/TEMPORAL_PROFILE): %w", err))
 	}
@@ -90,6 +103,15 @@ func loadTemporal(getenv func(string) string) (Temporal, error) {
 	if tls := prof.TLS; tls != nil && !tls.Disabled {
 		if (tls.ClientCertPath == "" && len(tls.ClientCertData) == 0) != (tls.ClientKeyPath == "" && len(tls.ClientKeyData) == 0) {
 			errs = append(errs, errors.New("TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH must be set together"))
+		}
+	}
+	// TLS switched off while credentials or certificates are configured
+	// would send the API key in clear, or silently drop mTLS: refuse.
+	if tls := prof.TLS; tls != nil && tls.Disabled {
+		hasFiles := tls.ClientCertPath != "" || len(tls.ClientCertData) > 0 || tls.ClientKeyPath != "" || len(tls.ClientKeyData) > 0 ||
+			tls.ServerCACertPath != "" || len(tls.ServerCACertData) > 0
+		if prof.APIKey != "" || hasFiles {
+			errs = append(errs, errors.New("TEMPORAL_TLS=false with an API key or TLS certificates: the key would be sent in clear or mTLS dropped; remove TEMPORAL_TLS=false"))
 		}
 	}
 	t.Profile = prof

@@ -18,9 +18,19 @@ const Redacted = "[REDACTED]"
 // come from (our code, the SDK, a library): their values never reach a log.
 var secretKey = regexp.MustCompile(`(?i)(token|secret|password|passwd|authorization|api[_-]?key|private[_-]?key|signing[_-]?key|cookie|credential)`)
 
-// secretValue matches credentials written inside a value: bearer tokens,
-// passwords in URLs, Slack and GitHub token shapes.
-var secretValue = regexp.MustCompile(`(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}|(://[^:/@\s]+:)[^@\s]+(@)|\b(xox[abprs]-[A-Za-z0-9-]{10,}|gh[pousr]_[A-Za-z0-9]{20,}|glpat-[A-Za-z0-9_-]{16,})`)
+// valueRules mask credentials written inside a value: bearer and basic
+// credentials, passwords in URLs, Slack webhook paths, JWTs and the token
+// shapes of Slack, GitHub, GitLab and model APIs.
+var valueRules = []struct {
+	re   *regexp.Regexp
+	repl string
+}{
+	{regexp.MustCompile(`(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=-]{8,}`), "${1}${2}" + Redacted},
+	{regexp.MustCompile(`(://[^:/@\s?#]*:)[^@\s/?#]+(@)`), "${1}" + Redacted + "${2}"},
+	{regexp.MustCompile(`(hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9/_-]+`), "${1}" + Redacted},
+	{regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`), Redacted},
+	{regexp.MustCompile(`\b(?:xox[abprs]-[A-Za-z0-9-]{10,}|xapp-[A-Za-z0-9-]{10,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{16,}|sk-[A-Za-z0-9_-]{20,})`), Redacted},
+}
 
 // New returns a JSON or text logger at the given level ("debug", "info",
 // "warn", "error"). Attributes named like secrets are replaced by
@@ -46,9 +56,8 @@ func redact(_ []string, a slog.Attr) slog.Attr {
 		return slog.String(a.Key, Redacted)
 	}
 	if a.Value.Kind() == slog.KindString || a.Value.Kind() == slog.KindAny {
-		s := a.Value.String()
-		if secretValue.MatchString(s) {
-			return slog.String(a.Key, MaskValue(s))
+		if v := a.Value.String(); MaskValue(v) != v {
+			return slog.String(a.Key, MaskValue(v))
 		}
 	}
 	return a
@@ -60,19 +69,12 @@ func harmlessKey(k string) bool {
 	return strings.HasSuffix(k, "_count") || strings.HasSuffix(k, "_set") || strings.HasSuffix(k, "_configured") || strings.HasSuffix(k, "_tokens") || strings.HasSuffix(k, "tokens_total")
 }
 
-// MaskValue masks the credentials secretValue finds inside s.
+// MaskValue masks the credentials valueRules find inside s.
 func MaskValue(s string) string {
-	return secretValue.ReplaceAllStringFunc(s, func(m string) string {
-		sub := secretValue.FindStringSubmatch(m)
-		switch {
-		case sub[1] != "":
-			return sub[1] + Redacted
-		case sub[2] != "":
-			return sub[2] + Redacted + sub[3]
-		default:
-			return Redacted
-		}
-	})
+	for _, r := range valueRules {
+		s = r.re.ReplaceAllString(s, r.repl)
+	}
+	return s
 }
 
 // SDK adapts l for client.Options.Logger.

@@ -17,6 +17,9 @@ func TestNoSecretInLogs(t *testing.T) {
 		l.Error("slack failed", "error", errors.New("post: "+secrets[3]+" refused"))
 		l.Info("forge", "header", "token "+secrets[4], "url", "postgres://remediator:"+secrets[5]+"@db:5432/ledger")
 		l.With("signing_key", secrets[0]).Info("with")
+		l.Info("more", "redis", "redis://:"+secrets[2]+"@redis:6379/0", "hook", "https://hooks.slack.com/services/T000/B000/"+secrets[0],
+			"jwt", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9."+secrets[0], "basic", "Basic "+secrets[1],
+			"pat", "github_pat_"+secrets[1]+"abcdef", "model", "sk-"+secrets[1]+"xyz", "headers", map[string][]string{"X-Gitlab-Token": {"token " + secrets[1]}})
 		l.WithGroup("http").Info("grouped", "cookie", secrets[2])
 		out := buf.String()
 		for _, s := range secrets {
@@ -32,8 +35,10 @@ func TestNoSecretInLogs(t *testing.T) {
 
 func TestHarmlessAttributesStay(t *testing.T) {
 	var buf bytes.Buffer
-	New(&buf, "text", "info").Info("ok", "tokens_count", 3, "repo", "acme/api", "url", "https://api.github.com/repos/acme/api")
-	for _, want := range []string{"tokens_count=3", "repo=acme/api", "url=https://api.github.com/repos/acme/api"} {
+	New(&buf, "text", "info").Info("ok", "tokens_count", 3, "repo", "acme/api", "url", "https://api.github.com/repos/acme/api",
+		"job", "https://ci.example:8443/job?email=ann@example.com", "prompt_tokens", 120)
+	for _, want := range []string{"tokens_count=3", "repo=acme/api", "url=https://api.github.com/repos/acme/api",
+		"job=\"https://ci.example:8443/job?email=ann@example.com\"", "prompt_tokens=120"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("%q missing from %s", want, buf.String())
 		}

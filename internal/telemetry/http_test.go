@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/gin-gonic/gin"
@@ -131,7 +132,8 @@ func TestHTTPTransportClientSpan(t *testing.T) {
 
 	c := &http.Client{Transport: HTTPTransport(correlation.Transport{Base: srv.Client().Transport})}
 	ctx := correlation.With(context.Background(), "corr-12345678")
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/hook", nil)
+	// A Slack webhook's path and a signed link's query are credentials.
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/services/T0/B0/s3cretpath?sig=s3cretsig", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,6 +157,14 @@ func TestHTTPTransportClientSpan(t *testing.T) {
 	}
 	if got, _ := attrOf(s, "http.response.status_code"); got != "200" {
 		t.Errorf("http.response.status_code = %q", got)
+	}
+	if got, _ := attrOf(s, "url.full"); got != srv.URL+"/" {
+		t.Errorf("url.full = %q, want only scheme and host %q", got, srv.URL+"/")
+	}
+	for _, a := range s.Attributes {
+		if v := a.Value.String(); strings.Contains(v, "s3cret") {
+			t.Errorf("attribute %s carries the URL's secret: %q", a.Key, v)
+		}
 	}
 	want := "00-" + s.SpanContext.TraceID().String() + "-" + s.SpanContext.SpanID().String() + "-01"
 	if gotTraceparent != want {

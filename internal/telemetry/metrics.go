@@ -34,6 +34,11 @@ var latencyBuckets = []float64{
 	1, 2.5, 5, 10, 30, 60, 120, 300, 600,
 }
 
+// businessBuckets are the boundaries, in seconds, of the workflow's own
+// timers: a minute up to two days (the approval deadline is 24h by
+// default).
+var businessBuckets = []float64{60, 300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 12 * 3600, 24 * 3600, 48 * 3600}
+
 // SDKMetricsHandler returns a Temporal client.MetricsHandler (for
 // client.Options.MetricsHandler) whose metrics are registered on reg and
 // scraped with the rest of the process's metrics.
@@ -96,6 +101,12 @@ func newSDKMetricsHandler(reg prometheus.Registerer) (client.MetricsHandler, err
 	}
 	mp := sdkmetric.NewMeterProvider(
 		sdkmetric.WithReader(exp),
+		// The workflow's business timers (time to first approval, time to
+		// change) measure hours, not the SDK's milliseconds.
+		sdkmetric.WithView(sdkmetric.NewView(
+			sdkmetric.Instrument{Name: "remediator_*", Kind: sdkmetric.InstrumentKindHistogram},
+			sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: businessBuckets}},
+		)),
 		// target_info is disabled: the resource would only cost detection.
 		sdkmetric.WithResource(resource.Empty()),
 	)

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"go.opentelemetry.io/otel"
@@ -71,7 +72,7 @@ func SetupTracing(ctx context.Context, getenv func(string) string, service, vers
 	}
 
 	tp := sdktrace.NewTracerProvider(
-		sdktrace.WithBatcher(exp),
+		sdktrace.WithBatcher(redactingExporter{next: exp}),
 		sdktrace.WithResource(res),
 	)
 	otel.SetTracerProvider(tp)
@@ -157,4 +158,49 @@ func TemporalInterceptors() ([]interceptor.ClientInterceptor, error) {
 		return nil, fmt.Errorf("telemetry: Temporal tracing interceptor: %w", err)
 	}
 	return []interceptor.ClientInterceptor{i}, nil
+}
+
+// redactingExporter keeps credentials that live in URLs (Slack webhook and
+// response_url paths, signed download links' queries) out of the exported
+// spans: url.full (and the older http.url) become scheme://host/ only.
+// otelhttp sets them after the span starts, so this is done on export.
+type redactingExporter struct{ next sdktrace.SpanExporter }
+
+func (e redactingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	out := make([]sdktrace.ReadOnlySpan, len(spans))
+	for i, s := range spans {
+		out[i] = s
+		attrs, copied := s.Attributes(), false
+		for j, kv := range attrs {
+			if kv.Key == "url.full" || kv.Key == "http.url" {
+				if !copied {
+					attrs, copied = append([]attribute.KeyValue(nil), attrs...), true
+				}
+				attrs[j] = attribute.String(string(kv.Key), RedactURL(kv.Value.AsString()))
+			}
+		}
+		if copied {
+			out[i] = redactedSpan{ReadOnlySpan: s, attrs: attrs}
+		}
+	}
+	return e.next.ExportSpans(ctx, out)
+}
+
+func (e redactingExporter) Shutdown(ctx context.Context) error { return e.next.Shutdown(ctx) }
+
+// redactedSpan is a span with its attributes replaced.
+type redactedSpan struct {
+	sdktrace.ReadOnlySpan
+	attrs []attribute.KeyValue
+}
+
+func (r redactedSpan) Attributes() []attribute.KeyValue { return r.attrs }
+
+// RedactURL keeps a URL's scheme and host.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "[REDACTED]"
+	}
+	return u.Scheme + "://" + u.Host + "/"
 }

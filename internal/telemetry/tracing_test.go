@@ -218,7 +218,8 @@ func installTracing(t *testing.T) *tracetest.InMemoryExporter {
 	t.Helper()
 	saveGlobals(t)
 	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	// As SetupTracing builds it: URLs redacted on export.
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(redactingExporter{next: exp}))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
