@@ -59,8 +59,11 @@ fmt-check: ## Fail if any Go file is not gofmt'd
 	if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 .PHONY: vet
-vet: ## go vet
+vet: ## go vet (default build, production build, and the cluster/operator harnesses)
 	$(GO) vet ./...
+	$(GO) vet -tags production ./...
+	$(GO) vet -tags cluster ./internal/clustertest/
+	$(GO) vet -tags operator ./internal/operatortest/
 
 .PHONY: staticcheck
 staticcheck: ## staticcheck (pinned as a go.mod tool)

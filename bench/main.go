@@ -1,3 +1,5 @@
+//go:build !production
+
 // Command bench measures remediator against raw Temporal in the same run, on
 // the same machine: the service is started exactly as `make run` starts it
 // (config.Load in dev mode, app.StartDev: embedded Temporal on SQLite, the

@@ -1,3 +1,5 @@
+//go:build !production
+
 // Package devserver runs a complete Temporal server (frontend, history,
 // matching and worker services) plus the Temporal Web UI inside the calling
 // process, persisting to a single SQLite file.

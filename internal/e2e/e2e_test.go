@@ -1,3 +1,5 @@
+//go:build !production
+
 // Package e2e runs the real stack in-process: the embedded Temporal server on
 // a SQLite file, the worker from worker.Register (through app.StartDev) and
 // the API over httptest. Nothing is mocked.

@@ -1,3 +1,5 @@
+//go:build !production
+
 package e2e
 
 import "go.temporal.io/api/workflowservice/v1"
