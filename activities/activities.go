@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/log"
 
 	"remediator/internal/correlation"
+	"remediator/internal/policy"
 	"remediator/internal/vote"
 )
 
@@ -76,6 +77,8 @@ type Activities struct {
 	// HeartbeatInterval is how often the long activities (GenerateFix,
 	// OpenPR) tell Temporal they are alive; 0 means DefaultHeartbeatInterval.
 	HeartbeatInterval time.Duration
+	// Policy is the risk policy; nil means the built-in one.
+	Policy *policy.Policy
 }
 
 // DefaultHeartbeatInterval keeps well inside the workflow's heartbeat

@@ -58,6 +58,10 @@ func VerifyApprovals(keys []vote.PublicKey, facts DecisionFacts, in OpenPRInput,
 		return nil, fmt.Errorf("decision %s was rejected in the decision service", in.DecisionID)
 	}
 	required := max(in.RequiredApprovals, 1)
+	allowed := approverRoles
+	if len(in.ApproverRoles) > 0 {
+		allowed = in.ApproverRoles
+	}
 	var approvals []Vote
 	for _, v := range in.Votes {
 		switch {
@@ -83,19 +87,22 @@ func VerifyApprovals(keys []vote.PublicKey, facts DecisionFacts, in OpenPRInput,
 		switch {
 		case v.Actor == "" || strings.EqualFold(strings.TrimSpace(v.Actor), strings.TrimSpace(in.Requester)):
 			return nil, fmt.Errorf("the requester %q cannot approve their own remediation", in.Requester)
-		case !slices.ContainsFunc(v.Roles, func(r string) bool { return slices.Contains(approverRoles, r) }):
-			return nil, fmt.Errorf("%q holds no approver role", v.Actor)
+		case !slices.ContainsFunc(v.Roles, func(r string) bool { return slices.Contains(allowed, r) }):
+			return nil, fmt.Errorf("%q holds none of the roles that may approve this fix (%s)", v.Actor, strings.Join(allowed, ", "))
 		case v.DecisionID != in.DecisionID || in.DecisionID == "":
 			return nil, fmt.Errorf("the vote of %q is for decision %q, not %q", v.Actor, v.DecisionID, in.DecisionID)
 		case v.DiffDigest != digest:
 			return nil, fmt.Errorf("the vote of %q approves digest %s, not %s", v.Actor, v.DiffDigest, digest)
-		case slices.ContainsFunc(approvals, func(a Vote) bool { return a.Actor == v.Actor }):
+		case slices.ContainsFunc(approvals, func(a Vote) bool { return strings.EqualFold(strings.TrimSpace(a.Actor), strings.TrimSpace(v.Actor)) }):
 			return nil, fmt.Errorf("%q voted twice", v.Actor)
 		}
 		approvals = append(approvals, v)
 	}
 	if len(approvals) < required {
 		return nil, fmt.Errorf("%d verified approvals, %d required", len(approvals), required)
+	}
+	if in.AdminRequired && !slices.ContainsFunc(approvals, func(a Vote) bool { return slices.Contains(a.Roles, "admin") }) {
+		return nil, errors.New("the fix touches protected paths: an admin must be among the approvers")
 	}
 	return approvals, nil
 }
@@ -130,6 +137,9 @@ func ChangeMessage(in OpenPRInput, approvals []Vote) (title, body string) {
 	trailer("Requested-by", in.Requester)
 	for _, v := range approvals {
 		trailer("Approved-by", v.Actor+" ("+v.Channel+")")
+	}
+	if in.RiskLevel != "" {
+		trailer("Risk", in.RiskLevel+" (rule: "+in.RiskRule+")")
 	}
 	trailer("Diff-Digest", in.DiffDigest)
 	trailer("Base-Commit", in.BaseSHA)

@@ -103,22 +103,29 @@ type DecisionFacts struct {
 // with the worker's own keys and recomputes the digest of Patch before
 // anything is written, and composes the commit message itself.
 type OpenPRInput struct {
-	RemediationID     string    `json:"remediation_id"`
-	Repo              string    `json:"repo"`
-	Branch            string    `json:"branch"`
-	BaseBranch        string    `json:"base_branch,omitempty"`
-	BaseSHA           string    `json:"base_sha"`
-	Patch             []byte    `json:"patch"`
-	DiffDigest        string    `json:"diff_digest"`
-	DecisionID        string    `json:"decision_id"`
-	Requester         string    `json:"requester"`
-	RequiredApprovals int       `json:"required_approvals"`
-	Votes             []Vote    `json:"votes"`
-	FailureSummary    string    `json:"failure_summary"`
-	FixSummary        string    `json:"fix_summary"`
-	Recipe            string    `json:"recipe"`
-	IncidentID        string    `json:"incident_id,omitempty"`
-	CommitTime        time.Time `json:"commit_time"`
+	RemediationID     string `json:"remediation_id"`
+	Repo              string `json:"repo"`
+	Branch            string `json:"branch"`
+	BaseBranch        string `json:"base_branch,omitempty"`
+	BaseSHA           string `json:"base_sha"`
+	Patch             []byte `json:"patch"`
+	DiffDigest        string `json:"diff_digest"`
+	DecisionID        string `json:"decision_id"`
+	Requester         string `json:"requester"`
+	RequiredApprovals int    `json:"required_approvals"`
+	// ApproverRoles are the roles the policy lets approve this fix (empty:
+	// approver or admin); AdminRequired asks for an admin among the
+	// approvers (the fix touches protected paths).
+	ApproverRoles  []string  `json:"approver_roles,omitempty"`
+	AdminRequired  bool      `json:"admin_required,omitempty"`
+	RiskLevel      string    `json:"risk_level,omitempty"`
+	RiskRule       string    `json:"risk_rule,omitempty"`
+	Votes          []Vote    `json:"votes"`
+	FailureSummary string    `json:"failure_summary"`
+	FixSummary     string    `json:"fix_summary"`
+	Recipe         string    `json:"recipe"`
+	IncidentID     string    `json:"incident_id,omitempty"`
+	CommitTime     time.Time `json:"commit_time"`
 }
 
 // PullRequest is the change request opened for an approved fix.

@@ -124,11 +124,14 @@ func (r *remediation) validateVote(req ApprovalRequest, approve bool, now time.T
 	if !slices.Contains(req.Roles, RoleApprover) && !slices.Contains(req.Roles, RoleAdmin) {
 		return voteError(ErrTypeForbidden, "voting needs the approver role")
 	}
+	if r.version >= versionPolicy && approve && !slices.ContainsFunc(req.Roles, func(role string) bool { return slices.Contains(r.approverRoles(), role) }) {
+		return voteError(ErrTypeForbidden, "the risk policy lets only "+strings.Join(r.approverRoles(), " or ")+" approve this fix (risk "+r.st.Risk.Level+", rule "+r.st.Risk.Rule+")")
+	}
 	if approve && strings.EqualFold(strings.TrimSpace(req.Actor), strings.TrimSpace(r.in.Requester)) {
 		return voteError(ErrTypeSelfApproval, "the requester cannot approve their own remediation")
 	}
 	for _, v := range r.st.Votes {
-		if v.Actor == req.Actor {
+		if v.Actor == req.Actor || (r.version >= versionPolicy && sameActor(v.Actor, req.Actor)) {
 			return voteError(ErrTypeDuplicate, req.Actor+" has already voted")
 		}
 	}
@@ -201,7 +204,7 @@ func (r *remediation) vote(ctx workflow.Context, req ApprovalRequest, approve bo
 			approvals++
 		}
 	}
-	if approvals >= r.st.RequiredApprovals {
+	if (r.version < versionPolicy && approvals >= r.st.RequiredApprovals) || (r.version >= versionPolicy && r.quorumMet()) {
 		r.verdict = verdictApproved
 		return r.answer(PhaseOpeningPR)
 	}

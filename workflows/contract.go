@@ -224,6 +224,15 @@ type Risk struct {
 	Score  int    `json:"score"`
 	Gate   string `json:"gate"`
 	Reason string `json:"reason"`
+	// Rule is what set the level: a rule of the policy, its default, or the
+	// built-in heuristics (version 4); Policy names the policy.
+	Rule   string `json:"rule,omitempty"`
+	Policy string `json:"policy,omitempty"`
+	// ApproverRoles may approve at this level; AdminRequired when the fix
+	// touches ProtectedFiles (an admin must be among the approvers).
+	ApproverRoles  []string `json:"approver_roles,omitempty"`
+	AdminRequired  bool     `json:"admin_required,omitempty"`
+	ProtectedFiles []string `json:"protected_files,omitempty"`
 }
 
 // Notifications records where the remediation was announced: the Slack

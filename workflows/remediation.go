@@ -27,7 +27,7 @@ var PhaseKey = temporal.NewSearchAttributeKeyKeyword(SearchAttrPhase)
 // exactly once, and write the outcome back. Business outcomes (rejected,
 // expired, failed) are results, not errors; only cancellation returns one.
 func Remediation(ctx workflow.Context, in RemediationInput) (Status, error) {
-	version := workflow.GetVersion(ctx, changeTrustBoundaries, workflow.DefaultVersion, versionTopology)
+	version := workflow.GetVersion(ctx, changeTrustBoundaries, workflow.DefaultVersion, versionPolicy)
 	r := newRemediation(ctx, in, version)
 	r.countStarted(ctx)
 	if err := r.setup(ctx); err != nil {
@@ -44,6 +44,9 @@ func Remediation(ctx workflow.Context, in RemediationInput) (Status, error) {
 // activity at the start (keys and integrations), the incident record, the
 // Slack message and the watch of Dragon's own decision. Reusing the change
 // id keeps it to one marker per run.
+// Version 4 takes the level and who must approve from the risk policy the
+// worker recorded in Setup (quorum, roles, protected paths; a fix the
+// policy refuses ends Failed before any decision).
 // Version 3 creates the decision on a disconnected context, so a cancel that
 // arrives while CreateDecision runs records the cancellation on the decision
 // instead of leaving it pending forever, and writes no outcome when no
@@ -53,6 +56,7 @@ const (
 	versionSignedVotes    = workflow.Version(1)
 	versionGovernance     = workflow.Version(2)
 	versionTopology       = workflow.Version(3)
+	versionPolicy         = workflow.Version(4)
 )
 
 type verdict int
@@ -169,11 +173,17 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 		BaseSHA: r.fix.BaseSHA, BaseBranch: r.fix.BaseBranch, Validated: r.fix.Validated,
 		Source: r.fix.Source, Validation: r.fix.Validation, Attempts: r.fix.Attempts,
 	}
-	risk := policy.Assess(policy.Input{
+	riskIn := policy.Input{
 		FailureSummary: r.in.FailureSummary, LogExcerpt: r.in.LogExcerpt, Files: r.fix.Files,
 		Source: r.fix.Source, DiffBytes: len(r.patch),
-	})
+	}
+	risk := policy.Assess(riskIn)
 	r.st.Risk = &Risk{Level: risk.Level, Score: risk.Score, Gate: risk.Gate, Reason: risk.Reason}
+	if r.version >= versionPolicy {
+		if refused := r.applyPolicy(riskIn, &risk); refused != "" {
+			return r.end(ctx, PhaseFailed, refused)
+		}
+	}
 	if r.version >= versionSignedVotes {
 		r.st.Fix.Patch = r.patch
 		if !workflow.Now(ctx).Before(r.st.Deadline) {
@@ -276,6 +286,10 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 		DecisionID:        r.st.DecisionID,
 		Requester:         r.in.Requester,
 		RequiredApprovals: r.st.RequiredApprovals,
+		ApproverRoles:     r.st.Risk.ApproverRoles,
+		AdminRequired:     r.st.Risk.AdminRequired,
+		RiskLevel:         r.st.Risk.Level,
+		RiskRule:          r.st.Risk.Rule,
 		Votes:             r.st.Votes,
 		FailureSummary:    r.in.FailureSummary,
 		FixSummary:        r.fix.Summary,

@@ -34,7 +34,7 @@ func TestReplayCommittedHistories(t *testing.T) {
 		"v2-approved.json":         false, "v2-generate-rejected.json": false,
 		"governance-dragon-approved.json": false, "governance-model-slack.json": false,
 		"governance-dragon-rejected.json": false, "governance-cancelled.json": false, "governance-expired.json": false,
-		"v3-approved.json": false, "v3-failed-no-fix.json": false}
+		"v3-approved.json": false, "v3-failed-no-fix.json": false, "v4-approved.json": false}
 	for _, f := range files {
 		if _, ok := required[filepath.Base(f)]; ok {
 			required[filepath.Base(f)] = true

@@ -139,6 +139,7 @@ func BuildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger
 		Git:       forges,
 		VoteKeys:  cfg.VotePublicKeys,
 		PublicURL: cfg.PublicURL, UIURL: cfg.UIURL, Namespace: cfg.Temporal.Namespace,
+		Policy: cfg.Policy,
 	}
 	ints, err := buildIntegrations(cfg)
 	if err != nil {

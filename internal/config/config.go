@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/contrib/envconfig"
 
 	"remediator/internal/auth"
+	"remediator/internal/policy"
 	"remediator/internal/ratelimit"
 	"remediator/internal/sandbox"
 	"remediator/internal/vote"
@@ -129,6 +130,8 @@ type Config struct {
 	DatabaseURL string
 	// Worker tunes `remediator worker`.
 	Worker Worker
+	// Policy is the risk policy (REMEDIATOR_POLICY_FILE); nil: built-in.
+	Policy *policy.Policy
 }
 
 // Worker tunes the worker's pollers, concurrency, cache and stop.
@@ -345,6 +348,16 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 	c.MetricsAddr = env("REMEDIATOR_METRICS_ADDR", defaultMetrics)
 	if c.MetricsAddr == "off" {
 		c.MetricsAddr = ""
+	}
+	if f := env("REMEDIATOR_POLICY_FILE", ""); f != "" {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("REMEDIATOR_POLICY_FILE: %w", err))
+		} else if p, err := policy.Parse(data, f); err != nil {
+			errs = append(errs, fmt.Errorf("REMEDIATOR_POLICY_FILE: %w", err))
+		} else {
+			c.Policy = &p
+		}
 	}
 	c.DatabaseURL = env("REMEDIATOR_DATABASE_URL", "")
 	if c.DatabaseURL != "" {

@@ -257,3 +257,26 @@ func TestTemporalEnvConventions(t *testing.T) {
 		t.Fatalf("dev must ignore client profiles: %+v %v", c.Temporal, err)
 	}
 }
+
+// The policy file is validated at start; an error names the file and line.
+func TestPolicyFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(good, []byte("levels:\n  HIGH: {approvals: 2, roles: [admin]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(ModeProduction, envOf(map[string]string{"REMEDIATOR_POLICY_FILE": good}))
+	if err != nil || c.Policy == nil || c.Policy.Levels["HIGH"].Approvals != 2 {
+		t.Fatalf("policy: %+v %v", c.Policy, err)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("levels:\n  HIGH: {approvals: 2, roles: [admin]}\n  URGENT: {approvals: 1, roles: [admin]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(ModeProduction, envOf(map[string]string{"REMEDIATOR_POLICY_FILE": bad})); err == nil || !strings.Contains(err.Error(), bad+":3:") {
+		t.Fatalf("want an error naming %s:3, got %v", bad, err)
+	}
+	if _, err := Load(ModeProduction, envOf(map[string]string{"REMEDIATOR_POLICY_FILE": filepath.Join(dir, "missing.yaml")})); err == nil {
+		t.Fatal("a missing policy file must stop the process")
+	}
+}

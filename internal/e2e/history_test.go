@@ -140,6 +140,14 @@ func TestCaptureHistories(t *testing.T) {
 	s.waitPhase(id, workflows.PhaseFailed)
 	s.save(out, "v3-failed-no-fix.json", id)
 
+	// Version 4: the risk policy recorded in Setup sets the level, the
+	// quorum and who may approve.
+	id = s.startDemo("dev", "hist-v4-approved")
+	st = s.waitPhase(id, workflows.PhaseAwaitingApproval)
+	s.call("POST", "/api/remediations/"+id+"/approve", "alice", vote(st))
+	s.waitPhase(id, workflows.PhaseCompleted)
+	s.save(out, "v4-approved.json", id)
+
 	s.stop()
 	captureGovernance(t, out)
 }

@@ -1,0 +1,359 @@
+package policy
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Roles that may be named in a level's roles.
+var knownRoles = []string{"approver", "admin"}
+
+// Protected-path modes.
+const (
+	// ProtectedAdmin: a diff touching a protected path needs an approval
+	// by an admin on top of the quorum.
+	ProtectedAdmin = "admin"
+	// ProtectedRefuse: such a diff is never opened.
+	ProtectedRefuse = "refuse"
+)
+
+// Policy maps what a fix is (repository, files, source, size, failure) to a
+// risk level, and each level to who must approve it. It is data: the worker
+// records the policy it runs with in the workflow's history (the Setup
+// step), and Evaluate is pure, so a replay decides exactly as the run did.
+type Policy struct {
+	// Name is where the policy came from (file name, or "built-in").
+	Name      string               `json:"name"`
+	Levels    map[string]LevelRule `json:"levels"`
+	Protected Protected            `json:"protected"`
+	Rules     []Rule               `json:"rules,omitempty"`
+	// Default is the level when no rule matches, or "heuristics": the
+	// built-in assessment (Assess) decides.
+	Default string `json:"default"`
+}
+
+// LevelRule says who must approve a fix of one level.
+type LevelRule struct {
+	// Approvals is the quorum: distinct approvers, none of them the
+	// requester.
+	Approvals int `json:"approvals"`
+	// Roles are the roles allowed to approve at this level.
+	Roles []string `json:"roles"`
+}
+
+// Protected paths need an admin approval on top of the quorum, or are
+// refused.
+type Protected struct {
+	Paths []string `json:"paths"`
+	Mode  string   `json:"mode"`
+}
+
+// Rule sets Level when every condition it names holds (a list holds when
+// any of its entries does). The highest level among matching rules wins;
+// between equal levels, the first rule.
+type Rule struct {
+	Name         string   `json:"name"`
+	Level        string   `json:"level"`
+	Repos        []string `json:"repos,omitempty"`
+	Paths        []string `json:"paths,omitempty"`
+	Sources      []string `json:"sources,omitempty"`
+	MinDiffBytes int      `json:"min_diff_bytes,omitempty"`
+	FailureWords []string `json:"failure_words,omitempty"`
+}
+
+// EvalInput is what the policy looks at: Assess's input and the repository.
+type EvalInput struct {
+	Input
+	Repo string
+}
+
+// Result is the policy's answer for one fix.
+type Result struct {
+	Assessment
+	// Rule names what set the level: a rule's name, "default" or
+	// "built-in heuristics".
+	Rule      string   `json:"rule"`
+	Approvals int      `json:"approvals"`
+	Roles     []string `json:"roles"`
+	// ProtectedFiles are the fix's files under protected paths; with
+	// ProtectedMode admin they need an admin approval, with refuse the fix
+	// is not opened.
+	ProtectedFiles []string `json:"protected_files,omitempty"`
+	ProtectedMode  string   `json:"protected_mode,omitempty"`
+}
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Default is the built-in policy (default.yaml): one approval by an approver
+// for LOW and MEDIUM, one by an admin for HIGH, the built-in heuristics for
+// the level, CI configuration and CODEOWNERS protected (admin).
+func Default() Policy {
+	p, err := Parse(defaultYAML, "built-in")
+	if err != nil {
+		panic("policy: the built-in policy is invalid: " + err.Error())
+	}
+	return p
+}
+
+// levelRank orders levels.
+func levelRank(l string) int {
+	switch l {
+	case LevelLow:
+		return 1
+	case LevelMedium:
+		return 2
+	case LevelHigh:
+		return 3
+	}
+	return 0
+}
+
+// Evaluate applies the policy to one fix. It is deterministic.
+func (p Policy) Evaluate(in EvalInput) Result {
+	var res Result
+	best := -1
+	for i, r := range p.Rules {
+		if r.matches(in) && (best < 0 || levelRank(r.Level) > levelRank(p.Rules[best].Level)) {
+			best = i
+		}
+	}
+	switch {
+	case best >= 0:
+		r := p.Rules[best]
+		res.Assessment = assessmentFor(r.Level, "policy rule "+quote(r.Name))
+		res.Rule = r.Name
+	case p.Default == "heuristics" || p.Default == "":
+		res.Assessment = Assess(in.Input)
+		res.Rule = "built-in heuristics"
+	default:
+		res.Assessment = assessmentFor(p.Default, "the policy's default level")
+		res.Rule = "default"
+	}
+	lr := p.Levels[res.Level]
+	res.Approvals, res.Roles = max(lr.Approvals, 1), slices.Clone(lr.Roles)
+	if len(res.Roles) == 0 {
+		res.Roles = []string{"approver", "admin"}
+	}
+	for _, f := range in.Files {
+		if matchAny(p.Protected.Paths, f) != "" {
+			res.ProtectedFiles = append(res.ProtectedFiles, f)
+		}
+	}
+	if len(res.ProtectedFiles) > 0 {
+		res.ProtectedMode = p.Protected.Mode
+	}
+	return res
+}
+
+func (r Rule) matches(in EvalInput) bool {
+	if len(r.Repos) > 0 && !slices.ContainsFunc(r.Repos, func(g string) bool { return globMatch(g, in.Repo) }) {
+		return false
+	}
+	if len(r.Paths) > 0 && !slices.ContainsFunc(in.Files, func(f string) bool { return matchAny(r.Paths, f) != "" }) {
+		return false
+	}
+	if len(r.Sources) > 0 && !slices.Contains(r.Sources, in.Source) {
+		return false
+	}
+	if r.MinDiffBytes > 0 && in.DiffBytes < r.MinDiffBytes {
+		return false
+	}
+	if len(r.FailureWords) > 0 {
+		words := wordSet(in.FailureSummary + "\n" + firstBytes(in.LogExcerpt, 4096))
+		if !slices.ContainsFunc(r.FailureWords, func(w string) bool { return words[strings.ToLower(w)] }) {
+			return false
+		}
+	}
+	return true
+}
+
+func assessmentFor(level, reason string) Assessment {
+	switch level {
+	case LevelHigh:
+		return high(reason)
+	case LevelLow:
+		return Assessment{Level: LevelLow, Score: 20, Gate: "ALLOW", BlastRadius: "non-prod", ChangeType: "tests_docs_format", Reason: reason}
+	}
+	return medium(reason)
+}
+
+// The file format, decoded strictly (unknown keys are errors) with the line
+// of every rule kept for the messages.
+type fileLevel struct {
+	Approvals int      `yaml:"approvals"`
+	Roles     []string `yaml:"roles"`
+}
+
+type fileProtected struct {
+	Paths []string `yaml:"paths"`
+	Mode  string   `yaml:"mode"`
+}
+
+type fileRule struct {
+	Name         string   `yaml:"name"`
+	Level        string   `yaml:"level"`
+	Repos        []string `yaml:"repos"`
+	Paths        []string `yaml:"paths"`
+	Sources      []string `yaml:"sources"`
+	MinDiffBytes int      `yaml:"min_diff_bytes"`
+	FailureWords []string `yaml:"failure_words"`
+	line         int
+}
+
+func (r *fileRule) UnmarshalYAML(n *yaml.Node) error {
+	type plain fileRule
+	var p plain
+	dec := n.Decode
+	if err := dec(&p); err != nil {
+		return err
+	}
+	*r = fileRule(p)
+	r.line = n.Line
+	return nil
+}
+
+type file struct {
+	Levels    map[string]fileLevel `yaml:"levels"`
+	Protected *fileProtected       `yaml:"protected"`
+	Rules     []fileRule           `yaml:"rules"`
+	Default   string               `yaml:"default"`
+}
+
+// Parse reads a policy file. Errors name the file and the line.
+func Parse(data []byte, name string) (Policy, error) {
+	var f file
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return Policy{}, fmt.Errorf("%s: %w", name, err)
+	}
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root)
+	lineOf := func(keys ...string) int { return keyLine(&root, keys...) }
+	var errs []error
+	fail := func(line int, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s:%d: %s", name, line, fmt.Sprintf(format, args...)))
+	}
+	p := Policy{Name: name, Levels: map[string]LevelRule{}, Default: f.Default}
+	for _, lvl := range []string{LevelLow, LevelMedium, LevelHigh} {
+		p.Levels[lvl] = LevelRule{Approvals: 1, Roles: []string{"approver", "admin"}}
+	}
+	for lvl, lr := range f.Levels {
+		line := lineOf("levels", lvl)
+		if levelRank(lvl) == 0 {
+			fail(line, "unknown level %q (LOW, MEDIUM or HIGH)", lvl)
+			continue
+		}
+		if lr.Approvals < 1 || lr.Approvals > 10 {
+			fail(line, "%s: approvals must be between 1 and 10, not %d", lvl, lr.Approvals)
+		}
+		if len(lr.Roles) == 0 {
+			fail(line, "%s: roles must name who may approve (approver, admin)", lvl)
+		}
+		for _, r := range lr.Roles {
+			if !slices.Contains(knownRoles, r) {
+				fail(line, "%s: unknown role %q (approver or admin)", lvl, r)
+			}
+		}
+		p.Levels[lvl] = LevelRule(lr)
+	}
+	switch {
+	case f.Protected == nil:
+	default:
+		p.Protected = Protected{Paths: f.Protected.Paths, Mode: f.Protected.Mode}
+		if p.Protected.Mode == "" {
+			p.Protected.Mode = ProtectedAdmin
+		}
+		if p.Protected.Mode != ProtectedAdmin && p.Protected.Mode != ProtectedRefuse {
+			fail(lineOf("protected", "mode"), "protected.mode must be admin or refuse, not %q", p.Protected.Mode)
+		}
+		for _, g := range p.Protected.Paths {
+			if err := checkGlob(g); err != nil {
+				fail(lineOf("protected", "paths"), "protected path %q: %v", g, err)
+			}
+		}
+	}
+	if p.Default != "" && p.Default != "heuristics" && levelRank(p.Default) == 0 {
+		fail(lineOf("default"), "default must be heuristics, LOW, MEDIUM or HIGH, not %q", p.Default)
+	}
+	seen := map[string]bool{}
+	for _, r := range f.Rules {
+		if strings.TrimSpace(r.Name) == "" {
+			fail(r.line, "a rule needs a name")
+		} else if seen[r.Name] {
+			fail(r.line, "rule %q is defined twice", r.Name)
+		}
+		seen[r.Name] = true
+		if levelRank(r.Level) == 0 {
+			fail(r.line, "rule %q: unknown level %q (LOW, MEDIUM or HIGH)", r.Name, r.Level)
+		}
+		if len(r.Repos) == 0 && len(r.Paths) == 0 && len(r.Sources) == 0 && r.MinDiffBytes == 0 && len(r.FailureWords) == 0 {
+			fail(r.line, "rule %q has no condition: it would match every fix (use default instead)", r.Name)
+		}
+		for _, g := range append(slices.Clone(r.Repos), r.Paths...) {
+			if err := checkGlob(g); err != nil {
+				fail(r.line, "rule %q: pattern %q: %v", r.Name, g, err)
+			}
+		}
+		for _, s := range r.Sources {
+			if s != SourceRecipe && s != SourceModel {
+				fail(r.line, "rule %q: unknown source %q (recipe or model)", r.Name, s)
+			}
+		}
+		if r.MinDiffBytes < 0 {
+			fail(r.line, "rule %q: min_diff_bytes must not be negative", r.Name)
+		}
+		p.Rules = append(p.Rules, Rule{Name: r.Name, Level: r.Level, Repos: r.Repos, Paths: r.Paths, Sources: r.Sources,
+			MinDiffBytes: r.MinDiffBytes, FailureWords: r.FailureWords})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Policy{}, err
+	}
+	return p, nil
+}
+
+// checkGlob accepts path.Match patterns with "**/" prefixes and "/**"
+// suffixes (what globMatch understands).
+func checkGlob(g string) error {
+	if strings.TrimSpace(g) == "" {
+		return errors.New("empty pattern")
+	}
+	rest := strings.TrimPrefix(g, "**/")
+	rest = strings.TrimSuffix(rest, "/**")
+	if strings.Contains(rest, "**") {
+		return errors.New(`"**" only as a leading "**/" or a trailing "/**"`)
+	}
+	_, err := path.Match(rest, "")
+	return err
+}
+
+// keyLine finds the line of a key path in the document (1 when absent).
+func keyLine(root *yaml.Node, keys ...string) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := 1
+	for _, k := range keys {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return line
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				line, next = n.Content[i].Line, n.Content[i+1]
+				break
+			}
+		}
+		n = next
+	}
+	return line
+}

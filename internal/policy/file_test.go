@@ -1,0 +1,100 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+)
+
+const samplePolicy = `levels:
+  LOW:    {approvals: 1, roles: [approver, admin]}
+  MEDIUM: {approvals: 2, roles: [approver, admin]}
+  HIGH:   {approvals: 2, roles: [admin]}
+protected:
+  paths: [".github/workflows/**", "CODEOWNERS"]
+  mode: refuse
+rules:
+  - name: payments
+    level: HIGH
+    repos: ["acme/payments*"]
+  - name: model-fixes
+    level: MEDIUM
+    sources: [model]
+  - name: docs
+    level: LOW
+    paths: ["docs/**", "**/*.md"]
+  - name: big
+    level: MEDIUM
+    min_diff_bytes: 10000
+default: MEDIUM
+`
+
+func TestPolicyEvaluate(t *testing.T) {
+	p, err := Parse([]byte(samplePolicy), "policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name       string
+		in         EvalInput
+		level      string
+		rule       string
+		approvals  int
+		roles      string
+		protected  int
+		protection string
+	}{
+		{"repo rule wins over docs", EvalInput{Repo: "acme/payments-api", Input: Input{Files: []string{"docs/x.md"}, Source: SourceRecipe}}, LevelHigh, "payments", 2, "admin", 0, ""},
+		{"docs", EvalInput{Repo: "acme/api", Input: Input{Files: []string{"docs/a.md", "README.md"}, Source: SourceRecipe}}, LevelLow, "docs", 1, "approver,admin", 0, ""},
+		{"model beats docs (higher)", EvalInput{Repo: "acme/api", Input: Input{Files: []string{"docs/a.md"}, Source: SourceModel}}, LevelMedium, "model-fixes", 2, "approver,admin", 0, ""},
+		{"size", EvalInput{Repo: "acme/api", Input: Input{Files: []string{"docs/a.md"}, Source: SourceRecipe, DiffBytes: 20000}}, LevelMedium, "big", 2, "approver,admin", 0, ""},
+		{"default", EvalInput{Repo: "acme/api", Input: Input{Files: []string{"main.go"}, Source: SourceRecipe}}, LevelMedium, "default", 2, "approver,admin", 0, ""},
+		{"protected", EvalInput{Repo: "acme/api", Input: Input{Files: []string{".github/workflows/ci.yml", "main.go"}, Source: SourceRecipe}}, LevelMedium, "default", 2, "approver,admin", 1, ProtectedRefuse},
+	}
+	for _, c := range cases {
+		r := p.Evaluate(c.in)
+		if r.Level != c.level || r.Rule != c.rule || r.Approvals != c.approvals || strings.Join(r.Roles, ",") != c.roles ||
+			len(r.ProtectedFiles) != c.protected || r.ProtectedMode != c.protection {
+			t.Errorf("%s: got level %s rule %q approvals %d roles %v protected %v %q", c.name, r.Level, r.Rule, r.Approvals, r.Roles, r.ProtectedFiles, r.ProtectedMode)
+		}
+		if again := p.Evaluate(c.in); again.Rule != r.Rule || again.Level != r.Level {
+			t.Errorf("%s: not deterministic", c.name)
+		}
+	}
+}
+
+func TestDefaultPolicy(t *testing.T) {
+	p := Default()
+	r := p.Evaluate(EvalInput{Repo: "/repos/demo", Input: Input{FailureSummary: "gofmt", Files: []string{"main.go"}, Source: SourceRecipe}})
+	if r.Level != LevelLow || r.Rule != "built-in heuristics" || r.Approvals != 1 || !strings.Contains(strings.Join(r.Roles, ","), "approver") {
+		t.Fatalf("gofmt fix: %+v", r)
+	}
+	r = p.Evaluate(EvalInput{Repo: "/repos/demo", Input: Input{FailureSummary: "terraform plan failed", Files: []string{"main.tf"}}})
+	if r.Level != LevelHigh || strings.Join(r.Roles, ",") != "admin" {
+		t.Fatalf("HIGH needs an admin: %+v", r)
+	}
+	r = p.Evaluate(EvalInput{Repo: "/repos/demo", Input: Input{FailureSummary: "lint", Files: []string{"CODEOWNERS"}}})
+	if len(r.ProtectedFiles) != 1 || r.ProtectedMode != ProtectedAdmin {
+		t.Fatalf("CODEOWNERS is protected: %+v", r)
+	}
+}
+
+func TestPolicyErrorsNameTheLine(t *testing.T) {
+	for name, tc := range map[string]struct{ doc, want string }{
+		"unknown key":      {"levels:\n  LOW: {approvals: 1, roles: [approver]}\nrulez: []\n", "line 3"},
+		"unknown level":    {"rules:\n  - name: a\n    level: CRITICAL\n    paths: [x]\n", "p.yaml:2: rule \"a\": unknown level"},
+		"no condition":     {"rules:\n  - name: a\n    level: LOW\n", "p.yaml:2: rule \"a\" has no condition"},
+		"duplicate rule":   {"rules:\n  - name: a\n    level: LOW\n    paths: [x]\n  - name: a\n    level: LOW\n    paths: [y]\n", "p.yaml:5: rule \"a\" is defined twice"},
+		"bad role":         {"levels:\n  LOW: {approvals: 1, roles: [approver]}\n  HIGH: {approvals: 1, roles: [root]}\n", "p.yaml:3: HIGH: unknown role"},
+		"zero approvals":   {"levels:\n  HIGH: {approvals: 0, roles: [admin]}\n", "p.yaml:2: HIGH: approvals must be between 1 and 10"},
+		"bad glob":         {"rules:\n  - name: a\n    level: LOW\n    paths: [\"a/**/b\"]\n", "p.yaml:2: rule \"a\": pattern"},
+		"bad mode":         {"protected:\n  paths: [x]\n  mode: maybe\n", "p.yaml:3: protected.mode"},
+		"bad default":      {"default: SOMETIMES\n", "p.yaml:1: default must be"},
+		"bad source":       {"rules:\n  - name: a\n    level: LOW\n    sources: [human]\n", "p.yaml:2: rule \"a\": unknown source"},
+		"not a policy doc": {"- just\n- a list\n", "p.yaml"},
+	} {
+		_, err := Parse([]byte(tc.doc), "p.yaml")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: want an error containing %q, got %v", name, tc.want, err)
+		}
+	}
+}

@@ -1,0 +1,118 @@
+package workflows
+
+import (
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/client"
+
+	"remediator/activities"
+	"remediator/internal/policy"
+	"remediator/internal/vote"
+)
+
+// withPolicy makes the worker of this test run with the policy in doc.
+func (s *RemediationSuite) withPolicy(doc string) {
+	p, err := policy.Parse([]byte(doc), "test-policy.yaml")
+	s.Require().NoError(err)
+	s.env = s.NewTestWorkflowEnvironment()
+	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testID})
+	s.env.RegisterActivity(&activities.Activities{VoteKeys: []vote.PublicKey{s.signer.PublicKey()}, Policy: &p})
+}
+
+const quorumPolicy = `levels:
+  LOW: {approvals: 2, roles: [approver, admin]}
+`
+
+// The policy's quorum: one approval is not enough, the same person in
+// another case is refused, a second distinct approver opens the change; the
+// change is opened with the quorum and roles OpenPR must verify.
+func (s *RemediationSuite) TestPolicyQuorumOfTwo() {
+	s.withPolicy(quorumPolicy)
+	s.happyPathMocks()
+	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.MatchedBy(func(in activities.OpenPRInput) bool {
+		return in.RequiredApprovals == 2 && len(in.Votes) == 2 && in.RiskLevel == policy.LevelLow && in.RiskRule == "built-in heuristics"
+	})).Return(testPR, nil).Once()
+	s.expectOutcome(PhaseCompleted)
+	var first, again, second *updateOutcome
+	s.at(time.Minute, func() { first = s.update(UpdateApprove, "u1", approval("alice", RoleApprover)) })
+	s.at(2*time.Minute, func() {
+		s.Equal(PhaseAwaitingApproval, s.status().Phase, "one of two approvals")
+		again = s.update(UpdateApprove, "u2", approval("ALICE", RoleApprover))
+	})
+	s.at(3*time.Minute, func() { second = s.update(UpdateApprove, "u3", approval("bob", RoleApprover)) })
+	s.env.ExecuteWorkflow(Remediation, input())
+	s.NoError(first.rejected)
+	s.Require().Error(again.rejected, "the same approver in another case")
+	s.Contains(again.rejected.Error(), "already voted")
+	s.NoError(second.rejected)
+	st := s.result()
+	s.Equal(PhaseCompleted, st.Phase)
+	s.Equal(2, st.RequiredApprovals)
+	s.Equal("built-in heuristics", st.Risk.Rule)
+	s.Equal("test-policy.yaml", st.Risk.Policy)
+}
+
+const adminOnlyPolicy = `levels:
+  LOW: {approvals: 1, roles: [admin]}
+`
+
+// The level's roles: an approver's approval is refused before history; an
+// admin's opens the change.
+func (s *RemediationSuite) TestPolicyRolesPerLevel() {
+	s.withPolicy(adminOnlyPolicy)
+	s.happyPathMocks()
+	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.MatchedBy(func(in activities.OpenPRInput) bool {
+		return len(in.ApproverRoles) == 1 && in.ApproverRoles[0] == "admin"
+	})).Return(testPR, nil).Once()
+	s.expectOutcome(PhaseCompleted)
+	var byApprover, byAdmin *updateOutcome
+	s.at(time.Minute, func() { byApprover = s.update(UpdateApprove, "u1", approval("alice", RoleApprover)) })
+	s.at(2*time.Minute, func() { byAdmin = s.update(UpdateApprove, "u2", approval("root", RoleAdmin)) })
+	s.env.ExecuteWorkflow(Remediation, input())
+	s.Require().Error(byApprover.rejected)
+	s.Contains(byApprover.rejected.Error(), "only admin")
+	s.NoError(byAdmin.rejected)
+	st := s.result()
+	s.Equal(PhaseCompleted, st.Phase)
+	s.Len(st.Votes, 1, "the refused vote never reached history")
+}
+
+// Protected paths with mode admin: the quorum alone does not open the
+// change; an admin among the approvers does.
+func (s *RemediationSuite) TestPolicyProtectedPathNeedsAnAdmin() {
+	s.withPolicy("protected:\n  paths: [CODEOWNERS]\n  mode: admin\n")
+	fix := testFix
+	fix.Files = []string{"CODEOWNERS"}
+	s.env.OnActivity(acts.GenerateFix, mock.Anything, mock.Anything).Return(fix, nil).Once()
+	s.env.OnActivity(acts.CreateDecision, mock.Anything, mock.Anything).Return(activities.Decision{ID: testDecision, Status: "pending"}, nil).Once()
+	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.MatchedBy(func(in activities.OpenPRInput) bool { return in.AdminRequired })).Return(testPR, nil).Once()
+	s.expectOutcome(PhaseCompleted)
+	s.at(time.Minute, func() { s.update(UpdateApprove, "u1", approval("alice", RoleApprover)) })
+	s.at(2*time.Minute, func() {
+		st := s.status()
+		s.Equal(PhaseAwaitingApproval, st.Phase, "an approver alone does not open a protected change")
+		s.True(st.Risk.AdminRequired)
+		s.Equal([]string{"CODEOWNERS"}, st.Risk.ProtectedFiles)
+		s.update(UpdateApprove, "u2", approval("root", RoleAdmin))
+	})
+	s.env.ExecuteWorkflow(Remediation, input())
+	st := s.result()
+	s.Equal(PhaseCompleted, st.Phase)
+	s.Len(st.Votes, 2)
+}
+
+// Protected paths with mode refuse: the fix is never put to a vote.
+func (s *RemediationSuite) TestPolicyProtectedPathRefused() {
+	s.withPolicy("protected:\n  paths: [\".github/workflows/**\"]\n  mode: refuse\n")
+	fix := testFix
+	fix.Files = []string{".github/workflows/ci.yml"}
+	s.env.OnActivity(acts.GenerateFix, mock.Anything, mock.Anything).Return(fix, nil).Once()
+	s.env.ExecuteWorkflow(Remediation, input())
+	st := s.result()
+	s.Equal(PhaseFailed, st.Phase)
+	s.Contains(st.Reason, "refused by the risk policy")
+	s.Contains(st.Reason, ".github/workflows/ci.yml")
+	s.env.AssertNotCalled(s.T(), "CreateDecision", mock.Anything, mock.Anything)
+	s.env.AssertNotCalled(s.T(), "OpenPR", mock.Anything, mock.Anything)
+}
