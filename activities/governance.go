@@ -167,6 +167,11 @@ type Notice struct {
 	Votes         []Vote    `json:"votes,omitempty"`
 	Required      int       `json:"required"`
 	Links         Links     `json:"links"`
+	// Reminders and EscalatedTo are shown on the message; Announce, when
+	// set, is posted besides it (a reminder or an escalation).
+	Reminders   int    `json:"reminders,omitempty"`
+	EscalatedTo string `json:"escalated_to,omitempty"`
+	Announce    string `json:"announce,omitempty"`
 }
 
 // NotifyInput is one post or update of the approval message.

@@ -19,14 +19,27 @@ func (s *SlackNotifier) CanUpdate() bool { return s.Client.CanUpdate() }
 // posts, and posts again for the outcome.
 func (s *SlackNotifier) Notify(ctx context.Context, n Notice, ref MessageRef) (MessageRef, error) {
 	msg := slack.ApprovalMessage(SlackApprovalInfo(n))
+	out := ref
 	if ref.TS != "" && s.Client.CanUpdate() {
-		return ref, s.Client.Update(ctx, slack.MessageRef{Channel: ref.Channel, TS: ref.TS}, msg)
+		if err := s.Client.Update(ctx, slack.MessageRef{Channel: ref.Channel, TS: ref.TS}, msg); err != nil {
+			return MessageRef{}, err
+		}
+	} else if s.Client.CanUpdate() || n.Announce == "" {
+		// A webhook cannot update, and the request was posted before a
+		// reminder is due: the reminder goes out as its own message below
+		// instead of a second copy of the request.
+		r, err := s.Client.Post(ctx, msg)
+		if err != nil {
+			return MessageRef{}, err
+		}
+		out = MessageRef{Channel: r.Channel, TS: r.TS}
 	}
-	r, err := s.Client.Post(ctx, msg)
-	if err != nil {
-		return MessageRef{}, err
+	if n.Announce != "" {
+		if err := s.Client.Announce(ctx, slack.MessageRef{Channel: out.Channel, TS: out.TS}, n.Announce); err != nil {
+			return MessageRef{}, err
+		}
 	}
-	return MessageRef{Channel: r.Channel, TS: r.TS}, nil
+	return out, nil
 }
 
 // SlackApprovalInfo is what the Slack message shows of a notice (the API
@@ -37,6 +50,7 @@ func SlackApprovalInfo(n Notice) slack.ApprovalInfo {
 		Failure: n.Failure, FixSummary: n.FixSummary, Files: n.Files, FixSource: n.FixSource, Validated: n.Validated,
 		Validation: n.Validation, RiskLevel: n.RiskLevel, RiskScore: n.RiskScore, RiskReason: n.RiskReason,
 		Deadline: n.Deadline, Phase: n.Phase, Outcome: n.Outcome, Required: n.Required,
+		Reminders: n.Reminders, EscalatedTo: n.EscalatedTo,
 		Links: slack.ApprovalLinks{API: n.Links.API, UI: n.Links.UI, Change: n.Links.Change},
 	}
 	for _, v := range n.Votes {

@@ -233,6 +233,16 @@ type Risk struct {
 	ApproverRoles  []string `json:"approver_roles,omitempty"`
 	AdminRequired  bool     `json:"admin_required,omitempty"`
 	ProtectedFiles []string `json:"protected_files,omitempty"`
+	// The level's reminders and escalation (zero: none).
+	RemindEvery    time.Duration `json:"remind_every,omitempty"`
+	EscalateBefore time.Duration `json:"escalate_before,omitempty"`
+	EscalateTo     string        `json:"escalate_to,omitempty"`
+}
+
+// Escalation records that a waiting remediation was escalated.
+type Escalation struct {
+	To string    `json:"to"`
+	At time.Time `json:"at"`
 }
 
 // Notifications records where the remediation was announced: the Slack
@@ -241,6 +251,8 @@ type Notifications struct {
 	SlackChannel string `json:"slack_channel,omitempty"`
 	SlackTS      string `json:"slack_ts,omitempty"`
 	SlackPosted  bool   `json:"slack_posted,omitempty"`
+	// Announced is how many reminders and escalations were sent.
+	Announced int `json:"announced,omitempty"`
 }
 
 // AlertResolution is the payload of SignalAlertResolved.
@@ -280,6 +292,10 @@ type Status struct {
 	// AlertResolvedAt is when the alert that started the remediation
 	// resolved, if it did.
 	AlertResolvedAt time.Time `json:"alert_resolved_at,omitzero"`
+	// Reminders are when the approval request was repeated; Escalation
+	// when and to whom it was escalated (the risk policy's level).
+	Reminders  []time.Time `json:"reminders,omitempty"`
+	Escalation *Escalation `json:"escalation,omitempty"`
 	// Risk is the policy's assessment once the fix exists.
 	Risk          *Risk          `json:"risk,omitempty"`
 	Notifications *Notifications `json:"notifications,omitempty"`

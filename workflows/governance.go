@@ -82,10 +82,16 @@ func (r *remediation) sendNotice(ctx workflow.Context) {
 		n = &Notifications{}
 		r.st.Notifications = n
 	}
-	if n.SlackPosted && !r.caps.NotifyUpdates && !r.st.Phase.Terminal() {
+	announce := ""
+	if r.version >= versionPolicy && n.SlackPosted && r.announcements() > n.Announced && !r.st.Phase.Terminal() {
+		announce = r.announcement(n.Announced)
+	}
+	if n.SlackPosted && !r.caps.NotifyUpdates && !r.st.Phase.Terminal() && announce == "" {
 		return // an incoming webhook cannot update; the outcome is posted once more
 	}
 	notice := r.st.Notice()
+	notice.Announce = announce
+	due := r.announcements()
 	var ref activities.MessageRef
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, writebackOptions), acts.Notify,
 		activities.NotifyInput{Notice: notice, Ref: activities.MessageRef{Channel: n.SlackChannel, TS: n.SlackTS}}).Get(ctx, &ref)
@@ -94,6 +100,9 @@ func (r *remediation) sendNotice(ctx workflow.Context) {
 		return
 	}
 	n.SlackPosted = true
+	if r.version >= versionPolicy {
+		n.Announced = due
+	}
 	if ref.TS != "" {
 		n.SlackChannel, n.SlackTS = ref.Channel, ref.TS
 	}
@@ -118,6 +127,10 @@ func (st Status) Notice() activities.Notice {
 	}
 	if st.PR != nil {
 		n.Links.Change = st.PR.URL
+	}
+	n.Reminders = len(st.Reminders)
+	if st.Escalation != nil {
+		n.EscalatedTo = st.Escalation.To
 	}
 	return n
 }

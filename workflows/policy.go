@@ -1,8 +1,12 @@
 package workflows
 
 import (
+	"fmt"
 	"slices"
 	"strings"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
 
 	"remediator/internal/policy"
 )
@@ -12,7 +16,7 @@ import (
 // may approve, and the protected paths. It returns a reason when the policy
 // refuses the fix (a protected path with mode refuse); risk is updated for
 // the decision.
-func (r *remediation) applyPolicy(in policy.Input, risk *policy.Assessment) string {
+func (r *remediation) applyPolicy(in policy.Input, risk *policy.Assessment, now time.Time) string {
 	// Setup records the worker's policy in every version-4 run; without
 	// one (not expected) the heuristics decide and any approver may approve.
 	pol := policy.Policy{Name: "none recorded", Default: "heuristics"}
@@ -27,6 +31,14 @@ func (r *remediation) applyPolicy(in policy.Input, risk *policy.Assessment) stri
 		Level: res.Level, Score: res.Score, Gate: res.Gate, Reason: res.Reason, Rule: res.Rule, Policy: pol.Name,
 		ApproverRoles: res.Roles, ProtectedFiles: res.ProtectedFiles,
 		AdminRequired: len(res.ProtectedFiles) > 0 && res.ProtectedMode == policy.ProtectedAdmin,
+		RemindEvery:   res.RemindEvery, EscalateBefore: res.EscalateBefore, EscalateTo: res.EscalateTo,
+	}
+	if res.Deadline > 0 {
+		// The level's window starts when the fix is ready; it only ever
+		// shortens the request's deadline.
+		if d := now.Add(res.Deadline); d.Before(r.st.Deadline) {
+			r.st.Deadline = d
+		}
 	}
 	r.st.RequiredApprovals = max(r.st.RequiredApprovals, res.Approvals)
 	if len(res.ProtectedFiles) > 0 && res.ProtectedMode == policy.ProtectedRefuse {
@@ -62,4 +74,102 @@ func (r *remediation) quorumMet() bool {
 // sameActor compares identities as the four-eyes rule does: without case.
 func sameActor(a, b string) bool {
 	return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
+}
+
+// awaitWithReminders (version 4) waits for a verdict or the deadline like
+// awaitApproval, and meanwhile repeats the request every RemindEvery and
+// escalates EscalateBefore the deadline, on durable timers; each is recorded
+// in the status and sent through the notifier.
+func (r *remediation) awaitWithReminders(ctx workflow.Context) (bool, error) {
+	decided := func() bool { return r.verdict != verdictPending }
+	k := r.st.Risk
+	start := workflow.Now(ctx)
+	for {
+		now := workflow.Now(ctx)
+		if decided() {
+			return true, nil
+		}
+		if !now.Before(r.st.Deadline) {
+			return false, nil
+		}
+		next := r.st.Deadline
+		var reminderAt, escalateAt time.Time
+		if k != nil && k.RemindEvery > 0 {
+			reminderAt = start.Add(time.Duration(len(r.st.Reminders)+1) * k.RemindEvery)
+			if reminderAt.Before(next) {
+				next = reminderAt
+			}
+		}
+		if k != nil && k.EscalateTo != "" && r.st.Escalation == nil {
+			escalateAt = r.st.Deadline.Add(-k.EscalateBefore)
+			if escalateAt.Before(next) {
+				next = escalateAt
+			}
+		}
+		if wait := next.Sub(now); wait > 0 {
+			if _, err := workflow.AwaitWithTimeout(ctx, wait, decided); err != nil {
+				return false, err
+			}
+			continue
+		}
+		now = workflow.Now(ctx)
+		if !escalateAt.IsZero() && !now.Before(escalateAt) {
+			r.st.Escalation = &Escalation{To: k.EscalateTo, At: now}
+			r.logger.Info("approval escalated", "to", k.EscalateTo)
+		} else if !reminderAt.IsZero() && !now.Before(reminderAt) {
+			r.st.Reminders = append(r.st.Reminders, now)
+			r.logger.Info("approval reminder", "n", len(r.st.Reminders))
+		}
+		r.st.UpdatedAt = now
+		r.notifier.poke()
+	}
+}
+
+// announcements counts the reminders and escalations so far.
+func (r *remediation) announcements() int {
+	n := len(r.st.Reminders)
+	if r.st.Escalation != nil {
+		n++
+	}
+	return n
+}
+
+// announcement is the text of what is due since the last announcement
+// (sent counts the reminders and escalation already announced): the latest
+// reminder, the escalation, or both when they fell due together.
+func (r *remediation) announcement(sent int) string {
+	approvals := 0
+	for _, v := range r.st.Votes {
+		if v.Approved {
+			approvals++
+		}
+	}
+	what := fmt.Sprintf("remediation %s of %s awaits approval (%d of %d), deadline %s UTC", r.in.ID, r.in.Repo, approvals,
+		r.st.RequiredApprovals, r.st.Deadline.UTC().Format("2006-01-02 15:04"))
+	var parts []string
+	newReminders := r.announcements() - sent
+	if e := r.st.Escalation; e != nil && !r.escalationAnnounced(sent) {
+		parts = append(parts, "Escalated to "+e.To)
+		newReminders--
+	}
+	if newReminders > 0 && len(r.st.Reminders) > 0 {
+		parts = append(parts, fmt.Sprintf("Reminder %d", len(r.st.Reminders)))
+	}
+	return strings.Join(parts, ", ") + ": " + what
+}
+
+// escalationAnnounced: the escalation is among the first sent
+// announcements, in time order (reminders before it count first).
+func (r *remediation) escalationAnnounced(sent int) bool {
+	e := r.st.Escalation
+	if e == nil {
+		return false
+	}
+	before := 0
+	for _, t := range r.st.Reminders {
+		if t.Before(e.At) {
+			before++
+		}
+	}
+	return sent > before
 }

@@ -1,6 +1,9 @@
 package workflows
 
 import (
+	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/stretchr/testify/mock"
@@ -115,4 +118,66 @@ func (s *RemediationSuite) TestPolicyProtectedPathRefused() {
 	s.Contains(st.Reason, ".github/workflows/ci.yml")
 	s.env.AssertNotCalled(s.T(), "CreateDecision", mock.Anything, mock.Anything)
 	s.env.AssertNotCalled(s.T(), "OpenPR", mock.Anything, mock.Anything)
+}
+
+const timingPolicy = `levels:
+  LOW: {approvals: 1, roles: [approver, admin], deadline: 6h, remind_every: 1h, escalate_before: 2h, escalate_to: "@oncall"}
+`
+
+// The level's timing on durable timers: the deadline is shortened to 6h
+// after the fix, the request is repeated every hour and escalated 2h before
+// the deadline, each recorded in the status and announced under the Slack
+// message; the deadline still ends in Expired, never in approval.
+func (s *RemediationSuite) TestPolicyRemindersEscalationAndDeadline() {
+	p, err := policy.Parse([]byte(timingPolicy), "timing.yaml")
+	s.Require().NoError(err)
+	s.env = s.NewTestWorkflowEnvironment()
+	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testID})
+	s.env.RegisterActivity(&activities.Activities{VoteKeys: []vote.PublicKey{s.signer.PublicKey()}, Notifier: stubNotifier{updates: true}, Policy: &p})
+	s.signedStart(input())
+	s.happyPathMocks()
+	s.expectOutcome(PhaseExpired)
+	var announced []string
+	s.env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.NotifyInput) (activities.MessageRef, error) {
+			if in.Notice.Announce != "" {
+				announced = append(announced, in.Notice.Announce)
+			}
+			return activities.MessageRef{Channel: "C1", TS: "1.1"}, nil
+		})
+	var gateOpened time.Time
+	s.at(time.Second, func() { gateOpened = s.env.Now() })
+	s.at(90*time.Minute, func() {
+		st := s.status()
+		s.Len(st.Reminders, 1, "one reminder after an hour")
+		s.Nil(st.Escalation)
+	})
+	s.env.ExecuteWorkflow(Remediation, input())
+	st := s.result()
+	s.Equal(PhaseExpired, st.Phase)
+	s.WithinDuration(gateOpened.Add(6*time.Hour), st.Deadline, time.Minute, "the level's deadline")
+	s.Len(st.Reminders, 5, "hourly until the deadline: %v", st.Reminders)
+	s.Require().NotNil(st.Escalation)
+	s.Equal("@oncall", st.Escalation.To)
+	s.WithinDuration(st.Deadline.Add(-2*time.Hour), st.Escalation.At, time.Minute)
+	// The escalation and the fourth reminder fall due together: one
+	// announcement says both.
+	s.Len(announced, 5, "five announcements: %v", announced)
+	s.True(strings.HasPrefix(announced[0], "Reminder 1: "), announced[0])
+	s.True(slices.ContainsFunc(announced, func(a string) bool { return strings.HasPrefix(a, "Escalated to @oncall, Reminder 4: ") }), "%v", announced)
+	s.True(strings.HasPrefix(announced[4], "Reminder 5: "), announced[4])
+	s.Equal(6, st.Notifications.Announced)
+}
+
+// A decision stops the reminders: no reminder after the approval.
+func (s *RemediationSuite) TestPolicyRemindersStopAtTheVerdict() {
+	s.withPolicy("levels:\n  LOW: {approvals: 1, roles: [approver, admin], remind_every: 1h}\n")
+	s.happyPathMocks()
+	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.Anything).Return(testPR, nil).Once()
+	s.expectOutcome(PhaseCompleted)
+	s.at(150*time.Minute, func() { s.update(UpdateApprove, "u1", approval("alice", RoleApprover)) })
+	s.env.ExecuteWorkflow(Remediation, input())
+	st := s.result()
+	s.Equal(PhaseCompleted, st.Phase)
+	s.Len(st.Reminders, 2, "at 1h and 2h, none after the approval at 2.5h")
 }

@@ -180,7 +180,7 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 	risk := policy.Assess(riskIn)
 	r.st.Risk = &Risk{Level: risk.Level, Score: risk.Score, Gate: risk.Gate, Reason: risk.Reason}
 	if r.version >= versionPolicy {
-		if refused := r.applyPolicy(riskIn, &risk); refused != "" {
+		if refused := r.applyPolicy(riskIn, &risk, workflow.Now(ctx)); refused != "" {
 			return r.end(ctx, PhaseFailed, refused)
 		}
 	}
@@ -256,7 +256,11 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 
 	r.setPhase(ctx, PhaseAwaitingApproval, "")
 	stopWatch := r.watchDecision(ctx)
-	decided, err := r.awaitApproval(ctx)
+	await := r.awaitApproval
+	if r.version >= versionPolicy {
+		await = r.awaitWithReminders
+	}
+	decided, err := await(ctx)
 	stopWatch()
 	if err != nil {
 		return r.endOnError(ctx, "cancelled while awaiting approval", err)

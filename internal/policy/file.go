@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -46,6 +47,15 @@ type LevelRule struct {
 	Approvals int `json:"approvals"`
 	// Roles are the roles allowed to approve at this level.
 	Roles []string `json:"roles"`
+	// Deadline, when set, shortens the approval window to this long after
+	// the fix is ready (never lengthens the request's deadline).
+	Deadline time.Duration `json:"deadline,omitempty"`
+	// RemindEvery repeats the approval request while nobody decided.
+	RemindEvery time.Duration `json:"remind_every,omitempty"`
+	// EscalateBefore is how long before the deadline the request is
+	// escalated to EscalateTo (a Slack handle or group, a team name).
+	EscalateBefore time.Duration `json:"escalate_before,omitempty"`
+	EscalateTo     string        `json:"escalate_to,omitempty"`
 }
 
 // Protected paths need an admin approval on top of the quorum, or are
@@ -87,6 +97,11 @@ type Result struct {
 	// is not opened.
 	ProtectedFiles []string `json:"protected_files,omitempty"`
 	ProtectedMode  string   `json:"protected_mode,omitempty"`
+	// The level's timing: see LevelRule.
+	Deadline       time.Duration `json:"deadline,omitempty"`
+	RemindEvery    time.Duration `json:"remind_every,omitempty"`
+	EscalateBefore time.Duration `json:"escalate_before,omitempty"`
+	EscalateTo     string        `json:"escalate_to,omitempty"`
 }
 
 //go:embed default.yaml
@@ -139,6 +154,7 @@ func (p Policy) Evaluate(in EvalInput) Result {
 	}
 	lr := p.Levels[res.Level]
 	res.Approvals, res.Roles = max(lr.Approvals, 1), slices.Clone(lr.Roles)
+	res.Deadline, res.RemindEvery, res.EscalateBefore, res.EscalateTo = lr.Deadline, lr.RemindEvery, lr.EscalateBefore, lr.EscalateTo
 	if len(res.Roles) == 0 {
 		res.Roles = []string{"approver", "admin"}
 	}
@@ -188,8 +204,12 @@ func assessmentFor(level, reason string) Assessment {
 // The file format, decoded strictly (unknown keys are errors) with the line
 // of every rule kept for the messages.
 type fileLevel struct {
-	Approvals int      `yaml:"approvals"`
-	Roles     []string `yaml:"roles"`
+	Approvals      int      `yaml:"approvals"`
+	Roles          []string `yaml:"roles"`
+	Deadline       string   `yaml:"deadline"`
+	RemindEvery    string   `yaml:"remind_every"`
+	EscalateBefore string   `yaml:"escalate_before"`
+	EscalateTo     string   `yaml:"escalate_to"`
 }
 
 type fileProtected struct {
@@ -263,7 +283,30 @@ func Parse(data []byte, name string) (Policy, error) {
 				fail(line, "%s: unknown role %q (approver or admin)", lvl, r)
 			}
 		}
-		p.Levels[lvl] = LevelRule(lr)
+		rule := LevelRule{Approvals: lr.Approvals, Roles: lr.Roles, EscalateTo: strings.TrimSpace(lr.EscalateTo)}
+		for _, d := range []struct {
+			key, val string
+			min      time.Duration
+			into     *time.Duration
+		}{{"deadline", lr.Deadline, time.Minute, &rule.Deadline}, {"remind_every", lr.RemindEvery, 5 * time.Minute, &rule.RemindEvery},
+			{"escalate_before", lr.EscalateBefore, time.Minute, &rule.EscalateBefore}} {
+			if d.val == "" {
+				continue
+			}
+			v, err := time.ParseDuration(d.val)
+			if err != nil || v < d.min || v > 30*24*time.Hour {
+				fail(line, "%s: %s must be a duration between %s and 720h, not %q", lvl, d.key, d.min, d.val)
+				continue
+			}
+			*d.into = v
+		}
+		if (rule.EscalateBefore > 0) != (rule.EscalateTo != "") {
+			fail(line, "%s: escalate_before and escalate_to go together", lvl)
+		}
+		if rule.Deadline > 0 && rule.EscalateBefore >= rule.Deadline {
+			fail(line, "%s: escalate_before must be shorter than the deadline", lvl)
+		}
+		p.Levels[lvl] = rule
 	}
 	switch {
 	case f.Protected == nil:

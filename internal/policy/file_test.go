@@ -89,6 +89,10 @@ func TestPolicyErrorsNameTheLine(t *testing.T) {
 		"bad glob":         {"rules:\n  - name: a\n    level: LOW\n    paths: [\"a/**/b\"]\n", "p.yaml:2: rule \"a\": pattern"},
 		"bad mode":         {"protected:\n  paths: [x]\n  mode: maybe\n", "p.yaml:3: protected.mode"},
 		"bad default":      {"default: SOMETIMES\n", "p.yaml:1: default must be"},
+		"bad duration":     {"levels:\n  LOW: {approvals: 1, roles: [approver], remind_every: soon}\n", "p.yaml:2: LOW: remind_every must be a duration"},
+		"reminder spam":    {"levels:\n  LOW: {approvals: 1, roles: [approver], remind_every: 1m}\n", "p.yaml:2: LOW: remind_every"},
+		"escalate nowhere": {"levels:\n  LOW: {approvals: 1, roles: [approver], escalate_before: 1h}\n", "go together"},
+		"escalate late":    {"levels:\n  LOW: {approvals: 1, roles: [approver], deadline: 2h, escalate_before: 3h, escalate_to: ops}\n", "shorter than the deadline"},
 		"bad source":       {"rules:\n  - name: a\n    level: LOW\n    sources: [human]\n", "p.yaml:2: rule \"a\": unknown source"},
 		"not a policy doc": {"- just\n- a list\n", "p.yaml"},
 	} {
@@ -96,5 +100,16 @@ func TestPolicyErrorsNameTheLine(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: want an error containing %q, got %v", name, tc.want, err)
 		}
+	}
+}
+
+func TestPolicyTiming(t *testing.T) {
+	p, err := Parse([]byte("levels:\n  HIGH: {approvals: 1, roles: [admin], deadline: 8h, remind_every: 2h, escalate_before: 1h, escalate_to: \"@oncall\"}\n"), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.Evaluate(EvalInput{Input: Input{FailureSummary: "terraform apply failed"}})
+	if r.Level != LevelHigh || r.Deadline.Hours() != 8 || r.RemindEvery.Hours() != 2 || r.EscalateBefore.Hours() != 1 || r.EscalateTo != "@oncall" {
+		t.Fatalf("timing: %+v", r)
 	}
 }

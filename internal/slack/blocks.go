@@ -59,6 +59,8 @@ type ApprovalInfo struct {
 	Votes                             []VoteLine
 	Required                          int // approvals required
 	Links                             ApprovalLinks
+	Reminders                         int    // how often the request was repeated
+	EscalatedTo                       string // whom it was escalated to, if it was
 }
 
 // VoteLine is one vote as the message shows it.
@@ -174,6 +176,13 @@ func facts(a ApprovalInfo) []any {
 	}
 	if !a.Deadline.IsZero() {
 		out = append(out, field("Deadline", dateToken(a.Deadline)))
+	}
+	if a.Reminders > 0 || a.EscalatedTo != "" {
+		status := fmt.Sprintf("%d reminder(s)", a.Reminders)
+		if a.EscalatedTo != "" {
+			status += ", escalated to " + esc(a.EscalatedTo, 80)
+		}
+		out = append(out, field("Waiting", status))
 	}
 	if a.FixSource != "" {
 		out = append(out, field("Fix source", esc(a.FixSource, budget)))
@@ -443,3 +452,9 @@ func cutUTF8(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// AnnouncementText is the reminder or escalation posted under the approval
+// message: escaped, so no text in it can mention anyone or link anywhere
+// (name a Slack group in the policy's escalate_to to reach people: it is
+// written as given, after escaping).
+func AnnouncementText(text string) string { return esc(text, maxSectionText) }

@@ -310,6 +310,32 @@ type historyPage struct {
 	} `json:"response_metadata"`
 }
 
+// Announce posts a reminder or an escalation: in the approval message's
+// thread (and to the channel) with a bot token, as a new message through an
+// incoming webhook. The text is escaped.
+func (c *Client) Announce(ctx context.Context, ref MessageRef, text string) error {
+	text = AnnouncementText(text)
+	if c.token == "" {
+		return c.hook(ctx, "announce", methodWebhook, c.webhook, struct {
+			Text string `json:"text"`
+		}{text})
+	}
+	channel := ref.Channel
+	if channel == "" {
+		channel = c.channel
+	}
+	body := struct {
+		Channel        string `json:"channel"`
+		Text           string `json:"text"`
+		ThreadTS       string `json:"thread_ts,omitempty"`
+		ReplyBroadcast bool   `json:"reply_broadcast,omitempty"`
+	}{Channel: channel, Text: text, ThreadTS: ref.TS, ReplyBroadcast: ref.TS != ""}
+	var out struct {
+		TS string `json:"ts"`
+	}
+	return c.call(ctx, "announce", "chat.postMessage", jsonBody(body), &out)
+}
+
 // Update replaces the text, blocks (and metadata, when m has some) of a
 // message posted with the bot token.
 func (c *Client) Update(ctx context.Context, ref MessageRef, m Message) error {

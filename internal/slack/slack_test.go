@@ -537,3 +537,31 @@ func TestThroughTheOutboundGuard(t *testing.T) {
 		}
 	}
 }
+
+// A reminder or escalation goes into the approval message's thread (and
+// the channel) with a bot token, escaped: it can mention nobody.
+func TestAnnounceInTheThread(t *testing.T) {
+	f, c := newBot(t)
+	ctx := t.Context()
+	ref, err := c.Post(ctx, slack.ApprovalMessage(approvalInfo(slack.PhaseAwaitingApproval)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Announce(ctx, ref, "Reminder 1: rem-1 of <!channel> awaits approval"); err != nil {
+		t.Fatal(err)
+	}
+	msgs := f.Messages()
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages, want the request and one reply", len(msgs))
+	}
+	reply := msgs[1]
+	if reply.ThreadTS != ref.TS || !reply.ReplyBroadcast || !strings.HasPrefix(reply.Text, "Reminder 1: ") {
+		t.Fatalf("reply = %+v", reply)
+	}
+	if strings.Contains(reply.Text, "<!channel>") {
+		t.Fatalf("the announcement can mention the channel: %q", reply.Text)
+	}
+	if err := c.Announce(ctx, slack.MessageRef{Channel: testChannel, TS: "999.999"}, "x"); err == nil {
+		t.Fatal("a reply to a message that does not exist must fail")
+	}
+}

@@ -66,6 +66,8 @@ type Posted struct {
 	ViaWebhook      bool // posted through the incoming webhook
 	ReplaceOriginal bool // for response URL posts: replace_original
 	URL             string
+	ThreadTS        string // a reply in the thread of this message
+	ReplyBroadcast  bool   // the reply is also shown in the channel
 }
 
 // Metadata is Slack's message metadata.
@@ -305,6 +307,8 @@ type outgoing struct {
 	Blocks          json.RawMessage `json:"blocks"`
 	Metadata        json.RawMessage `json:"metadata"`
 	ReplaceOriginal bool            `json:"replace_original"`
+	ThreadTS        string          `json:"thread_ts"`
+	ReplyBroadcast  bool            `json:"reply_broadcast"`
 }
 
 // parseOutgoing decodes and checks a message body; the code is Slack's
@@ -322,7 +326,7 @@ func parseOutgoing(r *http.Request, body []byte) (Posted, string) {
 }
 
 func (o outgoing) posted() (Posted, string) {
-	p := Posted{Channel: o.Channel, TS: o.TS, ReplaceOriginal: o.ReplaceOriginal}
+	p := Posted{Channel: o.Channel, TS: o.TS, ReplaceOriginal: o.ReplaceOriginal, ThreadTS: o.ThreadTS, ReplyBroadcast: o.ReplyBroadcast}
 	hasBlocks := len(o.Blocks) > 0 && string(o.Blocks) != "null"
 	if (o.Text == nil || *o.Text == "") && !hasBlocks {
 		return p, "no_text"

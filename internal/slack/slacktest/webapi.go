@@ -80,6 +80,10 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte
 		slackError(w, code)
 		return
 	}
+	if p.ThreadTS != "" && !slices.ContainsFunc(s.messages, func(m *Posted) bool { return m.Channel == p.Channel && m.TS == p.ThreadTS }) {
+		slackError(w, "thread_not_found")
+		return
+	}
 	p.TS = s.nextTS()
 	p.ReplaceOriginal = false
 	s.messages = append(s.messages, &p)
