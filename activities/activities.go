@@ -136,7 +136,22 @@ func (a *Activities) GenerateFix(ctx context.Context, in GenerateFixInput) (Fix,
 	}
 	fix.Diff = ""
 	fix.Digest = Digest(fix.Patch)
+	fix.Policy = EvaluatePolicy(a.Policy, in, fix)
 	return fix, nil
+}
+
+// EvaluatePolicy applies the risk policy (nil: the built-in one) to a
+// generated fix.
+func EvaluatePolicy(p *policy.Policy, in GenerateFixInput, fix Fix) *policy.Result {
+	pol := p
+	if pol == nil {
+		def := policy.Default()
+		pol = &def
+	}
+	res := pol.Evaluate(policy.EvalInput{Repo: in.Repo, Input: policy.Input{
+		FailureSummary: in.FailureSummary, LogExcerpt: in.LogExcerpt, Files: fix.Files, Source: fix.Source, DiffBytes: len(fix.Patch),
+	}})
+	return &res
 }
 
 // Digest is the hex SHA-256 that binds votes to a patch.

@@ -9,7 +9,6 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"remediator/internal/policy"
 	"remediator/internal/vote"
 )
 
@@ -23,10 +22,6 @@ type Capabilities struct {
 	NotifyUpdates  bool             `json:"notify_updates,omitempty"`
 	WatchDecisions bool             `json:"watch_decisions,omitempty"`
 	WatchInterval  time.Duration    `json:"watch_interval,omitempty"`
-	// Policy is the worker's risk policy (REMEDIATOR_POLICY_FILE or the
-	// built-in one), recorded here so that a replay evaluates the run with
-	// exactly the policy it ran with. Nil in runs recorded before it existed.
-	Policy *policy.Policy `json:"policy,omitempty"`
 }
 
 // DefaultWatchInterval is how often Dragon is polled when no interval is configured.
@@ -40,12 +35,6 @@ func (a *Activities) Setup(ctx context.Context) (Capabilities, error) {
 		return Capabilities{}, err
 	}
 	c := Capabilities{Keys: keys, Incidents: a.Incidents != nil, Notify: a.Notifier != nil}
-	if a.Policy != nil {
-		c.Policy = a.Policy
-	} else {
-		def := policy.Default()
-		c.Policy = &def
-	}
 	if a.Notifier != nil {
 		c.NotifyUpdates = a.Notifier.CanUpdate()
 	}
@@ -172,6 +161,9 @@ type Notice struct {
 	Reminders   int    `json:"reminders,omitempty"`
 	EscalatedTo string `json:"escalated_to,omitempty"`
 	Announce    string `json:"announce,omitempty"`
+	// Mention leads an escalation: the policy's escalate_to when it is a
+	// Slack mention token (<!subteam^ID>, <@U…>, <!here>, <!channel>).
+	Mention string `json:"mention,omitempty"`
 }
 
 // NotifyInput is one post or update of the approval message.

@@ -35,7 +35,7 @@ func (s *SlackNotifier) Notify(ctx context.Context, n Notice, ref MessageRef) (M
 		out = MessageRef{Channel: r.Channel, TS: r.TS}
 	}
 	if n.Announce != "" {
-		if err := s.Client.Announce(ctx, slack.MessageRef{Channel: out.Channel, TS: out.TS}, n.Announce); err != nil {
+		if err := s.Client.Announce(ctx, slack.MessageRef{Channel: out.Channel, TS: out.TS}, n.Announce, n.Mention); err != nil {
 			return MessageRef{}, err
 		}
 	}

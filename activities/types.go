@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"remediator/internal/policy"
 	"time"
 
 	"remediator/internal/vote"
@@ -27,17 +28,21 @@ type GenerateFixInput struct {
 // the applied diff would no longer be the approved one. Diff is only read
 // from histories written before Patch existed.
 type Fix struct {
-	Recipe     string   `json:"recipe"`
-	Summary    string   `json:"summary"`
-	Diff       string   `json:"diff,omitempty"`
-	Patch      []byte   `json:"patch,omitempty"`
-	Files      []string `json:"files"`
-	Digest     string   `json:"digest"`
-	Repo       string   `json:"repo"`
-	BaseBranch string   `json:"base_branch,omitempty"`
-	BaseSHA    string   `json:"base_sha"`
-	Validated  bool     `json:"validated"`
-	Check      string   `json:"check,omitempty"`
+	// Policy is the worker's risk policy applied to this fix (level, rule,
+	// quorum, roles, protected paths, timing), recorded with the fix so a
+	// replay decides exactly as the run did. Nil from older workers.
+	Policy     *policy.Result `json:"policy,omitempty"`
+	Recipe     string         `json:"recipe"`
+	Summary    string         `json:"summary"`
+	Diff       string         `json:"diff,omitempty"`
+	Patch      []byte         `json:"patch,omitempty"`
+	Files      []string       `json:"files"`
+	Digest     string         `json:"digest"`
+	Repo       string         `json:"repo"`
+	BaseBranch string         `json:"base_branch,omitempty"`
+	BaseSHA    string         `json:"base_sha"`
+	Validated  bool           `json:"validated"`
+	Check      string         `json:"check,omitempty"`
 	// Source is "recipe" or "model"; Validation is one line saying what
 	// validation ran and its result; Attempts counts model calls.
 	Source     string `json:"source,omitempty"`

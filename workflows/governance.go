@@ -83,7 +83,8 @@ func (r *remediation) sendNotice(ctx workflow.Context) {
 		r.st.Notifications = n
 	}
 	announce := ""
-	if r.version >= versionPolicy && n.SlackPosted && r.announcements() > n.Announced && !r.st.Phase.Terminal() {
+	if r.version >= versionPolicy && n.SlackPosted && r.announcements() > n.Announced &&
+		r.st.Phase == PhaseAwaitingApproval && r.verdict == verdictPending {
 		announce = r.announcement(n.Announced)
 	}
 	if n.SlackPosted && !r.caps.NotifyUpdates && !r.st.Phase.Terminal() && announce == "" {
@@ -91,6 +92,9 @@ func (r *remediation) sendNotice(ctx workflow.Context) {
 	}
 	notice := r.st.Notice()
 	notice.Announce = announce
+	if announce != "" && r.st.Escalation != nil && strings.HasPrefix(announce, "Escalated to ") {
+		notice.Mention = r.st.Escalation.To
+	}
 	due := r.announcements()
 	var ref activities.MessageRef
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, writebackOptions), acts.Notify,

@@ -17,22 +17,28 @@ import (
 // refuses the fix (a protected path with mode refuse); risk is updated for
 // the decision.
 func (r *remediation) applyPolicy(in policy.Input, risk *policy.Assessment, now time.Time) string {
-	// Setup records the worker's policy in every version-4 run; without
-	// one (not expected) the heuristics decide and any approver may approve.
-	pol := policy.Policy{Name: "none recorded", Default: "heuristics"}
-	if r.caps.Policy != nil {
-		pol = *r.caps.Policy
+	// GenerateFix applied the worker's policy and its answer is in the
+	// recorded result. A fix from a worker that predates it is judged by
+	// the built-in heuristics, with any approver.
+	var res policy.Result
+	if r.fix.Policy != nil {
+		res = *r.fix.Policy
+	} else {
+		res = policy.Policy{Name: "none recorded", Default: "heuristics"}.Evaluate(policy.EvalInput{Input: in, Repo: r.in.Repo})
 	}
-	res := pol.Evaluate(policy.EvalInput{Input: in, Repo: r.in.Repo})
 	*risk = res.Assessment
 	// The decision and the Slack message show the reason: name the rule.
-	risk.Reason = res.Reason + " [policy " + pol.Name + ", rule " + res.Rule + "]"
+	risk.Reason = res.Reason + " [policy " + res.Policy + ", rule " + res.Rule + "]"
 	r.st.Risk = &Risk{
-		Level: res.Level, Score: res.Score, Gate: res.Gate, Reason: res.Reason, Rule: res.Rule, Policy: pol.Name,
+		Level: res.Level, Score: res.Score, Gate: res.Gate, Reason: res.Reason, Rule: res.Rule, Policy: res.Policy,
 		ApproverRoles: res.Roles, ProtectedFiles: res.ProtectedFiles,
 		AdminRequired: len(res.ProtectedFiles) > 0 && res.ProtectedMode == policy.ProtectedAdmin,
 		RemindEvery:   res.RemindEvery, EscalateBefore: res.EscalateBefore, EscalateTo: res.EscalateTo,
 	}
+	if len(res.Roles) == 0 {
+		r.st.Risk.ApproverRoles = []string{RoleApprover, RoleAdmin}
+	}
+	r.st.RequiredApprovals = max(r.st.RequiredApprovals, res.Approvals)
 	if res.Deadline > 0 {
 		// The level's window starts when the fix is ready; it only ever
 		// shortens the request's deadline.
@@ -42,7 +48,7 @@ func (r *remediation) applyPolicy(in policy.Input, risk *policy.Assessment, now 
 	}
 	r.st.RequiredApprovals = max(r.st.RequiredApprovals, res.Approvals)
 	if len(res.ProtectedFiles) > 0 && res.ProtectedMode == policy.ProtectedRefuse {
-		return "refused by the risk policy (" + pol.Name + "): the fix touches protected paths: " + strings.Join(res.ProtectedFiles, ", ")
+		return "refused by the risk policy (" + res.Policy + "): the fix touches protected paths: " + strings.Join(res.ProtectedFiles, ", ")
 	}
 	return ""
 }
@@ -76,6 +82,10 @@ func sameActor(a, b string) bool {
 	return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
 }
 
+// maxReminders bounds the reminders of one run (a short interval over a long
+// window must not flood the channel or the history).
+const maxReminders = 24
+
 // awaitWithReminders (version 4) waits for a verdict or the deadline like
 // awaitApproval, and meanwhile repeats the request every RemindEvery and
 // escalates EscalateBefore the deadline, on durable timers; each is recorded
@@ -94,7 +104,7 @@ func (r *remediation) awaitWithReminders(ctx workflow.Context) (bool, error) {
 		}
 		next := r.st.Deadline
 		var reminderAt, escalateAt time.Time
-		if k != nil && k.RemindEvery > 0 {
+		if k != nil && k.RemindEvery > 0 && len(r.st.Reminders) < maxReminders {
 			reminderAt = start.Add(time.Duration(len(r.st.Reminders)+1) * k.RemindEvery)
 			if reminderAt.Before(next) {
 				next = reminderAt
@@ -102,6 +112,11 @@ func (r *remediation) awaitWithReminders(ctx workflow.Context) (bool, error) {
 		}
 		if k != nil && k.EscalateTo != "" && r.st.Escalation == nil {
 			escalateAt = r.st.Deadline.Add(-k.EscalateBefore)
+			// A window shorter than escalate_before escalates half-way,
+			// not the moment the request is made.
+			if half := start.Add(r.st.Deadline.Sub(start) / 2); escalateAt.Before(half) {
+				escalateAt = half
+			}
 			if escalateAt.Before(next) {
 				next = escalateAt
 			}
@@ -172,4 +187,13 @@ func (r *remediation) escalationAnnounced(sent int) bool {
 		}
 	}
 	return sent > before
+}
+
+// policyOf is what OpenPR must enforce of the policy: nothing for runs
+// before version 4 (their change message and checks stay as they were).
+func (r *remediation) policyOf() Risk {
+	if r.version < versionPolicy || r.st.Risk == nil {
+		return Risk{}
+	}
+	return *r.st.Risk
 }

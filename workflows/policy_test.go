@@ -14,13 +14,23 @@ import (
 	"remediator/internal/vote"
 )
 
-// withPolicy makes the worker of this test run with the policy in doc.
-func (s *RemediationSuite) withPolicy(doc string) {
+// withPolicy makes the worker of this test run with the policy in doc: the
+// mocked GenerateFix returns fix judged by it, as the activity does, and the
+// decision is created.
+func (s *RemediationSuite) withPolicy(doc string, fix activities.Fix) {
 	p, err := policy.Parse([]byte(doc), "test-policy.yaml")
 	s.Require().NoError(err)
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testID})
 	s.env.RegisterActivity(&activities.Activities{VoteKeys: []vote.PublicKey{s.signer.PublicKey()}, Policy: &p})
+	s.mockFixUnder(&p, fix)
+}
+
+func (s *RemediationSuite) mockFixUnder(p *policy.Policy, fix activities.Fix) {
+	in := input()
+	fix.Policy = activities.EvaluatePolicy(p, activities.GenerateFixInput{Repo: in.Repo, FailureSummary: in.FailureSummary, LogExcerpt: in.LogExcerpt}, fix)
+	s.env.OnActivity(acts.GenerateFix, mock.Anything, mock.Anything).Return(fix, nil).Once()
+	s.env.OnActivity(acts.CreateDecision, mock.Anything, mock.Anything).Return(activities.Decision{ID: testDecision, Status: "pending"}, nil).Maybe()
 }
 
 const quorumPolicy = `levels:
@@ -31,8 +41,7 @@ const quorumPolicy = `levels:
 // another case is refused, a second distinct approver opens the change; the
 // change is opened with the quorum and roles OpenPR must verify.
 func (s *RemediationSuite) TestPolicyQuorumOfTwo() {
-	s.withPolicy(quorumPolicy)
-	s.happyPathMocks()
+	s.withPolicy(quorumPolicy, testFix)
 	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.MatchedBy(func(in activities.OpenPRInput) bool {
 		return in.RequiredApprovals == 2 && len(in.Votes) == 2 && in.RiskLevel == policy.LevelLow && in.RiskRule == "built-in heuristics"
 	})).Return(testPR, nil).Once()
@@ -63,8 +72,7 @@ const adminOnlyPolicy = `levels:
 // The level's roles: an approver's approval is refused before history; an
 // admin's opens the change.
 func (s *RemediationSuite) TestPolicyRolesPerLevel() {
-	s.withPolicy(adminOnlyPolicy)
-	s.happyPathMocks()
+	s.withPolicy(adminOnlyPolicy, testFix)
 	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.MatchedBy(func(in activities.OpenPRInput) bool {
 		return len(in.ApproverRoles) == 1 && in.ApproverRoles[0] == "admin"
 	})).Return(testPR, nil).Once()
@@ -84,11 +92,11 @@ func (s *RemediationSuite) TestPolicyRolesPerLevel() {
 // Protected paths with mode admin: the quorum alone does not open the
 // change; an admin among the approvers does.
 func (s *RemediationSuite) TestPolicyProtectedPathNeedsAnAdmin() {
-	s.withPolicy("protected:\n  paths: [CODEOWNERS]\n  mode: admin\n")
 	fix := testFix
 	fix.Files = []string{"CODEOWNERS"}
-	s.env.OnActivity(acts.GenerateFix, mock.Anything, mock.Anything).Return(fix, nil).Once()
-	s.env.OnActivity(acts.CreateDecision, mock.Anything, mock.Anything).Return(activities.Decision{ID: testDecision, Status: "pending"}, nil).Once()
+	// CODEOWNERS is HIGH for the heuristics: let approvers approve HIGH
+	// here, so that only the protected path asks for the admin.
+	s.withPolicy("levels:\n  HIGH: {approvals: 1, roles: [approver, admin]}\nprotected:\n  paths: [CODEOWNERS]\n  mode: admin\n", fix)
 	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.MatchedBy(func(in activities.OpenPRInput) bool { return in.AdminRequired })).Return(testPR, nil).Once()
 	s.expectOutcome(PhaseCompleted)
 	s.at(time.Minute, func() { s.update(UpdateApprove, "u1", approval("alice", RoleApprover)) })
@@ -107,10 +115,9 @@ func (s *RemediationSuite) TestPolicyProtectedPathNeedsAnAdmin() {
 
 // Protected paths with mode refuse: the fix is never put to a vote.
 func (s *RemediationSuite) TestPolicyProtectedPathRefused() {
-	s.withPolicy("protected:\n  paths: [\".github/workflows/**\"]\n  mode: refuse\n")
 	fix := testFix
 	fix.Files = []string{".github/workflows/ci.yml"}
-	s.env.OnActivity(acts.GenerateFix, mock.Anything, mock.Anything).Return(fix, nil).Once()
+	s.withPolicy("protected:\n  paths: [\".github/workflows/**\"]\n  mode: refuse\n", fix)
 	s.env.ExecuteWorkflow(Remediation, input())
 	st := s.result()
 	s.Equal(PhaseFailed, st.Phase)
@@ -135,7 +142,7 @@ func (s *RemediationSuite) TestPolicyRemindersEscalationAndDeadline() {
 	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testID})
 	s.env.RegisterActivity(&activities.Activities{VoteKeys: []vote.PublicKey{s.signer.PublicKey()}, Notifier: stubNotifier{updates: true}, Policy: &p})
 	s.signedStart(input())
-	s.happyPathMocks()
+	s.mockFixUnder(&p, testFix)
 	s.expectOutcome(PhaseExpired)
 	var announced []string
 	s.env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(
@@ -171,8 +178,7 @@ func (s *RemediationSuite) TestPolicyRemindersEscalationAndDeadline() {
 
 // A decision stops the reminders: no reminder after the approval.
 func (s *RemediationSuite) TestPolicyRemindersStopAtTheVerdict() {
-	s.withPolicy("levels:\n  LOW: {approvals: 1, roles: [approver, admin], remind_every: 1h}\n")
-	s.happyPathMocks()
+	s.withPolicy("levels:\n  LOW: {approvals: 1, roles: [approver, admin], remind_every: 1h}\n", testFix)
 	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.Anything).Return(testPR, nil).Once()
 	s.expectOutcome(PhaseCompleted)
 	s.at(150*time.Minute, func() { s.update(UpdateApprove, "u1", approval("alice", RoleApprover)) })
@@ -180,4 +186,15 @@ func (s *RemediationSuite) TestPolicyRemindersStopAtTheVerdict() {
 	st := s.result()
 	s.Equal(PhaseCompleted, st.Phase)
 	s.Len(st.Reminders, 2, "at 1h and 2h, none after the approval at 2.5h")
+}
+
+// Reminders are bounded: a short interval over a long window stops after
+// maxReminders, and the deadline still expires the run.
+func (s *RemediationSuite) TestPolicyRemindersAreBounded() {
+	s.withPolicy("levels:\n  LOW: {approvals: 1, roles: [approver, admin], remind_every: 5m}\n", testFix)
+	s.expectOutcome(PhaseExpired)
+	s.env.ExecuteWorkflow(Remediation, input())
+	st := s.result()
+	s.Equal(PhaseExpired, st.Phase)
+	s.Len(st.Reminders, maxReminders)
 }

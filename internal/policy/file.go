@@ -5,13 +5,21 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"path"
+	"io"
+	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
+	"github.com/bmatcuk/doublestar/v4"
 	"gopkg.in/yaml.v3"
 )
+
+// escalateTarget: a Slack mention token (which notifies) or a plain name
+// (shown as text).
+var escalateTarget = regexp.MustCompile(`^(<(!subteam\^[A-Z0-9]{2,20}|@[UW][A-Z0-9]{2,20}|!here|!channel)>|[A-Za-z0-9@._ -]{1,80})$`)
 
 // Roles that may be named in a level's roles.
 var knownRoles = []string{"approver", "admin"}
@@ -88,8 +96,9 @@ type EvalInput struct {
 type Result struct {
 	Assessment
 	// Rule names what set the level: a rule's name, "default" or
-	// "built-in heuristics".
+	// "built-in heuristics"; Policy names the policy.
 	Rule      string   `json:"rule"`
+	Policy    string   `json:"policy"`
 	Approvals int      `json:"approvals"`
 	Roles     []string `json:"roles"`
 	// ProtectedFiles are the fix's files under protected paths; with
@@ -111,7 +120,7 @@ var defaultYAML []byte
 // for LOW and MEDIUM, one by an admin for HIGH, the built-in heuristics for
 // the level, CI configuration and CODEOWNERS protected (admin).
 func Default() Policy {
-	p, err := Parse(defaultYAML, "built-in")
+	p, err := parse(defaultYAML, "built-in", nil)
 	if err != nil {
 		panic("policy: the built-in policy is invalid: " + err.Error())
 	}
@@ -133,19 +142,32 @@ func levelRank(l string) int {
 
 // Evaluate applies the policy to one fix. It is deterministic.
 func (p Policy) Evaluate(in EvalInput) Result {
-	var res Result
+	res := Result{Policy: p.Name}
 	best := -1
 	for i, r := range p.Rules {
 		if r.matches(in) && (best < 0 || levelRank(r.Level) > levelRank(p.Rules[best].Level)) {
 			best = i
 		}
 	}
+	heuristics := p.Default == "heuristics" || p.Default == ""
 	switch {
+	case best >= 0 && heuristics:
+		// Over the heuristics a rule can only raise the level: a "docs are
+		// LOW" rule must not lower a fix that also touches infrastructure.
+		r := p.Rules[best]
+		if h := Assess(in.Input); levelRank(h.Level) > levelRank(r.Level) {
+			res.Assessment = h
+			res.Assessment.Reason += " (above rule " + quote(r.Name) + ": " + r.Level + ")"
+			res.Rule = "built-in heuristics"
+		} else {
+			res.Assessment = assessmentFor(r.Level, "policy rule "+quote(r.Name))
+			res.Rule = r.Name
+		}
 	case best >= 0:
 		r := p.Rules[best]
 		res.Assessment = assessmentFor(r.Level, "policy rule "+quote(r.Name))
 		res.Rule = r.Name
-	case p.Default == "heuristics" || p.Default == "":
+	case heuristics:
 		res.Assessment = Assess(in.Input)
 		res.Rule = "built-in heuristics"
 	default:
@@ -170,7 +192,7 @@ func (p Policy) Evaluate(in EvalInput) Result {
 }
 
 func (r Rule) matches(in EvalInput) bool {
-	if len(r.Repos) > 0 && !slices.ContainsFunc(r.Repos, func(g string) bool { return globMatch(g, in.Repo) }) {
+	if len(r.Repos) > 0 && !slices.ContainsFunc(r.Repos, func(g string) bool { return globMatch(strings.ToLower(g), strings.ToLower(in.Repo)) }) {
 		return false
 	}
 	if len(r.Paths) > 0 && !slices.ContainsFunc(in.Files, func(f string) bool { return matchAny(r.Paths, f) != "" }) {
@@ -228,11 +250,22 @@ type fileRule struct {
 	line         int
 }
 
+// ruleKeys are the fields a rule may have: anything else is an error (a
+// typo such as "path" must not silently widen a rule).
+var ruleKeys = []string{"name", "level", "repos", "paths", "sources", "min_diff_bytes", "failure_words"}
+
 func (r *fileRule) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: a rule must be a mapping", n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; !slices.Contains(ruleKeys, k.Value) {
+			return fmt.Errorf("line %d: rule field %q is not known (%s)", k.Line, k.Value, strings.Join(ruleKeys, ", "))
+		}
+	}
 	type plain fileRule
 	var p plain
-	dec := n.Decode
-	if err := dec(&p); err != nil {
+	if err := n.Decode(&p); err != nil {
 		return err
 	}
 	*r = fileRule(p)
@@ -247,13 +280,27 @@ type file struct {
 	Default   string               `yaml:"default"`
 }
 
-// Parse reads a policy file. Errors name the file and the line.
+// Parse reads a policy file. Errors name the file and the line. What the
+// file leaves out is the built-in policy's: its levels and its protected
+// paths (write `protected: {paths: []}` to protect nothing).
 func Parse(data []byte, name string) (Policy, error) {
+	base := Default()
+	return parse(data, name, &base)
+}
+
+func parse(data []byte, name string, base *Policy) (Policy, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return Policy{}, fmt.Errorf("%s:1: the policy file is empty", name)
+	}
 	var f file
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
 		return Policy{}, fmt.Errorf("%s: %w", name, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return Policy{}, fmt.Errorf("%s: a policy file is one YAML document", name)
 	}
 	var root yaml.Node
 	_ = yaml.Unmarshal(data, &root)
@@ -265,8 +312,15 @@ func Parse(data []byte, name string) (Policy, error) {
 	p := Policy{Name: name, Levels: map[string]LevelRule{}, Default: f.Default}
 	for _, lvl := range []string{LevelLow, LevelMedium, LevelHigh} {
 		p.Levels[lvl] = LevelRule{Approvals: 1, Roles: []string{"approver", "admin"}}
+		if base != nil {
+			p.Levels[lvl] = base.Levels[lvl]
+		}
 	}
-	for lvl, lr := range f.Levels {
+	if base != nil {
+		p.Protected = base.Protected
+	}
+	for _, lvl := range slices.Sorted(maps.Keys(f.Levels)) {
+		lr := f.Levels[lvl]
 		line := lineOf("levels", lvl)
 		if levelRank(lvl) == 0 {
 			fail(line, "unknown level %q (LOW, MEDIUM or HIGH)", lvl)
@@ -300,6 +354,9 @@ func Parse(data []byte, name string) (Policy, error) {
 			}
 			*d.into = v
 		}
+		if rule.EscalateTo != "" && !escalateTarget.MatchString(rule.EscalateTo) {
+			fail(line, "%s: escalate_to must be a Slack mention (<!subteam^ID>, <@U…>, <!here>, <!channel>) or a plain name, not %q", lvl, rule.EscalateTo)
+		}
 		if (rule.EscalateBefore > 0) != (rule.EscalateTo != "") {
 			fail(line, "%s: escalate_before and escalate_to go together", lvl)
 		}
@@ -328,7 +385,23 @@ func Parse(data []byte, name string) (Policy, error) {
 		fail(lineOf("default"), "default must be heuristics, LOW, MEDIUM or HIGH, not %q", p.Default)
 	}
 	seen := map[string]bool{}
+	if p.Protected.Mode == ProtectedAdmin && len(p.Protected.Paths) > 0 {
+		for _, lvl := range []string{LevelLow, LevelMedium, LevelHigh} {
+			if !slices.Contains(p.Levels[lvl].Roles, "admin") {
+				fail(lineOf("protected", "mode"), "protected.mode admin, but no admin may approve at %s: such a fix could never be approved", lvl)
+			}
+		}
+	}
 	for _, r := range f.Rules {
+		if r.line == 0 {
+			fail(lineOf("rules"), "a rule is empty")
+			continue
+		}
+		for _, w := range r.FailureWords {
+			if w == "" || strings.IndexFunc(w, func(c rune) bool { return !unicode.IsLetter(c) && !unicode.IsDigit(c) }) >= 0 {
+				fail(r.line, "rule %q: failure word %q: words are letters and digits only (the failure text is split at everything else)", r.Name, w)
+			}
+		}
 		if strings.TrimSpace(r.Name) == "" {
 			fail(r.line, "a rule needs a name")
 		} else if seen[r.Name] {
@@ -363,19 +436,15 @@ func Parse(data []byte, name string) (Policy, error) {
 	return p, nil
 }
 
-// checkGlob accepts path.Match patterns with "**/" prefixes and "/**"
-// suffixes (what globMatch understands).
+// checkGlob accepts doublestar patterns ("**" anywhere).
 func checkGlob(g string) error {
 	if strings.TrimSpace(g) == "" {
 		return errors.New("empty pattern")
 	}
-	rest := strings.TrimPrefix(g, "**/")
-	rest = strings.TrimSuffix(rest, "/**")
-	if strings.Contains(rest, "**") {
-		return errors.New(`"**" only as a leading "**/" or a trailing "/**"`)
+	if !doublestar.ValidatePattern(g) {
+		return errors.New("not a valid pattern")
 	}
-	_, err := path.Match(rest, "")
-	return err
+	return nil
 }
 
 // keyLine finds the line of a key path in the document (1 when absent).

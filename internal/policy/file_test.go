@@ -80,21 +80,27 @@ func TestDefaultPolicy(t *testing.T) {
 
 func TestPolicyErrorsNameTheLine(t *testing.T) {
 	for name, tc := range map[string]struct{ doc, want string }{
-		"unknown key":      {"levels:\n  LOW: {approvals: 1, roles: [approver]}\nrulez: []\n", "line 3"},
-		"unknown level":    {"rules:\n  - name: a\n    level: CRITICAL\n    paths: [x]\n", "p.yaml:2: rule \"a\": unknown level"},
-		"no condition":     {"rules:\n  - name: a\n    level: LOW\n", "p.yaml:2: rule \"a\" has no condition"},
-		"duplicate rule":   {"rules:\n  - name: a\n    level: LOW\n    paths: [x]\n  - name: a\n    level: LOW\n    paths: [y]\n", "p.yaml:5: rule \"a\" is defined twice"},
-		"bad role":         {"levels:\n  LOW: {approvals: 1, roles: [approver]}\n  HIGH: {approvals: 1, roles: [root]}\n", "p.yaml:3: HIGH: unknown role"},
-		"zero approvals":   {"levels:\n  HIGH: {approvals: 0, roles: [admin]}\n", "p.yaml:2: HIGH: approvals must be between 1 and 10"},
-		"bad glob":         {"rules:\n  - name: a\n    level: LOW\n    paths: [\"a/**/b\"]\n", "p.yaml:2: rule \"a\": pattern"},
-		"bad mode":         {"protected:\n  paths: [x]\n  mode: maybe\n", "p.yaml:3: protected.mode"},
-		"bad default":      {"default: SOMETIMES\n", "p.yaml:1: default must be"},
-		"bad duration":     {"levels:\n  LOW: {approvals: 1, roles: [approver], remind_every: soon}\n", "p.yaml:2: LOW: remind_every must be a duration"},
-		"reminder spam":    {"levels:\n  LOW: {approvals: 1, roles: [approver], remind_every: 1m}\n", "p.yaml:2: LOW: remind_every"},
-		"escalate nowhere": {"levels:\n  LOW: {approvals: 1, roles: [approver], escalate_before: 1h}\n", "go together"},
-		"escalate late":    {"levels:\n  LOW: {approvals: 1, roles: [approver], deadline: 2h, escalate_before: 3h, escalate_to: ops}\n", "shorter than the deadline"},
-		"bad source":       {"rules:\n  - name: a\n    level: LOW\n    sources: [human]\n", "p.yaml:2: rule \"a\": unknown source"},
-		"not a policy doc": {"- just\n- a list\n", "p.yaml"},
+		"unknown key":        {"levels:\n  LOW: {approvals: 1, roles: [approver]}\nrulez: []\n", "line 3"},
+		"unknown level":      {"rules:\n  - name: a\n    level: CRITICAL\n    paths: [x]\n", "p.yaml:2: rule \"a\": unknown level"},
+		"no condition":       {"rules:\n  - name: a\n    level: LOW\n", "p.yaml:2: rule \"a\" has no condition"},
+		"duplicate rule":     {"rules:\n  - name: a\n    level: LOW\n    paths: [x]\n  - name: a\n    level: LOW\n    paths: [y]\n", "p.yaml:5: rule \"a\" is defined twice"},
+		"bad role":           {"levels:\n  LOW: {approvals: 1, roles: [approver]}\n  HIGH: {approvals: 1, roles: [root]}\n", "p.yaml:3: HIGH: unknown role"},
+		"zero approvals":     {"levels:\n  HIGH: {approvals: 0, roles: [admin]}\n", "p.yaml:2: HIGH: approvals must be between 1 and 10"},
+		"bad glob":           {"rules:\n  - name: a\n    level: LOW\n    paths: [\"a/[b\"]\n", "p.yaml:2: rule \"a\": pattern"},
+		"typo in a rule":     {"rules:\n  - name: a\n    level: LOW\n    repos: [acme/docs]\n    path: [\"**/*.md\"]\n", "p.yaml: line 5: rule field \"path\" is not known"},
+		"two documents":      {"default: LOW\n---\ndefault: HIGH\n", "one YAML document"},
+		"empty file":         {"", "p.yaml:1: the policy file is empty"},
+		"hyphenated word":    {"rules:\n  - name: a\n    level: HIGH\n    failure_words: [CVE-2024-1]\n", "letters and digits"},
+		"admin unreachable":  {"levels:\n  LOW: {approvals: 1, roles: [approver]}\nprotected:\n  paths: [x]\n  mode: admin\n", "no admin may approve"},
+		"bad mode":           {"protected:\n  paths: [x]\n  mode: maybe\n", "p.yaml:3: protected.mode"},
+		"bad default":        {"default: SOMETIMES\n", "p.yaml:1: default must be"},
+		"bad duration":       {"levels:\n  LOW: {approvals: 1, roles: [approver], remind_every: soon}\n", "p.yaml:2: LOW: remind_every must be a duration"},
+		"reminder spam":      {"levels:\n  LOW: {approvals: 1, roles: [approver], remind_every: 1m}\n", "p.yaml:2: LOW: remind_every"},
+		"escalate nowhere":   {"levels:\n  LOW: {approvals: 1, roles: [approver], escalate_before: 1h}\n", "go together"},
+		"escalate to a link": {"levels:\n  LOW: {approvals: 1, roles: [approver], escalate_before: 1h, escalate_to: \"<https://evil|click>\"}\n", "escalate_to must be"},
+		"escalate late":      {"levels:\n  LOW: {approvals: 1, roles: [approver], deadline: 2h, escalate_before: 3h, escalate_to: ops}\n", "shorter than the deadline"},
+		"bad source":         {"rules:\n  - name: a\n    level: LOW\n    sources: [human]\n", "p.yaml:2: rule \"a\": unknown source"},
+		"not a policy doc":   {"- just\n- a list\n", "p.yaml"},
 	} {
 		_, err := Parse([]byte(tc.doc), "p.yaml")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -111,5 +117,30 @@ func TestPolicyTiming(t *testing.T) {
 	r := p.Evaluate(EvalInput{Input: Input{FailureSummary: "terraform apply failed"}})
 	if r.Level != LevelHigh || r.Deadline.Hours() != 8 || r.RemindEvery.Hours() != 2 || r.EscalateBefore.Hours() != 1 || r.EscalateTo != "@oncall" {
 		t.Fatalf("timing: %+v", r)
+	}
+}
+
+// A rule over the heuristics only raises the level; a file that leaves out
+// the protected paths or a level keeps the built-in ones.
+func TestPolicyKeepsTheBuiltInGuarantees(t *testing.T) {
+	p, err := Parse([]byte("rules:\n  - name: docs\n    level: LOW\n    paths: [\"**/*.md\"]\n"), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.Evaluate(EvalInput{Repo: "acme/api", Input: Input{FailureSummary: "terraform prod secret", Files: []string{"README.md", "infra/main.tf"}, Source: SourceModel}})
+	if r.Level != LevelHigh || r.Rule != "built-in heuristics" || strings.Join(r.Roles, ",") != "admin" {
+		t.Fatalf("a LOW rule lowered an infrastructure fix: %+v", r)
+	}
+	r = p.Evaluate(EvalInput{Repo: "acme/api", Input: Input{FailureSummary: "typo", Files: []string{"docs/a.md", ".github/workflows/ci.yml"}}})
+	if r.ProtectedMode != ProtectedAdmin || len(r.ProtectedFiles) != 1 {
+		t.Fatalf("the built-in protected paths were dropped: %+v", r)
+	}
+	p, err = Parse([]byte("protected: {paths: []}\nrules:\n  - name: pay\n    level: HIGH\n    repos: [\"Acme/Payments*\"]\n    paths: [\"services/*/deploy/**\"]\n"), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = p.Evaluate(EvalInput{Repo: "acme/payments-api", Input: Input{Files: []string{"services/api/deploy/x.yaml"}}})
+	if r.Rule != "pay" || r.Level != LevelHigh || len(r.ProtectedFiles) != 0 {
+		t.Fatalf("case-insensitive repos and ** in the middle: %+v", r)
 	}
 }

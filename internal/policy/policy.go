@@ -7,10 +7,11 @@
 package policy
 
 import (
-	"path"
 	"slices"
 	"strings"
 	"unicode"
+
+	"github.com/bmatcuk/doublestar/v4"
 )
 
 // Levels of risk.
@@ -141,25 +142,11 @@ func allMatch(patterns []string, files []string) bool {
 	return !slices.ContainsFunc(files, func(f string) bool { return matchAny(patterns, f) == "" })
 }
 
-// globMatch supports "**/" prefixes and "/**" suffixes over path.Match.
+// globMatch matches a slash-separated path against a pattern with "**"
+// anywhere (doublestar, as the recipes' globs).
 func globMatch(pattern, name string) bool {
-	switch {
-	case strings.HasPrefix(pattern, "**/"):
-		rest := pattern[3:]
-		if globMatch(rest, name) {
-			return true
-		}
-		for i := 0; i < len(name); i++ {
-			if name[i] == '/' && globMatch(rest, name[i+1:]) {
-				return true
-			}
-		}
-		return false
-	case strings.HasSuffix(pattern, "/**"):
-		return strings.HasPrefix(name, pattern[:len(pattern)-2])
-	}
-	ok, _ := path.Match(pattern, name)
-	return ok
+	ok, err := doublestar.Match(pattern, name)
+	return err == nil && ok
 }
 
 func firstBytes(s string, n int) string {

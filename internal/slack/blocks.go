@@ -3,6 +3,7 @@ package slack
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -453,8 +454,21 @@ func cutUTF8(s string, n int) string {
 	return s[:n]
 }
 
+// mentionToken is a Slack mention the policy may name as escalate_to: a user
+// group, a user, @here or @channel, in Slack's own syntax.
+var mentionToken = regexp.MustCompile(`^<(!subteam\^[A-Z0-9]{2,20}|@[UW][A-Z0-9]{2,20}|!here|!channel)>$`)
+
+// IsMention says whether s is a mention token the announcement may carry.
+func IsMention(s string) bool { return mentionToken.MatchString(s) }
+
 // AnnouncementText is the reminder or escalation posted under the approval
-// message: escaped, so no text in it can mention anyone or link anywhere
-// (name a Slack group in the policy's escalate_to to reach people: it is
-// written as given, after escaping).
-func AnnouncementText(text string) string { return esc(text, maxSectionText) }
+// message: the text is escaped, so nothing in it can mention anyone or link
+// anywhere; mention, when it is a mention token (the policy's escalate_to),
+// leads it unescaped so the people it names are notified.
+func AnnouncementText(text, mention string) string {
+	text = esc(text, maxSectionText-40)
+	if IsMention(mention) {
+		return mention + " " + text
+	}
+	return text
+}

@@ -313,8 +313,8 @@ type historyPage struct {
 // Announce posts a reminder or an escalation: in the approval message's
 // thread (and to the channel) with a bot token, as a new message through an
 // incoming webhook. The text is escaped.
-func (c *Client) Announce(ctx context.Context, ref MessageRef, text string) error {
-	text = AnnouncementText(text)
+func (c *Client) Announce(ctx context.Context, ref MessageRef, text, mention string) error {
+	text = AnnouncementText(text, mention)
 	if c.token == "" {
 		return c.hook(ctx, "announce", methodWebhook, c.webhook, struct {
 			Text string `json:"text"`

@@ -547,7 +547,7 @@ func TestAnnounceInTheThread(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Announce(ctx, ref, "Reminder 1: rem-1 of <!channel> awaits approval"); err != nil {
+	if err := c.Announce(ctx, ref, "Reminder 1: rem-1 of <!channel> awaits approval", "<!subteam^S0ONCALL>"); err != nil {
 		t.Fatal(err)
 	}
 	msgs := f.Messages()
@@ -555,13 +555,13 @@ func TestAnnounceInTheThread(t *testing.T) {
 		t.Fatalf("%d messages, want the request and one reply", len(msgs))
 	}
 	reply := msgs[1]
-	if reply.ThreadTS != ref.TS || !reply.ReplyBroadcast || !strings.HasPrefix(reply.Text, "Reminder 1: ") {
+	if reply.ThreadTS != ref.TS || !reply.ReplyBroadcast || !strings.HasPrefix(reply.Text, "<!subteam^S0ONCALL> Reminder 1: ") {
 		t.Fatalf("reply = %+v", reply)
 	}
-	if strings.Contains(reply.Text, "<!channel>") {
+	if strings.Contains(reply.Text, "<!channel>") || slack.IsMention("<!channel> x") || !slack.IsMention("<@U012AB3CD>") {
 		t.Fatalf("the announcement can mention the channel: %q", reply.Text)
 	}
-	if err := c.Announce(ctx, slack.MessageRef{Channel: testChannel, TS: "999.999"}, "x"); err == nil {
+	if err := c.Announce(ctx, slack.MessageRef{Channel: testChannel, TS: "999.999"}, "x", ""); err == nil {
 		t.Fatal("a reply to a message that does not exist must fail")
 	}
 }
