@@ -174,7 +174,7 @@ func runApproval(ctx context.Context, s *stack, cfg approvalConfig, runID string
 
 // runHistory measures the history of one approved remediation.
 func runHistory(ctx context.Context, s *stack, prev approvalResult, runID string) *scenario {
-	sc := &scenario{Name: "history", Title: "3 cost / approval", Params: map[string]any{}}
+	sc := &scenario{Name: "history", Title: "7 cost / approval", Params: map[string]any{}}
 	id := prev.approvedID
 	if id == "" {
 		// Scenario 2 did not run: approve one remediation here.

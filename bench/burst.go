@@ -28,7 +28,7 @@ type burstConfig struct {
 // measures the time from the first request until visibility counts all of
 // them AwaitingApproval.
 func runBurst(ctx context.Context, s *stack, cfg burstConfig, runID string) *scenario {
-	sc := &scenario{Name: "burst", Title: fmt.Sprintf("4 burst of %d", cfg.N), Params: map[string]any{
+	sc := &scenario{Name: "burst", Title: fmt.Sprintf("5 burst of %d", cfg.N), Params: map[string]any{
 		"n": cfg.N, "callers": cfg.Callers, "timeout_seconds": cfg.Timeout.Seconds(),
 	}}
 	marker := "bench-burst-" + runID

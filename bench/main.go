@@ -11,9 +11,13 @@
 //	go run ./bench            # full run (a few minutes on 2 cores)
 //	go run ./bench -quick     # everything small (~1–2 minutes)
 //	go run ./bench -only starts,burst -burst-n 1000
+//	go run ./bench -only webhook,restart
 //
 // Everything targets 127.0.0.1, is bounded in count and time, and stops by
-// itself; the data directory is a temporary one, removed at the end.
+// itself; the data directory is a temporary one, removed at the end. The
+// restart scenario runs `remediator dev` (and `temporal server start-dev`,
+// when bin/temporal exists) as child processes with their own temporary
+// data directories and ports.
 package main
 
 import (
@@ -31,7 +35,15 @@ import (
 	"remediator/workflows"
 )
 
-var scenarioNames = []string{"starts", "approval", "history", "burst"}
+// scenarioNames in the order they run. The webhook scenario runs last: the
+// thousands of remediations its deliveries start take minutes to end, and
+// nothing should run beside them (the restart scenario's child processes
+// share the machine with the in-process stack).
+var scenarioNames = []string{"starts", "approval", "history", "burst", "restart", "webhook"}
+
+// stackScenarios run against the in-process stack; the restart scenario
+// runs its own processes.
+var stackScenarios = []string{"starts", "approval", "history", "burst", "webhook"}
 
 type options struct {
 	quick   bool
@@ -44,6 +56,8 @@ type options struct {
 	starts   startsConfig
 	approval approvalConfig
 	burst    burstConfig
+	webhook  webhookConfig
+	restart  restartConfig
 }
 
 func parseFlags(args []string) (options, error) {
@@ -66,9 +80,20 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.approval.N, "approval-n", 30, "scenario 2: approvals measured (and as many raw signals and raw Updates)")
 	fs.DurationVar(&o.approval.PrepTimeout, "approval-prep-timeout", 3*time.Minute, "scenario 2: longest wait for the remediations to reach AwaitingApproval")
 
-	fs.IntVar(&o.burst.N, "burst-n", 200, "scenario 4: remediations in the burst (the issue's full size is 1000)")
-	fs.IntVar(&o.burst.Callers, "burst-callers", 16, "scenario 4: concurrent callers sending the burst")
-	fs.DurationVar(&o.burst.Timeout, "burst-timeout", 4*time.Minute, "scenario 4: longest wait for all to reach AwaitingApproval")
+	fs.IntVar(&o.burst.N, "burst-n", 200, "scenario 5 (burst): remediations in the burst (the issue's full size is 1000)")
+	fs.IntVar(&o.burst.Callers, "burst-callers", 16, "scenario 5 (burst): concurrent callers sending the burst")
+	fs.DurationVar(&o.burst.Timeout, "burst-timeout", 4*time.Minute, "scenario 5 (burst): longest wait for all to reach AwaitingApproval")
+
+	fs.IntVar(&o.webhook.Rate, "webhook-rate", 200, "scenario 3 (webhook): signed workflow_run deliveries per second (open loop)")
+	fs.DurationVar(&o.webhook.Duration, "webhook-duration", 30*time.Second, "scenario 3 (webhook): how long deliveries are sent")
+	fs.IntVar(&o.webhook.DupEvery, "webhook-redeliver-every", 20, "scenario 3 (webhook): every n-th send redelivers the delivery of one second earlier (0: none)")
+	fs.IntVar(&o.webhook.MaxInFlight, "webhook-max-in-flight", 4096, "scenario 3 (webhook): most deliveries awaiting an answer (a send finding it reached is late)")
+	fs.DurationVar(&o.webhook.Drain, "webhook-drain", time.Minute, "scenario 3 (webhook): longest wait for the started remediations to end (a context figure: the scenario runs last)")
+
+	fs.IntVar(&o.restart.N, "restart-n", 200, "scenario 6 (restart): remediations AwaitingApproval at the kill -9, and as many no-op workflows on the temporal server start-dev side (the issue's full size is 500; preparing and approving them runs the real gofmt recipe and OpenPR, so 500 adds about 1.5 minutes: the default is scaled to keep `make bench` within its 9-minute timeout)")
+	fs.IntVar(&o.restart.Callers, "restart-callers", 32, "scenario 6 (restart): concurrent approvals after the restart")
+	fs.DurationVar(&o.restart.PrepTimeout, "restart-prep-timeout", 4*time.Minute, "scenario 6 (restart): longest wait for the remediations to reach AwaitingApproval before the kill")
+	fs.DurationVar(&o.restart.Timeout, "restart-timeout", 2*time.Minute, "scenario 6 (restart): longest wait after the restart for all to complete")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -82,6 +107,8 @@ func parseFlags(args []string) (options, error) {
 			"starts-n": "192", "starts-batch": "48", "starts-warmup": "16", "starts-serial": "20", "starts-drain": "90s",
 			"approval-n": "10", "approval-prep-timeout": "90s",
 			"burst-n": "50", "burst-timeout": "90s", "timeout": "4m",
+			"webhook-rate": "50", "webhook-duration": "5s", "webhook-drain": "30s",
+			"restart-n": "50", "restart-prep-timeout": "90s",
 		}
 		for name, v := range small {
 			if !set[name] {
@@ -97,12 +124,15 @@ func parseFlags(args []string) (options, error) {
 		}
 	}
 	if o.starts.PerSide < 1 || o.starts.Batch < 1 || o.starts.Callers < 1 || o.starts.Warmup < 0 || o.starts.Serial < 0 ||
-		o.approval.N < 1 || o.burst.N < 1 || o.burst.Callers < 1 {
+		o.approval.N < 1 || o.burst.N < 1 || o.burst.Callers < 1 ||
+		o.webhook.Rate < 1 || o.webhook.Duration <= 0 || o.webhook.DupEvery < 0 || o.webhook.MaxInFlight < 1 ||
+		o.restart.N < 1 || o.restart.Callers < 1 {
 		return o, fmt.Errorf("counts must be positive")
 	}
 	// Bounded load: nothing here is meant to be a stress test.
-	if o.starts.PerSide > 20000 || o.burst.N > 5000 || o.approval.N > 1000 || o.timeout > time.Hour {
-		return o, fmt.Errorf("refusing sizes above starts-n 20000, burst-n 5000, approval-n 1000, timeout 1h")
+	if o.starts.PerSide > 20000 || o.burst.N > 5000 || o.approval.N > 1000 || o.timeout > time.Hour ||
+		o.webhook.Rate > 2000 || o.webhook.Duration > 5*time.Minute || o.webhook.MaxInFlight > 10000 || o.restart.N > 5000 {
+		return o, fmt.Errorf("refusing sizes above starts-n 20000, burst-n 5000, approval-n 1000, webhook-rate 2000, webhook-duration 5m, webhook-max-in-flight 10000, restart-n 5000, timeout 1h")
 	}
 	return o, nil
 }
@@ -117,6 +147,10 @@ func (o options) runs(name string) bool {
 }
 
 func main() {
+	if hp := os.Getenv(rawWorkerEnv); hp != "" {
+		rawWorkerMain(hp) // the restart scenario's raw worker process
+		return
+	}
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -155,33 +189,53 @@ func run(o options) error {
 			"starts": o.starts, "starts_drain": o.starts.Drain.String(),
 			"approval_n": o.approval.N, "burst_n": o.burst.N, "burst_callers": o.burst.Callers,
 			"burst_timeout": o.burst.Timeout.String(),
+			"webhook_rate":  o.webhook.Rate, "webhook_duration": o.webhook.Duration.String(),
+			"webhook_redeliver_every": o.webhook.DupEvery, "webhook_max_in_flight": o.webhook.MaxInFlight,
+			"restart_n": o.restart.N, "restart_callers": o.restart.Callers,
 		},
 	}
-	logf("starting the service as `make run` does (data in %s)", dataDir)
-	s, err := startStack(ctx, stackOptions{dataDir: dataDir, verbose: o.verbose})
-	if err != nil {
-		return fmt.Errorf("starting the stack: %w", err)
-	}
-	defer s.stop()
-	logf("up in %.1f s: API %s, Temporal %s, service log %s", time.Since(began).Seconds(), s.baseURL, s.dev.Server.FrontendAddress(), s.logPath)
-	rep.Service = map[string]any{
-		"version": app.Version(), "mode": string(s.cfg.Mode), "api": s.baseURL, "temporal": s.dev.Server.FrontendAddress(),
-		"task_queue": workflows.TaskQueue, "rate_limits": benchRateLimits, "recipe_sandbox": string(s.cfg.RecipeSandbox),
-		"log_level": s.cfg.LogLevel, "log": s.logPath, "startup_seconds": round(time.Since(began).Seconds(), 2),
-		"demo_repo": s.repo, "data_dir_kept": o.keep,
-	}
+	runID := time.Now().UTC().Format("150405") + "-" + randomHex(3)
 	rep.Notes = append(rep.Notes,
-		"FAKES: the only fake is the benchmark-only workflow "+noopWorkflowName+" with the no-op activity "+noopActivityName+
-			" on task queue "+noopTaskQueue+" (raw side of scenario 2), registered by this program's own worker; it exists only in the benchmark. "+
-			"The service runs unchanged: real local git provider, real recipes, real ledger.",
-		"service configured as `make run`: config.Load(ModeDev) from the environment with REMEDIATOR_DATA_DIR=<temp dir>, "+
-			"REMEDIATOR_HTTP_ADDR=<free 127.0.0.1 port>, REMEDIATOR_RATE_LIMITS="+benchRateLimits+"; embedded server (Web UI included) on devserver.FreePorts",
+		"FAKES exist only in this benchmark program: the workflow "+noopWorkflowName+" with the no-op activity "+noopActivityName+
+			" on task queue "+noopTaskQueue+" (raw side of scenarios 2 and restart), registered by this program's own workers"+
+			" and, for the webhook scenario only, a fake GitHub API (internal/github/githubtest) the service is pointed at."+
+			" The service runs unchanged: real local git provider, real recipes, real ledger.",
 		"figures are ratios and timings on this machine, in one run; compare runs only on the same machine",
 	)
-	for _, l := range s.sandboxLines() {
-		rep.Notes = append(rep.Notes, "service log: "+l)
+
+	var s *stack
+	if slices.ContainsFunc(stackScenarios, o.runs) {
+		var gh *fakeGitHub
+		extra := map[string]string{}
+		if o.runs("webhook") {
+			gh = startFakeGitHub(runID)
+			defer gh.stop()
+			extra = gh.env()
+		}
+		logf("starting the service as `make run` does (data in %s)", dataDir)
+		s, err = startStack(ctx, stackOptions{dataDir: dataDir, verbose: o.verbose, extraEnv: extra})
+		if err != nil {
+			return fmt.Errorf("starting the stack: %w", err)
+		}
+		defer s.stop()
+		s.github = gh
+		logf("up in %.1f s: API %s, Temporal %s, service log %s", time.Since(began).Seconds(), s.baseURL, s.dev.Server.FrontendAddress(), s.logPath)
+		rep.Service = map[string]any{
+			"version": app.Version(), "mode": string(s.cfg.Mode), "api": s.baseURL, "temporal": s.dev.Server.FrontendAddress(),
+			"task_queue": workflows.TaskQueue, "rate_limits": benchRateLimits, "recipe_sandbox": string(s.cfg.RecipeSandbox),
+			"log_level": s.cfg.LogLevel, "log": s.logPath, "startup_seconds": round(time.Since(began).Seconds(), 2),
+			"demo_repo": s.repo, "data_dir_kept": o.keep,
+		}
+		cfgNote := "service configured as `make run`: config.Load(ModeDev) from the environment with REMEDIATOR_DATA_DIR=<temp dir>, " +
+			"REMEDIATOR_HTTP_ADDR=<free 127.0.0.1 port>, REMEDIATOR_RATE_LIMITS=" + benchRateLimits + "; embedded server (Web UI included) on devserver.FreePorts"
+		if gh != nil {
+			cfgNote += "; for the webhook scenario also GITHUB_API_URL=<the fake>, GITHUB_TOKEN=<fake token>, GITHUB_WEBHOOK_SECRET=<bench secret>"
+		}
+		rep.Notes = append(rep.Notes, cfgNote)
+		for _, l := range s.sandboxLines() {
+			rep.Notes = append(rep.Notes, "service log: "+l)
+		}
 	}
-	runID := time.Now().UTC().Format("150405") + "-" + randomHex(3)
 
 	timed := func(name string, f func() *scenario) {
 		if !o.runs(name) {
@@ -210,6 +264,9 @@ func run(o options) error {
 	})
 	timed("history", func() *scenario { return runHistory(ctx, s, approved, runID) })
 	timed("burst", func() *scenario { return runBurst(ctx, s, o.burst, runID) })
+	o.restart.Keep = o.keep
+	timed("restart", func() *scenario { return runRestart(ctx, o.restart, runID) })
+	timed("webhook", func() *scenario { return runWebhook(ctx, s, s.github, o.webhook, runID) })
 
 	rep.Seconds = round(time.Since(began).Seconds(), 1)
 	rep.printTable(os.Stdout)

@@ -162,7 +162,7 @@ func formatValue(v float64, unit string) string {
 	case "ms":
 		return fmt.Sprintf("%.2f ms", v)
 	case "s":
-		return fmt.Sprintf("%.1f s", v)
+		return fmt.Sprintf("%.2f s", v)
 	case "/s":
 		return fmt.Sprintf("%.1f /s", v)
 	case "x":

@@ -29,7 +29,7 @@ import (
 // benchRateLimits lifts every per-principal budget the benchmark touches far
 // above what it sends, so the figures measure the path, not the limiter's
 // refusals (the limiter itself still runs on every request).
-const benchRateLimits = "generate=1000000-H,approvals=1000000-H,general=1000000-H"
+const benchRateLimits = "generate=1000000-H,approvals=1000000-H,general=1000000-H,webhooks=1000000-H"
 
 // stack is the service exactly as `make run` starts it (internal/app.StartDev
 // over config.Load(config.ModeDev, ...)), served over a real 127.0.0.1
@@ -51,11 +51,17 @@ type stack struct {
 	rawWorker sdkworker.Worker
 	signer    *vote.Signer
 	env       map[string]string
+	// github is the fake GitHub the webhook scenario's deliveries name
+	// (nil when that scenario does not run).
+	github *fakeGitHub
 }
 
 type stackOptions struct {
 	dataDir string
 	verbose bool
+	// extraEnv is configuration beyond `make run`'s (the webhook
+	// scenario's GitHub settings).
+	extraEnv map[string]string
 }
 
 func startStack(ctx context.Context, o stackOptions) (*stack, error) {
@@ -68,6 +74,9 @@ func startStack(ctx context.Context, o stackOptions) (*stack, error) {
 		"REMEDIATOR_DATA_DIR":    o.dataDir,
 		"REMEDIATOR_HTTP_ADDR":   ln.Addr().String(),
 		"REMEDIATOR_RATE_LIMITS": benchRateLimits,
+	}
+	for k, v := range o.extraEnv {
+		s.env[k] = v
 	}
 	getenv := func(k string) string {
 		if v, ok := s.env[k]; ok {
@@ -173,6 +182,29 @@ func (s *stack) stop() {
 		s.dev.Stop()
 		s.dev = nil
 	}
+}
+
+// logLines counts the service's log lines holding substr and returns the
+// first max of them (truncated).
+func (s *stack) logLines(substr string, max int) (int, []string) {
+	f, err := os.Open(s.logPath)
+	if err != nil {
+		return 0, nil
+	}
+	defer f.Close()
+	n := 0
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if l := sc.Text(); strings.Contains(l, substr) {
+			n++
+			if len(out) < max {
+				out = append(out, truncate(l, 600))
+			}
+		}
+	}
+	return n, out
 }
 
 // sandboxLines returns the service's log lines about the recipe sandbox
