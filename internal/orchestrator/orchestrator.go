@@ -250,6 +250,26 @@ func requestHash(req StartRequest) string {
 func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult, error) {
 	p := o.prepareStart(req)
 	if req.Generation > 0 {
+		// The common case, a failure never seen before, costs one round
+		// trip: start first (an open run is attached to, a closed one is
+		// refused by the reuse policy), and only when an earlier run has
+		// closed read its generation to decide on a new run.
+		probe := &startProbe{}
+		first := p.opts
+		// An open run answers "not started" (conflict policy); a closed one
+		// is refused by the reuse policy, and that refusal must reach us
+		// instead of being turned into the old run by the SDK.
+		first.WorkflowExecutionErrorWhenAlreadyStarted = true
+		_, err := o.c.ExecuteWorkflow(withStartProbe(ctx, probe), first, workflows.WorkflowName, p.in)
+		var already *serviceerror.WorkflowExecutionAlreadyStarted
+		switch {
+		case err == nil && probe.seen && probe.started:
+			return StartResult{ID: p.opts.ID, Phase: workflows.PhaseReceived}, nil
+		case err == nil:
+			return o.describeStart(ctx, p, req.IdempotencyKey != "")
+		case !errors.As(err, &already):
+			return StartResult{}, unavailable(err)
+		}
 		res, done, newRun, err := o.laterGeneration(ctx, p.opts.ID, req.Generation)
 		if err != nil || done {
 			return res, err
