@@ -341,7 +341,7 @@ func runWebhook(ctx context.Context, s *stack, gh *fakeGitHub, cfg webhookConfig
 	sc.note("each distinct delivery is a failed workflow_run of its own workflow (distinct workflow_id → distinct fingerprint → its own remediation); the job log matches no recipe, so each remediation ends Failed in GenerateFix after fetching the run's jobs and log from the fake")
 	sc.note("open loop: slot i at start + i/rate, each send on its own goroutine without waiting for earlier answers (at most %d in flight); ack = request written → answer read; 'from the scheduled slot' adds the sender's own lag", cfg.MaxInFlight)
 	sc.note("X-Hub-Signature-256 = HMAC-SHA256 of the body with GITHUB_WEBHOOK_SECRET; bodies and signatures are built before the first send; REMEDIATOR_RATE_LIMITS raises the webhooks rule")
-	sc.note("every webhook start runs DescribeWorkflowExecution before ExecuteWorkflow (orchestrator.laterGeneration: the run attempt is a generation), a second round trip the REST start no longer pays")
+	sc.note("a webhook start of a new failure is one round trip (ExecuteWorkflow); DescribeWorkflowExecution runs only when an earlier run of the same fingerprint has closed (orchestrator.laterGeneration: the run attempt is a generation)")
 	return sc
 }
 
