@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -142,5 +143,30 @@ func TestPolicyKeepsTheBuiltInGuarantees(t *testing.T) {
 	r = p.Evaluate(EvalInput{Repo: "acme/payments-api", Input: Input{Files: []string{"services/api/deploy/x.yaml"}}})
 	if r.Rule != "pay" || r.Level != LevelHigh || len(r.ProtectedFiles) != 0 {
 		t.Fatalf("case-insensitive repos and ** in the middle: %+v", r)
+	}
+}
+
+// The example in the README's "Change safety" section is a valid policy.
+func TestReadmeExamplePolicy(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Skip("README.md not found")
+	}
+	doc := string(b)
+	i := strings.Index(doc, "## Change safety")
+	if i < 0 {
+		t.Fatal("README has no Change safety section")
+	}
+	start := strings.Index(doc[i:], "```yaml\n")
+	end := strings.Index(doc[i+start+8:], "```")
+	if start < 0 || end < 0 {
+		t.Fatal("no yaml example in the Change safety section")
+	}
+	p, err := Parse([]byte(doc[i+start+8:i+start+8+end]), "README.md")
+	if err != nil {
+		t.Fatalf("the README's example policy does not parse: %v", err)
+	}
+	if len(p.Rules) != 5 || p.Levels[LevelHigh].Approvals != 2 || p.Levels[LevelHigh].EscalateTo != "@platform-oncall" {
+		t.Fatalf("example parsed as %+v", p)
 	}
 }
