@@ -28,6 +28,8 @@ type fakeOrch struct {
 	cancelled []string
 	lists     []orchestrator.ListFilter
 	resolved  []string
+	attached  []string
+	existing  bool // Start answers that the remediation existed
 	err       error
 	// generateReady makes Generate answer with a proposal.
 	generateReady bool
@@ -54,7 +56,7 @@ func repoOf(id string) string {
 
 func (f *fakeOrch) Start(_ context.Context, r orchestrator.StartRequest) (orchestrator.StartResult, error) {
 	f.started = append(f.started, r)
-	return orchestrator.StartResult{ID: "rem-1", Phase: workflows.PhaseReceived}, f.err
+	return orchestrator.StartResult{ID: "rem-1", Phase: workflows.PhaseReceived, Existing: f.existing}, f.err
 }
 
 // status is what the workflow reports: phase, requester, times and an empty
@@ -393,6 +395,11 @@ func (f *fakeRepos) ScopeBases() []string {
 		bases = append(bases, r+"/")
 	}
 	return bases
+}
+
+func (f *fakeOrch) Attach(_ context.Context, id, _ string, _ time.Time) error {
+	f.attached = append(f.attached, id)
+	return f.err
 }
 
 func (f *fakeOrch) AlertResolved(_ context.Context, id, _ string, _ time.Time) error {

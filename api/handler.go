@@ -29,6 +29,9 @@ type Orchestrator interface {
 	List(ctx context.Context, f orchestrator.ListFilter) (orchestrator.ListResult, error)
 	// AlertResolved records on a running remediation that its alert resolved.
 	AlertResolved(ctx context.Context, id, fingerprint string, at time.Time) error
+	// Attach records on a running remediation that a later event with its
+	// fingerprint arrived.
+	Attach(ctx context.Context, id, fingerprint string, at time.Time) error
 	// Generate starts a remediation and waits at most wait for its fix.
 	Generate(ctx context.Context, req orchestrator.StartRequest, wait time.Duration) (orchestrator.StartResult, orchestrator.Status, bool, error)
 	// FindByIncident finds the remediation of an incident within scope.

@@ -395,6 +395,13 @@ func (h *handler) observabilityAlert(c *gin.Context) {
 				break
 			}
 			r.intakeResponse = res
+			if res.Status == "duplicate" {
+				// The alert fired again: it attaches to its remediation and
+				// is counted there (storm control), starting nothing.
+				if err := h.orch.Attach(c.Request.Context(), res.WorkflowID, a.Fingerprint, time.Now()); err != nil {
+					h.logger.WarnContext(c.Request.Context(), "counting an attached alert failed", "workflow_id", res.WorkflowID, "error", err)
+				}
+			}
 		}
 		out.Results = append(out.Results, r)
 	}

@@ -148,12 +148,26 @@ func TestAlertmanagerWebhook(t *testing.T) {
 	if got := counterValue(t, reg, "remediator_alerts_unrouted_total"); got != 1 {
 		t.Fatalf("unrouted alerts counted: %v", got)
 	}
+	if len(orch.attached) != 0 {
+		t.Fatalf("new alerts attach to nothing: %v", orch.attached)
+	}
+	// The same alert firing again (Alertmanager's repeat) attaches to its
+	// remediation and is counted there; it starts nothing new.
+	orch.existing = true
+	again := `{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"LintBroken","repository":"acme/api"},"startsAt":"2026-11-26T10:00:00Z","fingerprint":"a1b2c3d4e5f60718"}]}`
+	if rec := postIntake(t, h, "/api/observability/alert", devTok, again); rec.Code != 202 || !strings.Contains(rec.Body.String(), `"status":"duplicate"`) {
+		t.Fatalf("a repeated alert: %d %s", rec.Code, rec.Body)
+	}
+	if len(orch.attached) != 1 || orch.attached[0] != "rem-1" {
+		t.Fatalf("the repeated alert must be counted on its remediation: %v", orch.attached)
+	}
+	orch.existing = false
 	only := `{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"Orphan"},"startsAt":"2026-11-26T10:02:00Z","fingerprint":"c1b2c3d4e5f60718"}]}`
 	if rec := postIntake(t, h, "/api/observability/alert", devTok, only); rec.Code != 422 {
 		t.Fatalf("a delivery whose alerts name no repository: %d %s", rec.Code, rec.Body)
 	}
 	generic := `{"source":"splunk","severity":"high","title":"gofmt check failed","description":"main.go","repository":"acme/api"}`
-	if rec := postIntake(t, h, "/api/observability/alert", devTok, generic); rec.Code != 202 || len(orch.started) != 3 {
+	if rec := postIntake(t, h, "/api/observability/alert", devTok, generic); rec.Code != 202 || len(orch.started) != 4 {
 		t.Fatalf("the generic shape: %d %s", rec.Code, rec.Body)
 	}
 	if rec := postIntake(t, h, "/api/observability/alert", devTok, `{"source":"s","title":"t"}`); rec.Code != 422 {

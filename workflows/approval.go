@@ -68,6 +68,19 @@ func (r *remediation) setup(ctx workflow.Context) error {
 		return err
 	}
 	r.signals = workflow.GetSignalChannel(ctx, SignalApproval)
+	attached := workflow.GetSignalChannel(ctx, SignalEventAttached)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var ev AttachedEvent
+			if more := attached.Receive(ctx, &ev); !more {
+				return
+			}
+			r.st.Attached++
+			if ev.At.After(r.st.LastAttachedAt) {
+				r.st.LastAttachedAt = ev.At
+			}
+		}
+	})
 	resolved := workflow.GetSignalChannel(ctx, SignalAlertResolved)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {

@@ -22,6 +22,10 @@ const (
 	// SignalAlertResolved records that the alert a remediation was started
 	// for resolved; it changes nothing else (a person still decides).
 	SignalAlertResolved = "alert_resolved"
+	// SignalEventAttached records that a later event with the same
+	// fingerprint (an alert firing again) attached to this remediation
+	// instead of starting another; it is counted in the status.
+	SignalEventAttached = "event_attached"
 	QueryStatus         = "status"
 	// UpdateAwaitProposal waits until the fix and its decision exist (or the
 	// run ended) and answers with the status; POST /api/generate sends it
@@ -255,6 +259,12 @@ type Notifications struct {
 	Announced int `json:"announced,omitempty"`
 }
 
+// AttachedEvent is the payload of SignalEventAttached.
+type AttachedEvent struct {
+	Fingerprint string    `json:"fingerprint"`
+	At          time.Time `json:"at"`
+}
+
 // AlertResolution is the payload of SignalAlertResolved.
 type AlertResolution struct {
 	Fingerprint string    `json:"fingerprint"`
@@ -292,6 +302,10 @@ type Status struct {
 	// AlertResolvedAt is when the alert that started the remediation
 	// resolved, if it did.
 	AlertResolvedAt time.Time `json:"alert_resolved_at,omitzero"`
+	// Attached counts later events with the same fingerprint that attached
+	// to this remediation (storm control: one remediation per fingerprint).
+	Attached       int       `json:"attached,omitempty"`
+	LastAttachedAt time.Time `json:"last_attached_at,omitzero"`
 	// Reminders are when the approval request was repeated; Escalation
 	// when and to whom it was escalated (the risk policy's level).
 	Reminders  []time.Time `json:"reminders,omitempty"`

@@ -198,3 +198,27 @@ func (s *RemediationSuite) TestPolicyRemindersAreBounded() {
 	s.Equal(PhaseExpired, st.Phase)
 	s.Len(st.Reminders, maxReminders)
 }
+
+// Storm control: later events with the remediation's fingerprint are
+// counted in its status, and change nothing else.
+func (s *RemediationSuite) TestAttachedEventsAreCounted() {
+	s.happyPathMocks()
+	s.expectOutcome(PhaseExpired)
+	t0 := s.env.Now()
+	s.at(time.Minute, func() {
+		s.env.SignalWorkflow(SignalEventAttached, AttachedEvent{Fingerprint: "a1b2", At: t0.Add(time.Minute)})
+	})
+	s.at(2*time.Minute, func() {
+		s.env.SignalWorkflow(SignalEventAttached, AttachedEvent{Fingerprint: "a1b2", At: t0.Add(2 * time.Minute)})
+	})
+	s.at(3*time.Minute, func() {
+		st := s.status()
+		s.Equal(2, st.Attached)
+		s.Equal(PhaseAwaitingApproval, st.Phase)
+		s.WithinDuration(t0.Add(2*time.Minute), st.LastAttachedAt, time.Second)
+	})
+	in := input()
+	in.Deadline = t0.Add(time.Hour)
+	s.env.ExecuteWorkflow(Remediation, in)
+	s.Equal(PhaseExpired, s.result().Phase)
+}

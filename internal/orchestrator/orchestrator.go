@@ -601,6 +601,18 @@ func (o *Orchestrator) AlertResolved(ctx context.Context, id, fingerprint string
 	return nil
 }
 
+// Attach records on a running remediation that a later event with its
+// fingerprint arrived (and started nothing).
+func (o *Orchestrator) Attach(ctx context.Context, id, fingerprint string, at time.Time) error {
+	if !validID(id) {
+		return ErrNotFound
+	}
+	if err := o.c.SignalWorkflow(ctx, id, "", workflows.SignalEventAttached, workflows.AttachedEvent{Fingerprint: fingerprint, At: at.UTC()}); err != nil {
+		return o.mapErr(err)
+	}
+	return nil
+}
+
 // Cancel requests cancellation; the workflow records Cancelled itself.
 func (o *Orchestrator) Cancel(ctx context.Context, id string) error {
 	if !validID(id) {
