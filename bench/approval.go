@@ -287,19 +287,7 @@ func (s *stack) startDemoRemediations(ctx context.Context, marker string, n, cal
 // waitIdle waits until a workflow's first workflow task completed and none
 // is pending: it is blocked waiting, as a remediation at its approval gate.
 func (s *stack) waitIdle(ctx context.Context, id string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		d, err := s.raw.DescribeWorkflowExecution(ctx, id, "")
-		if err == nil && d.GetPendingWorkflowTask() == nil && d.GetWorkflowExecutionInfo().GetHistoryLength() >= 4 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("%s did not reach its wait within %v", id, timeout)
+	return waitIdleOn(ctx, s.raw, id, timeout)
 }
 
 // waitDone waits for a workflow's result.

@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"time"
 
-	"go.temporal.io/api/workflowservice/v1"
-
 	"remediator/workflows"
 )
 
@@ -95,35 +93,13 @@ func (s *stack) status(ctx context.Context, id string) (apiStatus, error) {
 
 // count asks visibility how many executions match query.
 func (s *stack) count(ctx context.Context, query string) (int64, error) {
-	resp, err := s.raw.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
-		Namespace: s.cfg.Temporal.Namespace, Query: query,
-	})
-	if err != nil {
-		return 0, err
-	}
-	return resp.GetCount(), nil
+	return countOn(ctx, s.raw, s.cfg.Temporal.Namespace, query)
 }
 
 // waitCount polls visibility until query counts want (or more), the
 // timeout passes or ctx ends; it returns the last count.
 func (s *stack) waitCount(ctx context.Context, query string, want int64, timeout time.Duration) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last int64
-	for {
-		n, err := s.count(ctx, query)
-		if err == nil {
-			last = n
-			if n >= want {
-				return n, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return last, fmt.Errorf("%d of %d after %v (%s)", last, want, timeout, query)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	return waitCountOn(ctx, s.raw, s.cfg.Temporal.Namespace, query, want, timeout)
 }
 
 // incidentQuery selects the remediations a scenario started: every one of

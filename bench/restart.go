@@ -12,7 +12,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -30,6 +29,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 
+	"remediator/internal/app"
 	"remediator/internal/demo"
 	"remediator/internal/logging"
 	"remediator/workflows"
@@ -153,7 +153,7 @@ type restartResult struct {
 func restartRemediator(ctx context.Context, cfg restartConfig, bin, tmp, runID string, sc *scenario) (restartResult, error) {
 	var res restartResult
 	dataDir := filepath.Join(tmp, "data")
-	frontend, ui, apiPort, err := devPorts()
+	frontend, ui, apiPort, err := app.FreeDevPorts()
 	if err != nil {
 		return res, err
 	}
@@ -211,7 +211,7 @@ func restartRemediator(ctx context.Context, cfg restartConfig, bin, tmp, runID s
 		return res, err
 	}
 	awaiting := incidentQuery(marker, fmt.Sprintf("%s = '%s'", workflows.SearchAttrPhase, workflows.PhaseAwaitingApproval))
-	if _, err := waitCountOn(ctx, c, awaiting, int64(cfg.N), cfg.PrepTimeout); err != nil {
+	if _, err := waitCountOn(ctx, c, devNamespace, awaiting, int64(cfg.N), cfg.PrepTimeout); err != nil {
 		c.Close()
 		return res, fmt.Errorf("not all AwaitingApproval: %w", err)
 	}
@@ -282,7 +282,7 @@ func restartRemediator(ctx context.Context, cfg restartConfig, bin, tmp, runID s
 		return res, err
 	}
 	res.All = round(last.Sub(t0).Seconds(), 3)
-	completed, _ := countOn(ctx, c, incidentQuery(marker, fmt.Sprintf("%s = '%s'", workflows.SearchAttrPhase, workflows.PhaseCompleted)))
+	completed, _ := countOn(ctx, c, devNamespace, incidentQuery(marker, fmt.Sprintf("%s = '%s'", workflows.SearchAttrPhase, workflows.PhaseCompleted)))
 	res.Completed = int(completed)
 
 	sc.add(figure{Name: "remediator dev: cold start → /readyz 200 (context)", Value: res.ColdReady, Unit: "s"})
@@ -575,20 +575,27 @@ func dialRetry(ctx context.Context, hostPort string, timeout time.Duration) (cli
 
 // --- Temporal helpers on any client ---
 
-func countOn(ctx context.Context, c client.Client, query string) (int64, error) {
-	resp, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: "default", Query: query})
+// devNamespace is the namespace of the `remediator dev` (and start-dev)
+// child processes.
+const devNamespace = "default"
+
+// countOn counts query's executions in namespace ns.
+func countOn(ctx context.Context, c client.Client, ns, query string) (int64, error) {
+	resp, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: ns, Query: query})
 	if err != nil {
 		return 0, err
 	}
 	return resp.GetCount(), nil
 }
 
-func waitCountOn(ctx context.Context, c client.Client, query string, want int64, timeout time.Duration) (int64, error) {
+// waitCountOn polls visibility until query counts want (or more), the
+// timeout passes or ctx ends; it returns the last count.
+func waitCountOn(ctx context.Context, c client.Client, ns, query string, want int64, timeout time.Duration) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last int64
 	for {
-		if n, err := countOn(ctx, c, query); err == nil {
+		if n, err := countOn(ctx, c, ns, query); err == nil {
 			last = n
 			if n >= want {
 				return n, nil
@@ -665,7 +672,7 @@ func lastClose(ctx context.Context, c client.Client, query string, n int, timeou
 		q += " AND "
 	}
 	q += "ExecutionStatus = 'Completed'"
-	got, err := waitCountOn(ctx, c, q, int64(n), timeout)
+	got, err := waitCountOn(ctx, c, devNamespace, q, int64(n), timeout)
 	if err != nil {
 		return time.Time{}, int(got), err
 	}
@@ -898,36 +905,6 @@ func removeAll(dir string) {
 		return nil
 	})
 	_ = os.RemoveAll(dir)
-}
-
-func portFree(p int) bool {
-	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-	if err != nil {
-		return false
-	}
-	_ = l.Close()
-	return true
-}
-
-// devPorts picks a frontend port whose derived ports (internal/app.DevPorts:
-// +1..+3, +10, −300..−297) are free, and the UI and API ports beside it;
-// none is a default port.
-func devPorts() (frontend, ui, api int, err error) {
-	for range 200 {
-		f := 21000 + rand.IntN(9000)
-		set := []int{f, f + 1, f + 2, f + 3, f + 10, f - 300, f - 299, f - 298, f - 297, f + 20, f + 21}
-		ok := true
-		for _, p := range set {
-			if !portFree(p) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return f, f + 20, f + 21, nil
-		}
-	}
-	return 0, 0, 0, errors.New("no free port range for remediator dev")
 }
 
 // freePorts returns n distinct free loopback ports.

@@ -11,10 +11,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -54,6 +57,30 @@ func DevPorts(d config.Dev) devserver.Ports {
 		FrontendMembership: f - 300, HistoryMembership: f - 299, MatchingMembership: f - 298, WorkerMembership: f - 297,
 		UI: d.UIPort,
 	}
+}
+
+// FreeDevPorts picks ports for a `remediator dev` child process: a frontend
+// port whose derived ports (DevPorts) are all free on loopback, and free UI
+// and API ports beside them, all far from the defaults of `make run`.
+func FreeDevPorts() (frontend, ui, api int, err error) {
+	free := func(p int) bool {
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			return false
+		}
+		_ = l.Close()
+		return true
+	}
+	for range 200 {
+		f := 21000 + mrand.IntN(9000)
+		d := DevPorts(config.Dev{FrontendPort: f, UIPort: f + 20})
+		set := []int{d.Frontend, d.FrontendHTTP, d.History, d.Matching, d.Worker, d.FrontendMembership, d.HistoryMembership,
+			d.MatchingMembership, d.WorkerMembership, d.UI, f + 21}
+		if !slices.ContainsFunc(set, func(p int) bool { return !free(p) }) {
+			return f, f + 20, f + 21, nil
+		}
+	}
+	return 0, 0, 0, errors.New("no free port range for remediator dev")
 }
 
 // Dev is the whole single-process stack of `remediator dev`.

@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"remediator/internal/app"
 )
 
 // temporalCLIVersion is the Temporal CLI the runbook is written for.
@@ -168,39 +168,6 @@ func buildRemediator(t *testing.T, root, dir string) string {
 	return bin
 }
 
-func portFree(p int) bool {
-	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-	if err != nil {
-		return false
-	}
-	_ = l.Close()
-	return true
-}
-
-// devPorts picks a frontend port whose derived ports (the way
-// app.DevPorts derives them: +1, +2, +3, +10, -300…-297) are all free, and
-// distinct free ports for the UI and the API. All are far from the defaults
-// of `make run` (7233, 8233, 8080).
-func devPorts(t *testing.T) (frontend, ui, api int) {
-	t.Helper()
-	for range 200 {
-		f := 21000 + rand.IntN(9000)
-		set := []int{f, f + 1, f + 2, f + 3, f + 10, f - 300, f - 299, f - 298, f - 297, f + 20, f + 21}
-		ok := true
-		for _, p := range set {
-			if !portFree(p) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return f, f + 20, f + 21
-		}
-	}
-	t.Fatal("no free port range for the dev server")
-	return 0, 0, 0
-}
-
 // removeAll removes a tree even where something left it read-only.
 func removeAll(dir string) error {
 	if err := os.RemoveAll(dir); err == nil {
@@ -237,7 +204,10 @@ func startStack(t *testing.T) *stack {
 	s.temporal = ensureTemporalCLI(t, root)
 	s.remediator = buildRemediator(t, root, tmp)
 
-	frontend, ui, api := devPorts(t)
+	frontend, ui, api, err := app.FreeDevPorts()
+	if err != nil {
+		t.Fatal(err)
+	}
 	env := append(append([]string{}, s.env...),
 		"REMEDIATOR_DATA_DIR="+s.dataDir,
 		"REMEDIATOR_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(api),
