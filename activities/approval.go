@@ -85,7 +85,7 @@ func VerifyApprovals(keys []vote.PublicKey, facts DecisionFacts, in OpenPRInput,
 			return nil, fmt.Errorf("%q rejected the change", v.Actor)
 		}
 		switch {
-		case v.Actor == "" || strings.EqualFold(strings.TrimSpace(v.Actor), strings.TrimSpace(in.Requester)):
+		case v.Actor == "" || SameActor(v.Actor, in.Requester):
 			return nil, fmt.Errorf("the requester %q cannot approve their own remediation", in.Requester)
 		case !slices.ContainsFunc(v.Roles, func(r string) bool { return slices.Contains(allowed, r) }):
 			return nil, fmt.Errorf("%q holds none of the roles that may approve this fix (%s)", v.Actor, strings.Join(allowed, ", "))
@@ -93,7 +93,7 @@ func VerifyApprovals(keys []vote.PublicKey, facts DecisionFacts, in OpenPRInput,
 			return nil, fmt.Errorf("the vote of %q is for decision %q, not %q", v.Actor, v.DecisionID, in.DecisionID)
 		case v.DiffDigest != digest:
 			return nil, fmt.Errorf("the vote of %q approves digest %s, not %s", v.Actor, v.DiffDigest, digest)
-		case slices.ContainsFunc(approvals, func(a Vote) bool { return strings.EqualFold(strings.TrimSpace(a.Actor), strings.TrimSpace(v.Actor)) }):
+		case slices.ContainsFunc(approvals, func(a Vote) bool { return SameActor(a.Actor, v.Actor) }):
 			return nil, fmt.Errorf("%q voted twice", v.Actor)
 		}
 		approvals = append(approvals, v)
@@ -105,6 +105,13 @@ func VerifyApprovals(keys []vote.PublicKey, facts DecisionFacts, in OpenPRInput,
 		return nil, errors.New("the fix touches protected paths: an admin must be among the approvers")
 	}
 	return approvals, nil
+}
+
+// SameActor compares identities as the four-eyes rule does: trimmed and
+// without case, so "Alice" is neither a second approver nor someone other
+// than the requester "alice".
+func SameActor(a, b string) bool {
+	return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
 }
 
 // ChangeMessage composes the title and body of the change (and of its

@@ -140,11 +140,11 @@ func (r *remediation) validateVote(req ApprovalRequest, approve bool, now time.T
 	if r.version >= versionPolicy && approve && !slices.ContainsFunc(req.Roles, func(role string) bool { return slices.Contains(r.approverRoles(), role) }) {
 		return voteError(ErrTypeForbidden, "the risk policy lets only "+strings.Join(r.approverRoles(), " or ")+" approve this fix (risk "+r.st.Risk.Level+", rule "+r.st.Risk.Rule+")")
 	}
-	if approve && strings.EqualFold(strings.TrimSpace(req.Actor), strings.TrimSpace(r.in.Requester)) {
+	if approve && activities.SameActor(req.Actor, r.in.Requester) {
 		return voteError(ErrTypeSelfApproval, "the requester cannot approve their own remediation")
 	}
 	for _, v := range r.st.Votes {
-		if v.Actor == req.Actor || (r.version >= versionPolicy && sameActor(v.Actor, req.Actor)) {
+		if v.Actor == req.Actor || (r.version >= versionPolicy && activities.SameActor(v.Actor, req.Actor)) {
 			return voteError(ErrTypeDuplicate, req.Actor+" has already voted")
 		}
 	}

@@ -77,11 +77,6 @@ func (r *remediation) quorumMet() bool {
 	return r.st.Risk == nil || !r.st.Risk.AdminRequired || admin
 }
 
-// sameActor compares identities as the four-eyes rule does: without case.
-func sameActor(a, b string) bool {
-	return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
-}
-
 // maxReminders bounds the reminders of one run (a short interval over a long
 // window must not flood the channel or the history).
 const maxReminders = 24

@@ -277,6 +277,7 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 	// abandoning a half-run OpenPR would leave a branch that the record calls
 	// Cancelled. The run then ends Completed, with the truth recorded.
 	openCtx, _ := workflow.NewDisconnectedContext(ctx)
+	pol := r.policyOf()
 	var pr activities.PullRequest
 	prCtx := workflow.WithActivityOptions(openCtx, openPROptions)
 	err = workflow.ExecuteActivity(prCtx, acts.OpenPR, activities.OpenPRInput{
@@ -290,10 +291,10 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 		DecisionID:        r.st.DecisionID,
 		Requester:         r.in.Requester,
 		RequiredApprovals: r.st.RequiredApprovals,
-		ApproverRoles:     r.policyOf().ApproverRoles,
-		AdminRequired:     r.policyOf().AdminRequired,
-		RiskLevel:         r.policyOf().Level,
-		RiskRule:          r.policyOf().Rule,
+		ApproverRoles:     pol.ApproverRoles,
+		AdminRequired:     pol.AdminRequired,
+		RiskLevel:         pol.Level,
+		RiskRule:          pol.Rule,
 		Votes:             r.st.Votes,
 		FailureSummary:    r.in.FailureSummary,
 		FixSummary:        r.fix.Summary,
