@@ -68,6 +68,8 @@ type Activities struct {
 	Incidents IncidentClient
 	// Notifier posts the approval request (Slack; nil: none).
 	Notifier Notifier
+	// Audit is the append-only audit store (audit.Store) AppendAudit writes to.
+	Audit AuditStore
 	// WatchInterval is how often a decision the service can take itself
 	// (Dragon) is polled while awaiting approval.
 	WatchInterval time.Duration
@@ -79,6 +81,11 @@ type Activities struct {
 	HeartbeatInterval time.Duration
 	// Policy is the risk policy; nil means the built-in one.
 	Policy *policy.Policy
+	// Workflows reads remediations' executions (the worker's Temporal
+	// client) for the repository coordinator's reconcile; nil fails it.
+	Workflows WorkflowDescriber
+	// HistoryLimit: see Capabilities.
+	HistoryLimit int
 }
 
 // DefaultHeartbeatInterval keeps well inside the workflow's heartbeat

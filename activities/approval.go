@@ -84,11 +84,19 @@ func VerifyApprovals(keys []vote.PublicKey, facts DecisionFacts, in OpenPRInput,
 		if !v.Approved {
 			return nil, fmt.Errorf("%q rejected the change", v.Actor)
 		}
+		// A member of one of the level's named groups may approve with the
+		// approver role alone; everyone needs at least that.
+		member := slices.ContainsFunc(in.ApproverMembers, func(m string) bool { return SameActor(m, v.Actor) }) &&
+			slices.ContainsFunc(v.Roles, func(r string) bool { return slices.Contains(approverRoles, r) })
 		switch {
 		case v.Actor == "" || SameActor(v.Actor, in.Requester):
 			return nil, fmt.Errorf("the requester %q cannot approve their own remediation", in.Requester)
-		case !slices.ContainsFunc(v.Roles, func(r string) bool { return slices.Contains(allowed, r) }):
+		case slices.ContainsFunc(in.Authors, func(a string) bool { return SameActor(a, v.Actor) }):
+			return nil, fmt.Errorf("%q is an author of this fix and cannot approve it", v.Actor)
+		case !member && !slices.ContainsFunc(v.Roles, func(r string) bool { return slices.Contains(allowed, r) }):
 			return nil, fmt.Errorf("%q holds none of the roles that may approve this fix (%s)", v.Actor, strings.Join(allowed, ", "))
+		case in.BaseBound && v.BaseSHA != in.BaseSHA:
+			return nil, fmt.Errorf("the vote of %q approves the diff on base %q, not %s", v.Actor, v.BaseSHA, in.BaseSHA)
 		case v.DecisionID != in.DecisionID || in.DecisionID == "":
 			return nil, fmt.Errorf("the vote of %q is for decision %q, not %q", v.Actor, v.DecisionID, in.DecisionID)
 		case v.DiffDigest != digest:

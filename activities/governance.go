@@ -22,6 +22,9 @@ type Capabilities struct {
 	NotifyUpdates  bool             `json:"notify_updates,omitempty"`
 	WatchDecisions bool             `json:"watch_decisions,omitempty"`
 	WatchInterval  time.Duration    `json:"watch_interval,omitempty"`
+	// HistoryLimit is the history length (events) after which a
+	// remediation waiting for approval continues as new (0: the default).
+	HistoryLimit int `json:"history_limit,omitempty"`
 }
 
 // DefaultWatchInterval is how often Dragon is polled when no interval is configured.
@@ -34,7 +37,7 @@ func (a *Activities) Setup(ctx context.Context) (Capabilities, error) {
 	if err != nil {
 		return Capabilities{}, err
 	}
-	c := Capabilities{Keys: keys, Incidents: a.Incidents != nil, Notify: a.Notifier != nil}
+	c := Capabilities{Keys: keys, Incidents: a.Incidents != nil, Notify: a.Notifier != nil, HistoryLimit: a.HistoryLimit}
 	if a.Notifier != nil {
 		c.NotifyUpdates = a.Notifier.CanUpdate()
 	}

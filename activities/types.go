@@ -121,10 +121,18 @@ type OpenPRInput struct {
 	// ApproverRoles are the roles the policy lets approve this fix (empty:
 	// approver or admin); AdminRequired asks for an admin among the
 	// approvers (the fix touches protected paths).
-	ApproverRoles  []string  `json:"approver_roles,omitempty"`
-	AdminRequired  bool      `json:"admin_required,omitempty"`
-	RiskLevel      string    `json:"risk_level,omitempty"`
-	RiskRule       string    `json:"risk_rule,omitempty"`
+	ApproverRoles []string `json:"approver_roles,omitempty"`
+	AdminRequired bool     `json:"admin_required,omitempty"`
+	RiskLevel     string   `json:"risk_level,omitempty"`
+	RiskRule      string   `json:"risk_rule,omitempty"`
+	// ApproverMembers may approve whatever their roles (the members of the
+	// policy's named groups for this level).
+	ApproverMembers []string `json:"approver_members,omitempty"`
+	// Authors wrote or asked for this fix: like the requester, they never
+	// approve it.
+	Authors []string `json:"authors,omitempty"`
+	// BaseBound: every vote must name BaseSHA (workflow version 5).
+	BaseBound      bool      `json:"base_bound,omitempty"`
 	Votes          []Vote    `json:"votes"`
 	FailureSummary string    `json:"failure_summary"`
 	FixSummary     string    `json:"fix_summary"`
@@ -147,17 +155,20 @@ type PullRequest struct {
 // signature the API made over it. Comment and Reason are kept as signed;
 // votes recorded before signing existed carry a reject's reason in Comment.
 type Vote struct {
-	Actor      string          `json:"actor"`
-	Approved   bool            `json:"approved"`
-	Comment    string          `json:"comment,omitempty"`
-	Reason     string          `json:"reason,omitempty"`
-	Roles      []string        `json:"roles,omitempty"`
-	Channel    string          `json:"channel"`
-	DecisionID string          `json:"decision_id"`
-	DiffDigest string          `json:"diff_digest"`
-	At         time.Time       `json:"at"`
-	SignedAt   time.Time       `json:"signed_at,omitzero"`
-	Signature  *vote.Signature `json:"signature,omitempty"`
+	Actor      string   `json:"actor"`
+	Approved   bool     `json:"approved"`
+	Comment    string   `json:"comment,omitempty"`
+	Reason     string   `json:"reason,omitempty"`
+	Roles      []string `json:"roles,omitempty"`
+	Channel    string   `json:"channel"`
+	DecisionID string   `json:"decision_id"`
+	DiffDigest string   `json:"diff_digest"`
+	// BaseSHA is the base commit the voter saw (votes since workflow
+	// version 5 name it, and it is signed).
+	BaseSHA   string          `json:"base_sha,omitempty"`
+	At        time.Time       `json:"at"`
+	SignedAt  time.Time       `json:"signed_at,omitzero"`
+	Signature *vote.Signature `json:"signature,omitempty"`
 }
 
 // Text is what the voter said: the reason of a rejection, else the comment.
@@ -173,6 +184,7 @@ func (v Vote) Signed(id string) vote.Vote {
 	return vote.Vote{
 		RemediationID: id, Approve: v.Approved, Actor: v.Actor, Roles: v.Roles, Channel: v.Channel,
 		DecisionID: v.DecisionID, DiffDigest: v.DiffDigest, Comment: v.Comment, Reason: v.Reason, SignedAt: v.SignedAt,
+		BaseSHA: v.BaseSHA,
 	}
 }
 

@@ -123,7 +123,7 @@ func (r *remediation) awaitApproval(ctx workflow.Context) (bool, error) {
 // which carries no signature: it comes from an activity of this run (OpenPR
 // confirms it with Dragon again). Updates and signals are never trusted.
 func (r *remediation) validateVote(req ApprovalRequest, approve bool, now time.Time, trusted bool) error {
-	if r.st.Phase != PhaseAwaitingApproval || r.verdict != verdictPending {
+	if r.st.Phase != PhaseAwaitingApproval || r.verdict != verdictPending || r.interrupted() {
 		return voteError(ErrTypeGateClosed, "the remediation is not awaiting approval (phase "+string(r.st.Phase)+")")
 	}
 	if !trusted {
@@ -137,11 +137,14 @@ func (r *remediation) validateVote(req ApprovalRequest, approve bool, now time.T
 	if !slices.Contains(req.Roles, RoleApprover) && !slices.Contains(req.Roles, RoleAdmin) {
 		return voteError(ErrTypeForbidden, "voting needs the approver role")
 	}
-	if r.version >= versionPolicy && approve && !slices.ContainsFunc(req.Roles, func(role string) bool { return slices.Contains(r.approverRoles(), role) }) {
-		return voteError(ErrTypeForbidden, "the risk policy lets only "+strings.Join(r.approverRoles(), " or ")+" approve this fix (risk "+r.st.Risk.Level+", rule "+r.st.Risk.Rule+")")
+	if r.version >= versionPolicy && approve && !r.mayApprove(req) {
+		return voteError(ErrTypeForbidden, "the risk policy lets only "+r.approversText()+" approve this fix (risk "+r.st.Risk.Level+", rule "+r.st.Risk.Rule+")")
 	}
 	if approve && activities.SameActor(req.Actor, r.in.Requester) {
 		return voteError(ErrTypeSelfApproval, "the requester cannot approve their own remediation")
+	}
+	if approve && r.isAuthor(req.Actor) {
+		return voteError(ErrTypeSelfApproval, req.Actor+" asked for this fix and cannot approve it")
 	}
 	for _, v := range r.st.Votes {
 		if v.Actor == req.Actor || (r.version >= versionPolicy && activities.SameActor(v.Actor, req.Actor)) {
@@ -156,6 +159,12 @@ func (r *remediation) validateVote(req ApprovalRequest, approve bool, now time.T
 	}
 	if req.DiffDigest != r.fix.Digest {
 		return voteError(ErrTypeStaleVote, "diff_digest does not match the proposed fix")
+	}
+	if r.version >= versionSafety && !trusted && req.BaseSHA == "" {
+		return voteError(ErrTypeInvalidVote, "base_sha is required: it binds the vote to the base commit you reviewed the diff against")
+	}
+	if r.version >= versionSafety && req.BaseSHA != r.fix.BaseSHA && !(trusted && req.BaseSHA == "") {
+		return voteError(ErrTypeStaleVote, "base_sha does not match the base commit of the proposed fix (it was regenerated)")
 	}
 	if !approve && strings.TrimSpace(req.Reason) == "" {
 		return voteError(ErrTypeInvalidVote, "a rejection needs a reason")
@@ -202,6 +211,11 @@ func (r *remediation) vote(ctx workflow.Context, req ApprovalRequest, approve bo
 	}
 	r.st.Votes = append(r.st.Votes, rec)
 	r.st.UpdatedAt = workflow.Now(ctx)
+	kind := "approved"
+	if !approve {
+		kind = "rejected"
+	}
+	r.audit(ctx, auditEvent{Kind: "vote_" + kind, Actor: req.Actor, Roles: req.Roles, Channel: rec.Channel, Digest: req.DiffDigest, Base: req.BaseSHA, Detail: rec.Text()})
 	if r.caps.NotifyUpdates {
 		r.notifier.poke()
 	}
@@ -252,6 +266,7 @@ func (r *remediation) handleSignal(ctx workflow.Context, req ApprovalRequest) {
 
 func (r *remediation) ignoreSignal(ctx workflow.Context, req ApprovalRequest, reason string) {
 	r.logger.Warn("approval signal ignored", "actor", req.Actor, "reason", reason)
+	r.audit(ctx, auditEvent{Kind: "refused", Actor: req.Actor, Roles: req.Roles, Channel: ChannelSignal, Digest: req.DiffDigest, Base: req.BaseSHA, Detail: reason})
 	if len(r.st.IgnoredSignals) >= maxIgnoredSignals {
 		r.st.IgnoredSignals = r.st.IgnoredSignals[1:]
 	}

@@ -27,6 +27,17 @@ const (
 	// instead of starting another; it is counted in the status.
 	SignalEventAttached = "event_attached"
 	QueryStatus         = "status"
+	// UpdateRegenerate (version 5) asks for a new fix on the current head
+	// of the base branch: pending votes are void, approvers are asked
+	// again. Developer role; signed by the API like a vote.
+	UpdateRegenerate = "regenerate"
+	// SignalSuperseded (version 5): a newer failure of the same CI workflow
+	// on the same branch started another remediation; this one ends
+	// Superseded unless its change is already being opened. Signed by
+	// the API; an unsigned one is recorded and ignored.
+	SignalSuperseded = "superseded"
+	// QueryAudit answers the remediation's audit events (version 5).
+	QueryAudit = "audit"
 	// UpdateAwaitProposal waits until the fix and its decision exist (or the
 	// run ended) and answers with the status; POST /api/generate sends it
 	// with the start (update-with-start). It changes nothing.
@@ -80,18 +91,21 @@ const (
 	PhaseExpired          Phase = "Expired"
 	PhaseFailed           Phase = "Failed"
 	PhaseCancelled        Phase = "Cancelled"
+	// PhaseSuperseded (version 5): a newer failure of the same CI workflow
+	// on the same branch replaced this remediation.
+	PhaseSuperseded Phase = "Superseded"
 )
 
 // Phases lists every phase, for validation of filters.
 var Phases = []Phase{
 	PhaseReceived, PhaseGeneratingFix, PhaseAwaitingApproval, PhaseOpeningPR,
-	PhaseCompleted, PhaseRejected, PhaseExpired, PhaseFailed, PhaseCancelled,
+	PhaseCompleted, PhaseRejected, PhaseExpired, PhaseFailed, PhaseCancelled, PhaseSuperseded,
 }
 
 // Terminal reports whether no further transition can happen.
 func (p Phase) Terminal() bool {
 	switch p {
-	case PhaseCompleted, PhaseRejected, PhaseExpired, PhaseFailed, PhaseCancelled:
+	case PhaseCompleted, PhaseRejected, PhaseExpired, PhaseFailed, PhaseCancelled, PhaseSuperseded:
 		return true
 	}
 	return false
@@ -136,6 +150,9 @@ type RemediationInput struct {
 	RequiredApprovals int           `json:"required_approvals,omitempty"`
 	// CIRun names the failed CI run on the forge (its logs become evidence).
 	CIRun *activities.CIRun `json:"ci_run,omitempty"`
+	// Carry, set only by the workflow itself when it continues as new,
+	// resumes the wait with the state of the previous run.
+	Carry *Carry `json:"carry,omitempty"`
 	// Deadline is the absolute end of the approval window, fixed once when
 	// the remediation is accepted: the time spent generating the fix or
 	// retrying the decision neither extends nor shrinks it. Zero (inputs of
@@ -154,9 +171,11 @@ type ApprovalRequest struct {
 	Roles      []string `json:"roles"`
 	DecisionID string   `json:"decision_id"`
 	DiffDigest string   `json:"diff_digest"`
-	Comment    string   `json:"comment,omitempty"`
-	Reason     string   `json:"reason,omitempty"`
-	Channel    string   `json:"channel,omitempty"`
+	// BaseSHA is the base commit the voter saw (required since version 5).
+	BaseSHA string `json:"base_sha,omitempty"`
+	Comment string `json:"comment,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	Channel string `json:"channel,omitempty"`
 	// Approve is read only from the signal; the Update name carries it otherwise.
 	Approve   bool            `json:"approve,omitempty"`
 	SignedAt  time.Time       `json:"signed_at,omitzero"`
@@ -168,8 +187,84 @@ type ApprovalRequest struct {
 func (r ApprovalRequest) Record(approve bool, at time.Time) activities.Vote {
 	return activities.Vote{
 		Actor: r.Actor, Approved: approve, Comment: r.Comment, Reason: r.Reason, Roles: r.Roles, Channel: r.Channel,
-		DecisionID: r.DecisionID, DiffDigest: r.DiffDigest, At: at, SignedAt: r.SignedAt, Signature: r.Signature,
+		DecisionID: r.DecisionID, DiffDigest: r.DiffDigest, BaseSHA: r.BaseSHA, At: at, SignedAt: r.SignedAt, Signature: r.Signature,
 	}
+}
+
+// Signed actions other than votes, kept apart from votes (and from each
+// other) in what the signature covers.
+const (
+	ActionRegenerate = "regenerate"
+	ActionSupersede  = "supersede"
+)
+
+// signedAction is what the signature of a regenerate request covers.
+func (r ApprovalRequest) signedAction(id, action string) vote.Vote {
+	v := r.Record(false, time.Time{}).Signed(id)
+	v.Action = action
+	return v
+}
+
+// SignRegenerate signs a regenerate request (the API side only).
+func SignRegenerate(s *vote.Signer, id string, r ApprovalRequest, now time.Time) ApprovalRequest {
+	r.Approve = false
+	r.SignedAt = now.UTC()
+	sig := s.Sign(r.signedAction(id, ActionRegenerate))
+	r.Signature = &sig
+	return r
+}
+
+// Supersession is the payload of SignalSuperseded: By is the newer
+// remediation, SHA the newer failing commit, and the API signs it.
+type Supersession struct {
+	By        string          `json:"by"`
+	SHA       string          `json:"sha,omitempty"`
+	Reason    string          `json:"reason"`
+	At        time.Time       `json:"at"`
+	SignedAt  time.Time       `json:"signed_at,omitzero"`
+	Signature *vote.Signature `json:"signature,omitempty"`
+}
+
+func (s Supersession) signed(id string) vote.Vote {
+	return vote.Vote{RemediationID: id, Actor: "remediator", Channel: ChannelAPI, Comment: s.By, Reason: s.Reason,
+		BaseSHA: s.SHA, SignedAt: s.SignedAt, Action: ActionSupersede}
+}
+
+// SignSupersession signs a supersession for remediation id (the API side).
+func SignSupersession(sg *vote.Signer, id string, s Supersession, now time.Time) Supersession {
+	s.SignedAt = now.UTC()
+	sig := sg.Sign(s.signed(id))
+	s.Signature = &sig
+	return s
+}
+
+// Regeneration records one replacement of the fix: why, at whose request,
+// and what it replaced (whose votes became void).
+type Regeneration struct {
+	At           time.Time `json:"at"`
+	By           string    `json:"by"`
+	Reason       string    `json:"reason"`
+	FromDigest   string    `json:"from_digest"`
+	FromBase     string    `json:"from_base"`
+	FromDecision string    `json:"from_decision"`
+	VoidedVotes  int       `json:"voided_votes"`
+}
+
+// Carry is the state a remediation hands to its next run when it continues
+// as new while awaiting approval (version 5): everything the status shows
+// and what the gate needs, so the new run goes straight back to waiting.
+type Carry struct {
+	Status          Status                  `json:"status"`
+	Fix             activities.Fix          `json:"fix"`
+	Caps            activities.Capabilities `json:"caps"`
+	CreatedIncident bool                    `json:"created_incident,omitempty"`
+	// DecisionRun is the run id regenerated decisions are keyed on (the
+	// first run's), Generation the number of the current fix.
+	DecisionRun string `json:"decision_run"`
+	Generation  int    `json:"generation"`
+	// ReminderStart is when the current wait began (reminders count from it).
+	ReminderStart time.Time `json:"reminder_start"`
+	Audit         AuditLog  `json:"audit"`
 }
 
 // SignVote is how the API side (and only it) makes a request count: it
@@ -234,9 +329,13 @@ type Risk struct {
 	Policy string `json:"policy,omitempty"`
 	// ApproverRoles may approve at this level; AdminRequired when the fix
 	// touches ProtectedFiles (an admin must be among the approvers).
-	ApproverRoles  []string `json:"approver_roles,omitempty"`
-	AdminRequired  bool     `json:"admin_required,omitempty"`
-	ProtectedFiles []string `json:"protected_files,omitempty"`
+	ApproverRoles []string `json:"approver_roles,omitempty"`
+	// ApproverGroups are the policy's named groups whose Members may
+	// approve too (with the approver role).
+	ApproverGroups  []string `json:"approver_groups,omitempty"`
+	ApproverMembers []string `json:"approver_members,omitempty"`
+	AdminRequired   bool     `json:"admin_required,omitempty"`
+	ProtectedFiles  []string `json:"protected_files,omitempty"`
 	// The level's reminders and escalation (zero: none).
 	RemindEvery    time.Duration `json:"remind_every,omitempty"`
 	EscalateBefore time.Duration `json:"escalate_before,omitempty"`
@@ -316,4 +415,16 @@ type Status struct {
 	// Warnings name integrations (incident, Slack, Dragon write-back) that
 	// failed; they never change the remediation's outcome.
 	Warnings []string `json:"warnings,omitempty"`
+	// Authors wrote or asked for the fix (the requester, whoever asked for
+	// a regeneration): none of them may approve it (version 5).
+	Authors []string `json:"authors,omitempty"`
+	// Generation numbers the current fix (1 for the first); Regenerations
+	// record each replacement and VoidedVotes the votes it voided.
+	Generation    int               `json:"generation,omitempty"`
+	Regenerations []Regeneration    `json:"regenerations,omitempty"`
+	VoidedVotes   []activities.Vote `json:"voided_votes,omitempty"`
+	// SupersededBy is the remediation that replaced this one.
+	SupersededBy string `json:"superseded_by,omitempty"`
+	// Runs counts the workflow runs of this remediation (continue-as-new).
+	Runs int `json:"runs,omitempty"`
 }

@@ -217,6 +217,9 @@ func (r *remediation) dragonVerdict(ctx workflow.Context, v activities.DecisionV
 		Actor: v.Actor, Roles: v.Roles, DecisionID: r.st.DecisionID, DiffDigest: r.fix.Digest,
 		Channel: ChannelDragon, SignedAt: workflow.Now(ctx),
 	}
+	if r.version >= versionSafety {
+		req.BaseSHA = r.fix.BaseSHA // the decision is about this fix and base
+	}
 	if approve && v.Actor == "" {
 		note := v.Note
 		if note == "" {

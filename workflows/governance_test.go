@@ -46,6 +46,7 @@ func (s *RemediationSuite) governed(incidents, slackUpdates, dragon bool) {
 	if dragon {
 		a.Decisions = stubDragon{}
 	}
+	a.Audit = s.auditStore()
 	s.env.RegisterActivity(a)
 	s.signedStart(input())
 }

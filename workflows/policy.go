@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
+	"remediator/activities"
 	"remediator/internal/policy"
 )
 
@@ -31,11 +32,11 @@ func (r *remediation) applyPolicy(in policy.Input, risk *policy.Assessment, now 
 	risk.Reason = res.Reason + " [policy " + res.Policy + ", rule " + res.Rule + "]"
 	r.st.Risk = &Risk{
 		Level: res.Level, Score: res.Score, Gate: res.Gate, Reason: res.Reason, Rule: res.Rule, Policy: res.Policy,
-		ApproverRoles: res.Roles, ProtectedFiles: res.ProtectedFiles,
+		ApproverRoles: res.Roles, ApproverGroups: res.Groups, ApproverMembers: res.Members, ProtectedFiles: res.ProtectedFiles,
 		AdminRequired: len(res.ProtectedFiles) > 0 && res.ProtectedMode == policy.ProtectedAdmin,
 		RemindEvery:   res.RemindEvery, EscalateBefore: res.EscalateBefore, EscalateTo: res.EscalateTo,
 	}
-	if len(res.Roles) == 0 {
+	if len(res.Roles) == 0 && len(res.Members) == 0 {
 		r.st.Risk.ApproverRoles = []string{RoleApprover, RoleAdmin}
 	}
 	r.st.RequiredApprovals = max(r.st.RequiredApprovals, res.Approvals)
@@ -58,7 +59,29 @@ func (r *remediation) approverRoles() []string {
 	if r.st.Risk != nil && len(r.st.Risk.ApproverRoles) > 0 {
 		return r.st.Risk.ApproverRoles
 	}
+	if r.st.Risk != nil && len(r.st.Risk.ApproverMembers) > 0 {
+		return nil // only the named groups' members
+	}
 	return []string{RoleApprover, RoleAdmin}
+}
+
+// mayApprove: the voter holds a role the policy lets approve, or is a
+// member of one of the level's named groups (version 5).
+func (r *remediation) mayApprove(req ApprovalRequest) bool {
+	if slices.ContainsFunc(req.Roles, func(role string) bool { return slices.Contains(r.approverRoles(), role) }) {
+		return true
+	}
+	return r.version >= versionSafety && r.st.Risk != nil &&
+		slices.ContainsFunc(r.st.Risk.ApproverMembers, func(m string) bool { return activities.SameActor(m, req.Actor) })
+}
+
+// approversText names who may approve, for a refusal.
+func (r *remediation) approversText() string {
+	who := r.approverRoles()
+	if r.st.Risk != nil && len(r.st.Risk.ApproverGroups) > 0 {
+		who = append(slices.Clone(who), "members of "+strings.Join(r.st.Risk.ApproverGroups, ", "))
+	}
+	return strings.Join(who, " or ")
 }
 
 // quorumMet: enough distinct approvals, and an admin among them when the fix
@@ -87,8 +110,19 @@ const maxReminders = 24
 // in the status and sent through the notifier.
 func (r *remediation) awaitWithReminders(ctx workflow.Context) (bool, error) {
 	decided := func() bool { return r.verdict != verdictPending }
+	if r.version >= versionSafety {
+		// A regeneration, a supersession or a long history end the wait
+		// too; the gate tells them apart.
+		decided = func() bool { return r.verdict != verdictPending || r.interrupted() || r.wantsContinueAsNew(ctx) }
+	}
 	k := r.st.Risk
 	start := workflow.Now(ctx)
+	if r.version >= versionSafety {
+		if r.reminderStart.IsZero() {
+			r.reminderStart = start
+		}
+		start = r.reminderStart
+	}
 	for {
 		now := workflow.Now(ctx)
 		if decided() {
@@ -126,9 +160,11 @@ func (r *remediation) awaitWithReminders(ctx workflow.Context) (bool, error) {
 		if !escalateAt.IsZero() && !now.Before(escalateAt) {
 			r.st.Escalation = &Escalation{To: k.EscalateTo, At: now}
 			r.logger.Info("approval escalated", "to", k.EscalateTo)
+			r.audit(ctx, auditEvent{Kind: "escalated", Detail: "escalated to " + k.EscalateTo})
 		} else if !reminderAt.IsZero() && !now.Before(reminderAt) {
 			r.st.Reminders = append(r.st.Reminders, now)
 			r.logger.Info("approval reminder", "n", len(r.st.Reminders))
+			r.audit(ctx, auditEvent{Kind: "reminder", Detail: fmt.Sprintf("reminder %d", len(r.st.Reminders))})
 		}
 		r.st.UpdatedAt = now
 		r.notifier.poke()

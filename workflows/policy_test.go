@@ -22,7 +22,7 @@ func (s *RemediationSuite) withPolicy(doc string, fix activities.Fix) {
 	s.Require().NoError(err)
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testID})
-	s.env.RegisterActivity(&activities.Activities{VoteKeys: []vote.PublicKey{s.signer.PublicKey()}, Policy: &p})
+	s.env.RegisterActivity(&activities.Activities{VoteKeys: []vote.PublicKey{s.signer.PublicKey()}, Policy: &p, Audit: s.auditStore()})
 	s.mockFixUnder(&p, fix)
 }
 
@@ -140,7 +140,7 @@ func (s *RemediationSuite) TestPolicyRemindersEscalationAndDeadline() {
 	s.Require().NoError(err)
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testID})
-	s.env.RegisterActivity(&activities.Activities{VoteKeys: []vote.PublicKey{s.signer.PublicKey()}, Notifier: stubNotifier{updates: true}, Policy: &p})
+	s.env.RegisterActivity(&activities.Activities{VoteKeys: []vote.PublicKey{s.signer.PublicKey()}, Notifier: stubNotifier{updates: true}, Policy: &p, Audit: s.auditStore()})
 	s.signedStart(input())
 	s.mockFixUnder(&p, testFix)
 	s.expectOutcome(PhaseExpired)

@@ -27,11 +27,22 @@ var PhaseKey = temporal.NewSearchAttributeKeyKeyword(SearchAttrPhase)
 // exactly once, and write the outcome back. Business outcomes (rejected,
 // expired, failed) are results, not errors; only cancellation returns one.
 func Remediation(ctx workflow.Context, in RemediationInput) (Status, error) {
-	version := workflow.GetVersion(ctx, changeTrustBoundaries, workflow.DefaultVersion, versionPolicy)
+	version := workflow.GetVersion(ctx, changeTrustBoundaries, workflow.DefaultVersion, versionSafety)
 	r := newRemediation(ctx, in, version)
-	r.countStarted(ctx)
+	if in.Carry == nil {
+		r.countStarted(ctx)
+	}
 	if err := r.setup(ctx); err != nil {
 		return r.st, err
+	}
+	if version >= versionSafety {
+		if err := r.setupSafety(ctx); err != nil {
+			return r.st, err
+		}
+		if in.Carry != nil {
+			return r.resume(ctx)
+		}
+		r.startAuditor(ctx)
 	}
 	return r.run(ctx)
 }
@@ -47,6 +58,9 @@ func Remediation(ctx workflow.Context, in RemediationInput) (Status, error) {
 // Version 4 takes the level and who must approve from the risk policy the
 // worker recorded in Setup (quorum, roles, protected paths; a fix the
 // policy refuses ends Failed before any decision).
+// Version 5 binds votes to the base commit, regenerates the fix when the
+// base moved (or on request), supersedes, continues as new during long
+// waits and keeps the audit log; see workflows/safety.go.
 // Version 3 creates the decision on a disconnected context, so a cancel that
 // arrives while CreateDecision runs records the cancellation on the decision
 // instead of leaving it pending forever, and writes no outcome when no
@@ -57,6 +71,7 @@ const (
 	versionGovernance     = workflow.Version(2)
 	versionTopology       = workflow.Version(3)
 	versionPolicy         = workflow.Version(4)
+	versionSafety         = workflow.Version(5)
 )
 
 type verdict int
@@ -88,6 +103,18 @@ type remediation struct {
 	// createdIncident: the incident is this remediation's own (an incident
 	// id given with the request belongs to someone else and is not written).
 	createdIncident bool
+	// risk is the assessment the decision shows.
+	risk policy.Assessment
+	// Version 5: the fix's number and the run its decisions are keyed on,
+	// a regeneration asked for, a supersession received, the audit log,
+	// and when the current wait began.
+	generation    int
+	decisionRun   string
+	regen         *regenRequest
+	supersession  *Supersession
+	auditLog      AuditLog
+	auditor       sidecar
+	reminderStart time.Time
 }
 
 func newRemediation(ctx workflow.Context, in RemediationInput, version workflow.Version) *remediation {
@@ -150,19 +177,64 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 	if r.caps.Incidents && r.st.IncidentID == "" {
 		r.createIncident(ctx)
 	}
+	r.generation = 1
+	r.decisionRun = workflow.GetInfo(ctx).WorkflowExecution.RunID
+	if r.version >= versionSafety {
+		r.st.Generation = 1
+		r.addAuthor(r.in.Requester)
+		r.audit(ctx, auditEvent{Kind: "started", Actor: r.in.Requester, Channel: ChannelAPI})
+	}
+	if st, err, ended := r.propose(ctx, r.in.Ref, r.in.SHA); ended {
+		return st, err
+	}
+	if st, err, ended := r.createDecision(ctx); ended {
+		return st, err
+	}
+	if r.version == versionSignedVotes {
+		// The worker's own keys, recorded in history: replay verifies votes
+		// with exactly the keys the live run used.
+		keysCtx := workflow.WithLocalActivityOptions(ctx, voteKeysOptions)
+		if err := workflow.ExecuteLocalActivity(keysCtx, acts.VerificationKeys).Get(ctx, &r.keys); err != nil {
+			return r.endOnError(ctx, "reading the vote verification keys failed", err)
+		}
+	}
+	r.startSidecars(ctx)
+	return r.gate(ctx)
+}
+
+// startSidecars starts keeping the incident and the Slack message in step.
+func (r *remediation) startSidecars(ctx workflow.Context) {
+	if r.createdIncident {
+		r.startSidecar(ctx, &r.incident, r.updateIncident)
+	}
+	if r.caps.Notify {
+		r.startSidecar(ctx, &r.notifier, r.sendNotice)
+	}
+}
+
+// propose generates the fix at ref/sha and applies the risk policy; ended
+// when the run ended instead (no fix, refused, deadline passed).
+func (r *remediation) propose(ctx workflow.Context, ref, sha string) (Status, error, bool) {
 	fixCtx := workflow.WithActivityOptions(ctx, generateFixOptions)
+	var fix activities.Fix
 	err := workflow.ExecuteActivity(fixCtx, acts.GenerateFix, activities.GenerateFixInput{
 		RemediationID:  r.in.ID,
 		Repo:           r.in.Repo,
-		Ref:            r.in.Ref,
-		SHA:            r.in.SHA,
+		Ref:            ref,
+		SHA:            sha,
 		FailureSummary: r.in.FailureSummary,
 		LogExcerpt:     r.in.LogExcerpt,
 		CIRun:          r.in.CIRun,
-	}).Get(ctx, &r.fix)
+	}).Get(ctx, &fix)
 	if err != nil {
-		return r.endOnError(ctx, "generating the fix failed", err)
+		st, err := r.endOnError(ctx, "generating the fix failed", err)
+		return st, err, true
 	}
+	if r.superseded(ctx) {
+		st, err := r.endSuperseded(ctx)
+		return st, err, true
+	}
+	r.fix = fix
 	r.patch = r.fix.Patch
 	if len(r.patch) == 0 {
 		r.patch = []byte(r.fix.Diff) // a result recorded before Patch existed
@@ -177,27 +249,39 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 		FailureSummary: r.in.FailureSummary, LogExcerpt: r.in.LogExcerpt, Files: r.fix.Files,
 		Source: r.fix.Source, DiffBytes: len(r.patch),
 	}
-	risk := policy.Assess(riskIn)
-	r.st.Risk = &Risk{Level: risk.Level, Score: risk.Score, Gate: risk.Gate, Reason: risk.Reason}
+	r.risk = policy.Assess(riskIn)
+	r.st.Risk = &Risk{Level: r.risk.Level, Score: r.risk.Score, Gate: r.risk.Gate, Reason: r.risk.Reason}
 	if r.version >= versionPolicy {
-		if refused := r.applyPolicy(riskIn, &risk, workflow.Now(ctx)); refused != "" {
-			return r.end(ctx, PhaseFailed, refused)
+		if refused := r.applyPolicy(riskIn, &r.risk, workflow.Now(ctx)); refused != "" {
+			st, err := r.end(ctx, PhaseFailed, refused)
+			return st, err, true
 		}
 	}
+	r.audit(ctx, auditEvent{Kind: "fix_proposed", Detail: r.fix.Summary + " (" + r.fix.Source + " " + r.fix.Recipe + "; risk " + r.st.Risk.Level + ", rule " + r.st.Risk.Rule + ")"})
 	if r.version >= versionSignedVotes {
 		r.st.Fix.Patch = r.patch
 		if !workflow.Now(ctx).Before(r.st.Deadline) {
-			return r.end(ctx, PhaseExpired, "the approval deadline "+r.st.Deadline.UTC().Format(time.RFC3339)+" passed before the fix was ready")
+			st, err := r.end(ctx, PhaseExpired, "the approval deadline "+r.st.Deadline.UTC().Format(time.RFC3339)+" passed before the fix was ready")
+			return st, err, true
 		}
 	} else {
 		r.st.Fix.Diff = r.fix.Diff
 	}
+	return Status{}, nil, false
+}
 
+// createDecision creates the governance decision for the current fix.
+func (r *remediation) createDecision(ctx workflow.Context) (Status, error, bool) {
 	var dec activities.Decision
 	ledgerCtx := workflow.WithActivityOptions(ctx, ledgerOptions)
 	runID := ""
 	if r.version >= versionSignedVotes {
-		runID = workflow.GetInfo(ctx).WorkflowExecution.RunID
+		runID = r.decisionRun
+		if r.generation > 1 {
+			// A regenerated fix is another change: it gets a decision
+			// (and votes) of its own.
+			runID += fmt.Sprintf("#%d", r.generation)
+		}
 	}
 	decisionCtx := ctx
 	stopCreate := func() {}
@@ -220,9 +304,9 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 		Files:         r.fix.Files,
 		DiffDigest:    r.fix.Digest,
 		BaseSHA:       r.fix.BaseSHA,
-		RiskLevel:     risk.Level,
-		RiskScore:     risk.Score,
-		RiskReason:    risk.Reason,
+		RiskLevel:     r.risk.Level,
+		RiskScore:     r.risk.Score,
+		RiskReason:    r.risk.Reason,
 		FixSource:     r.fix.Source,
 		Validation:    r.fix.Validation,
 		Ref:           r.in.Ref,
@@ -230,57 +314,78 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 	if r.version >= versionTopology {
 		r.awaitCreateOrGrace(ctx, decisionCtx, created, stopCreate)
 	}
-	err = created.Get(decisionCtx, &dec)
-	if err != nil {
-		return r.endOnError(ctx, "creating the decision failed", err)
+	if err := created.Get(decisionCtx, &dec); err != nil {
+		st, err := r.endOnError(ctx, "creating the decision failed", err)
+		return st, err, true
 	}
 	r.st.DecisionID = dec.ID
 	if r.version >= versionTopology && ctx.Err() != nil {
-		return r.end(ctx, PhaseCancelled, "cancelled while the decision was being created")
+		st, err := r.end(ctx, PhaseCancelled, "cancelled while the decision was being created")
+		return st, err, true
 	}
+	r.audit(ctx, auditEvent{Kind: "decision_created"})
+	return Status{}, nil, false
+}
 
-	if r.version == versionSignedVotes {
-		// The worker's own keys, recorded in history: replay verifies votes
-		// with exactly the keys the live run used.
-		keysCtx := workflow.WithLocalActivityOptions(ctx, voteKeysOptions)
-		if err := workflow.ExecuteLocalActivity(keysCtx, acts.VerificationKeys).Get(ctx, &r.keys); err != nil {
-			return r.endOnError(ctx, "reading the vote verification keys failed", err)
+// gate waits for the verdict and acts on it: the change is opened for an
+// approved fix; a regeneration (asked for, or because the base moved) goes
+// round again with a new fix and decision.
+func (r *remediation) gate(ctx workflow.Context) (Status, error) {
+	for {
+		r.setPhase(ctx, PhaseAwaitingApproval, "")
+		r.audit(ctx, auditEvent{Kind: "awaiting_approval"})
+		stopWatch := r.watchDecision(ctx)
+		await := r.awaitApproval
+		if r.version >= versionPolicy {
+			await = r.awaitWithReminders
 		}
+		decided, err := await(ctx)
+		stopWatch()
+		if err != nil {
+			return r.endOnError(ctx, "cancelled while awaiting approval", err)
+		}
+		if r.version >= versionSafety && r.verdict == verdictPending {
+			switch {
+			case r.superseded(ctx):
+				return r.endSuperseded(ctx)
+			case r.regen != nil:
+				req := *r.regen
+				if st, err, ended := r.regenerate(ctx, req.by, req.reason, ""); ended {
+					return st, err
+				}
+				continue
+			case r.wantsContinueAsNew(ctx):
+				return r.continueAsNew(ctx)
+			}
+		}
+		switch {
+		case !decided:
+			return r.end(ctx, PhaseExpired, fmt.Sprintf("no decision before the deadline %s", r.st.Deadline.UTC().Format(time.RFC3339)))
+		case r.verdict == verdictRejected:
+			return r.end(ctx, PhaseRejected, r.st.Reason)
+		}
+		if r.version >= versionSafety {
+			again, st, err, ended := r.checkBase(ctx)
+			if ended {
+				return st, err
+			}
+			if again {
+				continue
+			}
+		}
+		return r.openChange(ctx)
 	}
-	if r.createdIncident {
-		r.startSidecar(ctx, &r.incident, r.updateIncident)
-	}
-	if r.caps.Notify {
-		r.startSidecar(ctx, &r.notifier, r.sendNotice)
-	}
+}
 
-	r.setPhase(ctx, PhaseAwaitingApproval, "")
-	stopWatch := r.watchDecision(ctx)
-	await := r.awaitApproval
-	if r.version >= versionPolicy {
-		await = r.awaitWithReminders
-	}
-	decided, err := await(ctx)
-	stopWatch()
-	if err != nil {
-		return r.endOnError(ctx, "cancelled while awaiting approval", err)
-	}
-	switch {
-	case !decided:
-		return r.end(ctx, PhaseExpired, fmt.Sprintf("no decision before the deadline %s", r.st.Deadline.UTC().Format(time.RFC3339)))
-	case r.verdict == verdictRejected:
-		return r.end(ctx, PhaseRejected, r.st.Reason)
-	}
-
+// openChange opens the approved change, exactly once.
+func (r *remediation) openChange(ctx workflow.Context) (Status, error) {
 	r.setPhase(ctx, PhaseOpeningPR, "")
 	// Once approved, the change is opened even if a cancel arrives meanwhile:
 	// abandoning a half-run OpenPR would leave a branch that the record calls
 	// Cancelled. The run then ends Completed, with the truth recorded.
 	openCtx, _ := workflow.NewDisconnectedContext(ctx)
 	pol := r.policyOf()
-	var pr activities.PullRequest
-	prCtx := workflow.WithActivityOptions(openCtx, openPROptions)
-	err = workflow.ExecuteActivity(prCtx, acts.OpenPR, activities.OpenPRInput{
+	in := activities.OpenPRInput{
 		RemediationID:     r.in.ID,
 		Repo:              r.fix.Repo,
 		Branch:            BranchFor(r.in.ID),
@@ -301,12 +406,22 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 		Recipe:            r.fix.Recipe,
 		IncidentID:        r.in.IncidentID,
 		CommitTime:        r.st.UpdatedAt,
-	}).Get(openCtx, &pr)
+	}
+	if r.version >= versionSafety {
+		in.ApproverMembers, in.Authors, in.BaseBound = pol.ApproverMembers, r.st.Authors, true
+		if len(pol.ApproverRoles) == 0 && len(pol.ApproverMembers) > 0 {
+			in.ApproverRoles = []string{noRole}
+		}
+	}
+	var pr activities.PullRequest
+	prCtx := workflow.WithActivityOptions(openCtx, openPROptions)
+	err := workflow.ExecuteActivity(prCtx, acts.OpenPR, in).Get(openCtx, &pr)
 	if err != nil {
 		r.countChangeFailure(ctx)
 		return r.end(ctx, PhaseFailed, "opening the change request failed: "+errMessage(err))
 	}
 	r.st.PR = &pr
+	r.audit(ctx, auditEvent{Kind: "change_opened", Detail: pr.URL})
 	if ctx.Err() != nil {
 		return r.end(ctx, PhaseCompleted, "cancel requested after approval; the change was already being opened")
 	}
@@ -406,7 +521,7 @@ func (r *remediation) end(ctx workflow.Context, phase Phase, reason string) (Sta
 		r.logger.Error("recording the outcome failed", "error", err)
 		r.warn("writing the outcome to the decision failed: " + errMessage(err))
 	}
-	if err := workflow.Await(recCtx, func() bool { return r.incident.settled() && r.notifier.settled() }); err != nil {
+	if err := workflow.Await(recCtx, func() bool { return r.incident.settled() && r.notifier.settled() && r.auditor.settled() }); err != nil {
 		r.logger.Warn("waiting for the write-backs interrupted", "error", err)
 	}
 	r.drainSignals(ctx)
@@ -435,5 +550,6 @@ func (r *remediation) setPhase(ctx workflow.Context, phase Phase, reason string)
 	if err := workflow.UpsertTypedSearchAttributes(ctx, PhaseKey.ValueSet(string(phase))); err != nil {
 		r.logger.Warn("upserting the phase search attribute failed", "error", err)
 	}
+	r.audit(ctx, auditEvent{Kind: "phase", Detail: reason})
 	r.logger.Info("phase changed", "phase", phase)
 }

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"remediator/activities"
+	"remediator/internal/audit"
 	"remediator/internal/vote"
 )
 
@@ -34,6 +36,8 @@ type RemediationSuite struct {
 	testsuite.WorkflowTestSuite
 	env    *testsuite.TestWorkflowEnvironment
 	signer *vote.Signer
+	// auditFile is the audit store the activities append to.
+	auditFile string
 }
 
 func TestRemediation(t *testing.T) { suite.Run(t, new(RemediationSuite)) }
@@ -53,7 +57,16 @@ func (s *RemediationSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testID})
 	s.signer = newSigner(s.T())
-	s.env.RegisterActivity(&activities.Activities{VoteKeys: []vote.PublicKey{s.signer.PublicKey()}})
+	s.env.RegisterActivity(&activities.Activities{VoteKeys: []vote.PublicKey{s.signer.PublicKey()}, Audit: s.auditStore()})
+}
+
+// auditStore is a fresh audit file for one test (auditFile names it).
+func (s *RemediationSuite) auditStore() activities.AuditStore {
+	s.auditFile = filepath.Join(s.T().TempDir(), "audit.jsonl")
+	store, err := audit.OpenFile(s.auditFile)
+	s.Require().NoError(err)
+	s.T().Cleanup(store.Close)
+	return store
 }
 
 // sign signs req as the API would, at the current workflow time.
@@ -80,7 +93,7 @@ func input() RemediationInput {
 }
 
 func approval(actor string, roles ...string) ApprovalRequest {
-	return ApprovalRequest{Actor: actor, Roles: roles, DecisionID: testDecision, DiffDigest: testDigest, Comment: "lgtm"}
+	return ApprovalRequest{Actor: actor, Roles: roles, DecisionID: testDecision, DiffDigest: testDigest, BaseSHA: testFix.BaseSHA, Comment: "lgtm"}
 }
 
 func rejection(actor, reason string) ApprovalRequest {
@@ -439,7 +452,7 @@ func (s *RemediationSuite) TestBusinessMetrics() {
 	s.SetMetricsHandler(m)
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testID})
-	s.env.RegisterActivity(&activities.Activities{VoteKeys: []vote.PublicKey{s.signer.PublicKey()}})
+	s.env.RegisterActivity(&activities.Activities{VoteKeys: []vote.PublicKey{s.signer.PublicKey()}, Audit: s.auditStore()})
 	defer s.SetMetricsHandler(nil)
 	s.happyPathMocks()
 	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.Anything).Return(testPR, nil).Once()
@@ -492,7 +505,7 @@ func TestPhaseTerminal(t *testing.T) {
 			terminal++
 		}
 	}
-	require.Equal(t, 5, terminal)
+	require.Equal(t, 6, terminal)
 	require.False(t, PhaseAwaitingApproval.Terminal())
 	require.Equal(t, "autofix/rem-x", BranchFor("rem-x"))
 }

@@ -105,7 +105,7 @@ func (s *RemediationSuite) TestExpiryBeforeTheGateOpens() {
 func (s *RemediationSuite) TestNoVerificationKeysFails() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testID})
-	s.env.RegisterActivity(&activities.Activities{})
+	s.env.RegisterActivity(&activities.Activities{Audit: s.auditStore()})
 	s.env.ExecuteWorkflow(Remediation, input())
 	st := s.result()
 	s.Equal(PhaseFailed, st.Phase)

@@ -21,6 +21,9 @@ import (
 // (shown as text).
 var escalateTarget = regexp.MustCompile(`^(<(!subteam\^[A-Z0-9]{2,20}|@[UW][A-Z0-9]{2,20}|!here|!channel)>|[A-Za-z0-9@._ -]{1,80})$`)
 
+// groupName is a policy group's name.
+var groupName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
 // Roles that may be named in a level's roles.
 var knownRoles = []string{"approver", "admin"}
 
@@ -46,6 +49,9 @@ type Policy struct {
 	// Default is the level when no rule matches, or "heuristics": the
 	// built-in assessment (Assess) decides.
 	Default string `json:"default"`
+	// Groups are named sets of people (API subjects) a level may let
+	// approve besides its roles.
+	Groups map[string][]string `json:"groups,omitempty"`
 }
 
 // LevelRule says who must approve a fix of one level.
@@ -55,6 +61,9 @@ type LevelRule struct {
 	Approvals int `json:"approvals"`
 	// Roles are the roles allowed to approve at this level.
 	Roles []string `json:"roles"`
+	// Groups name the policy's groups whose members may approve at this
+	// level (with the approver role) whatever their other roles.
+	Groups []string `json:"groups,omitempty"`
 	// Deadline, when set, shortens the approval window to this long after
 	// the fix is ready (never lengthens the request's deadline).
 	Deadline time.Duration `json:"deadline,omitempty"`
@@ -101,6 +110,9 @@ type Result struct {
 	Policy    string   `json:"policy"`
 	Approvals int      `json:"approvals"`
 	Roles     []string `json:"roles"`
+	// Groups are the level's named groups and Members their people.
+	Groups  []string `json:"groups,omitempty"`
+	Members []string `json:"members,omitempty"`
 	// ProtectedFiles are the fix's files under protected paths; with
 	// ProtectedMode admin they need an admin approval, with refuse the fix
 	// is not opened.
@@ -177,9 +189,18 @@ func (p Policy) Evaluate(in EvalInput) Result {
 	lr := p.Levels[res.Level]
 	res.Approvals, res.Roles = max(lr.Approvals, 1), slices.Clone(lr.Roles)
 	res.Deadline, res.RemindEvery, res.EscalateBefore, res.EscalateTo = lr.Deadline, lr.RemindEvery, lr.EscalateBefore, lr.EscalateTo
-	if len(res.Roles) == 0 {
+	if len(res.Roles) == 0 && len(lr.Groups) == 0 {
 		res.Roles = []string{"approver", "admin"}
 	}
+	for _, g := range lr.Groups {
+		res.Groups = append(res.Groups, g)
+		for _, m := range p.Groups[g] {
+			if !slices.Contains(res.Members, m) {
+				res.Members = append(res.Members, m)
+			}
+		}
+	}
+	slices.Sort(res.Members)
 	for _, f := range in.Files {
 		if matchAny(p.Protected.Paths, f) != "" {
 			res.ProtectedFiles = append(res.ProtectedFiles, f)
@@ -228,6 +249,7 @@ func assessmentFor(level, reason string) Assessment {
 type fileLevel struct {
 	Approvals      int      `yaml:"approvals"`
 	Roles          []string `yaml:"roles"`
+	Groups         []string `yaml:"groups"`
 	Deadline       string   `yaml:"deadline"`
 	RemindEvery    string   `yaml:"remind_every"`
 	EscalateBefore string   `yaml:"escalate_before"`
@@ -278,6 +300,7 @@ type file struct {
 	Protected *fileProtected       `yaml:"protected"`
 	Rules     []fileRule           `yaml:"rules"`
 	Default   string               `yaml:"default"`
+	Groups    map[string][]string  `yaml:"groups"`
 }
 
 // Parse reads a policy file. Errors name the file and the line. What the
@@ -319,6 +342,25 @@ func parse(data []byte, name string, base *Policy) (Policy, error) {
 	if base != nil {
 		p.Protected = base.Protected
 	}
+	for _, g := range slices.Sorted(maps.Keys(f.Groups)) {
+		line := lineOf("groups", g)
+		if !groupName.MatchString(g) {
+			fail(line, "group name %q: letters, digits, '.', '_' and '-' only", g)
+			continue
+		}
+		if len(f.Groups[g]) == 0 {
+			fail(line, "group %q has no members", g)
+		}
+		for _, m := range f.Groups[g] {
+			if strings.TrimSpace(m) == "" || m != strings.TrimSpace(m) || strings.ContainsAny(m, "\x00\n\r\t") {
+				fail(line, "group %q: member %q is not a subject", g, m)
+			}
+		}
+		if p.Groups == nil {
+			p.Groups = map[string][]string{}
+		}
+		p.Groups[g] = slices.Clone(f.Groups[g])
+	}
 	for _, lvl := range slices.Sorted(maps.Keys(f.Levels)) {
 		lr := f.Levels[lvl]
 		line := lineOf("levels", lvl)
@@ -329,15 +371,20 @@ func parse(data []byte, name string, base *Policy) (Policy, error) {
 		if lr.Approvals < 1 || lr.Approvals > 10 {
 			fail(line, "%s: approvals must be between 1 and 10, not %d", lvl, lr.Approvals)
 		}
-		if len(lr.Roles) == 0 {
-			fail(line, "%s: roles must name who may approve (approver, admin)", lvl)
+		if len(lr.Roles) == 0 && len(lr.Groups) == 0 {
+			fail(line, "%s: roles (approver, admin) or groups must name who may approve", lvl)
+		}
+		for _, g := range lr.Groups {
+			if _, ok := f.Groups[g]; !ok {
+				fail(line, "%s: group %q is not defined under groups", lvl, g)
+			}
 		}
 		for _, r := range lr.Roles {
 			if !slices.Contains(knownRoles, r) {
 				fail(line, "%s: unknown role %q (approver or admin)", lvl, r)
 			}
 		}
-		rule := LevelRule{Approvals: lr.Approvals, Roles: lr.Roles, EscalateTo: strings.TrimSpace(lr.EscalateTo)}
+		rule := LevelRule{Approvals: lr.Approvals, Roles: lr.Roles, Groups: lr.Groups, EscalateTo: strings.TrimSpace(lr.EscalateTo)}
 		for _, d := range []struct {
 			key, val string
 			min      time.Duration

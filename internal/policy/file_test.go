@@ -2,6 +2,7 @@ package policy
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -102,11 +103,40 @@ func TestPolicyErrorsNameTheLine(t *testing.T) {
 		"escalate late":      {"levels:\n  LOW: {approvals: 1, roles: [approver], deadline: 2h, escalate_before: 3h, escalate_to: ops}\n", "shorter than the deadline"},
 		"bad source":         {"rules:\n  - name: a\n    level: LOW\n    sources: [human]\n", "p.yaml:2: rule \"a\": unknown source"},
 		"not a policy doc":   {"- just\n- a list\n", "p.yaml"},
+		"unknown group":      {"levels:\n  HIGH: {approvals: 1, groups: [leads]}\n", "p.yaml:2: HIGH: group \"leads\" is not defined"},
+		"empty group":        {"groups:\n  leads: []\n", "p.yaml:2: group \"leads\" has no members"},
+		"bad group name":     {"groups:\n  \"le ads\": [a]\n", "p.yaml:2: group name"},
+		"nobody approves":    {"levels:\n  HIGH: {approvals: 1}\n", "p.yaml:2: HIGH: roles (approver, admin) or groups"},
 	} {
 		_, err := Parse([]byte(tc.doc), "p.yaml")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: want an error containing %q, got %v", name, tc.want, err)
 		}
+	}
+}
+
+// A level may let the members of named groups approve besides its roles;
+// Evaluate resolves the members, so the workflow records who they are.
+func TestPolicyGroups(t *testing.T) {
+	p, err := Parse([]byte("groups:\n  sre-leads: [carol, dave]\n  db: [erin, carol]\nlevels:\n  HIGH: {approvals: 2, roles: [admin], groups: [sre-leads, db]}\n"), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.Evaluate(EvalInput{Input: Input{FailureSummary: "terraform apply failed"}})
+	if r.Level != LevelHigh || !slices.Equal(r.Roles, []string{"admin"}) || !slices.Equal(r.Groups, []string{"sre-leads", "db"}) ||
+		!slices.Equal(r.Members, []string{"carol", "dave", "erin"}) {
+		t.Fatalf("groups: %+v", r)
+	}
+	low := p.Evaluate(EvalInput{Input: Input{FailureSummary: "gofmt"}, Repo: "x"})
+	if len(low.Members) != 0 || len(low.Roles) == 0 {
+		t.Fatalf("a level without groups has no members: %+v", low)
+	}
+	only, err := Parse([]byte("protected: {paths: []}\ngroups:\n  leads: [carol]\nlevels:\n  HIGH: {approvals: 1, groups: [leads]}\n"), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := only.Evaluate(EvalInput{Input: Input{FailureSummary: "terraform apply failed"}}); len(r.Roles) != 0 || !slices.Equal(r.Members, []string{"carol"}) {
+		t.Fatalf("a groups-only level lets no role approve: %+v", r)
 	}
 }
 

@@ -39,6 +39,12 @@ type Vote struct {
 	Comment       string
 	Reason        string
 	SignedAt      time.Time
+	// BaseSHA is the base commit the voter saw the diff against; Action
+	// is empty for a vote and names any other signed request
+	// ("regenerate", "supersede"). Both are covered only when set, so
+	// signatures made before they existed still verify.
+	BaseSHA string
+	Action  string
 }
 
 // Signature is what travels with a vote: the id of the key and the bytes.
@@ -74,6 +80,14 @@ func Message(v Vote) []byte {
 	fields := []string{
 		domain, v.RemediationID, approve, v.Actor, strings.Join(roles, "\n"), v.Channel,
 		v.DecisionID, v.DiffDigest, v.Comment, v.Reason, v.SignedAt.UTC().Format(time.RFC3339Nano),
+	}
+	// Optional fields are appended as tag and value: a message with them
+	// has more fields than one without, so the two can never collide.
+	if v.BaseSHA != "" {
+		fields = append(fields, "base", v.BaseSHA)
+	}
+	if v.Action != "" {
+		fields = append(fields, "action", v.Action)
 	}
 	var b []byte
 	for _, f := range fields {

@@ -1,0 +1,370 @@
+package audit
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// PGStore keeps the chain in the PostgreSQL table audit_events, shared by
+// every replica. Appends from any number of processes form one linear
+// chain: each Append is one transaction that first takes the transaction
+// advisory lock AppendLock, then reads the head (the row with the highest
+// chain_index), skips or refuses the events already stored, and inserts the
+// rest after the head. The lock is released at commit, when the new rows
+// are visible to the next holder's statements. The primary key on
+// chain_index and UNIQUE (prev_hash) would refuse a fork even without it.
+type PGStore struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+var _ Store = (*PGStore)(nil)
+
+// Advisory lock keys (pg_advisory_xact_lock, per database).
+const (
+	// AppendLock serialises appends ("remaudit" in ASCII).
+	AppendLock int64 = 0x72656d6175646974
+	// migrationLock serialises migrations ("remaudmg").
+	migrationLock int64 = 0x72656d6175646d67
+)
+
+// Pool defaults, used unless the URL sets them (as the decision ledger's).
+const (
+	defaultMaxConns          = 4
+	defaultConnectTimeout    = 5 * time.Second
+	defaultHealthCheckPeriod = 15 * time.Second
+	defaultMaxConnIdleTime   = 5 * time.Minute
+	defaultMaxConnLifetime   = 30 * time.Minute
+)
+
+// ExportSQL selects the whole chain as JSON lines in the file store's
+// shape, for re-verifying it without this code (see the package
+// documentation): psql -XAt -c "$SQL" > audit.jsonl.
+const ExportSQL = `SELECT json_build_object(` +
+	`'id', event_id, 'remediation_id', remediation_id, 'seq', seq, 'kind', kind, 'phase', phase, 'actor', actor, ` +
+	`'roles', to_json(roles), 'channel', channel, ` +
+	`'at', rtrim(rtrim(to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '0'), '.') || 'Z', ` +
+	`'correlation_id', correlation_id, 'digest', digest, 'base', base, 'detail', detail, ` +
+	`'index', chain_index, 'prev_hash', prev_hash, 'hash', hash, ` +
+	`'recorded_at', rtrim(rtrim(to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '0'), '.') || 'Z'` +
+	`) FROM audit_events ORDER BY chain_index`
+
+// OpenPostgres connects to url (a postgres:// URL or key=value DSN),
+// applies the embedded migrations (under an advisory lock, so replicas
+// starting together apply them once) and returns the store. Close it when
+// done.
+func OpenPostgres(ctx context.Context, url string) (*PGStore, error) {
+	return openPostgres(ctx, url, true)
+}
+
+// ConnectPostgres connects without applying migrations, for tools that
+// only read (`remediator audit verify` with a read-only role); the table
+// must exist.
+func ConnectPostgres(ctx context.Context, url string) (*PGStore, error) {
+	return openPostgres(ctx, url, false)
+}
+
+func openPostgres(ctx context.Context, url string, migrations bool) (*PGStore, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("audit: postgres config: %w", err)
+	}
+	set := func(param string) bool { return strings.Contains(url, param) }
+	if !set("pool_max_conns") {
+		cfg.MaxConns = defaultMaxConns
+	}
+	if !set("pool_health_check_period") {
+		cfg.HealthCheckPeriod = defaultHealthCheckPeriod
+	}
+	if !set("pool_max_conn_idle_time") {
+		cfg.MaxConnIdleTime = defaultMaxConnIdleTime
+	}
+	if !set("pool_max_conn_lifetime") {
+		cfg.MaxConnLifetime = defaultMaxConnLifetime
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "remediator"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("audit: postgres: %w", err)
+	}
+	if migrations {
+		err = migrate(ctx, pool)
+	} else {
+		var exists bool
+		if err = pool.QueryRow(ctx, `SELECT to_regclass('audit_events') IS NOT NULL`).Scan(&exists); err == nil && !exists {
+			err = errors.New("audit: the table audit_events does not exist (an api or worker creates it at start)")
+		}
+	}
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &PGStore{pool: pool, now: time.Now}, nil
+}
+
+// Close releases the pool's connections.
+func (s *PGStore) Close() { s.pool.Close() }
+
+// Ping checks that the database answers (for readiness probes).
+func (s *PGStore) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		s.dropConnsOnLoss(err)
+		return fmt.Errorf("audit: postgres: %w", err)
+	}
+	return nil
+}
+
+const recordColumns = `chain_index, prev_hash, hash, recorded_at, event_id, remediation_id, seq, kind, phase, actor, roles, channel, at, correlation_id, digest, base, detail`
+
+func scanRecord(row pgx.Row) (Record, error) {
+	var r Record
+	var seq int32
+	err := row.Scan(&r.Index, &r.PrevHash, &r.Hash, &r.RecordedAt, &r.ID, &r.RemediationID, &seq, &r.Kind, &r.Phase,
+		&r.Actor, &r.Roles, &r.Channel, &r.At, &r.CorrelationID, &r.Digest, &r.Base, &r.Detail)
+	r.Seq = int(seq)
+	return normalizeRecord(r), err
+}
+
+// Append implements Store.
+func (s *PGStore) Append(ctx context.Context, events ...Event) error {
+	batch, err := prepare(events)
+	if err != nil || len(batch) == 0 {
+		return err
+	}
+	ids := make([]string, len(batch))
+	for i, e := range batch {
+		ids[i] = e.ID
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, AppendLock); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT `+recordColumns+` FROM audit_events WHERE event_id = ANY($1)`, ids)
+		if err != nil {
+			return err
+		}
+		stored, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Record, error) { return scanRecord(row) })
+		if err != nil {
+			return err
+		}
+		existing := make(map[string]Event, len(stored))
+		for _, r := range stored {
+			existing[r.ID] = r.Event
+		}
+		index, head := int64(0), GenesisHash
+		err = tx.QueryRow(ctx, `SELECT chain_index, hash FROM audit_events ORDER BY chain_index DESC LIMIT 1`).Scan(&index, &head)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		now := s.now().UTC().Truncate(time.Microsecond)
+		inserts := &pgx.Batch{}
+		for _, e := range batch {
+			if have, ok := existing[e.ID]; ok {
+				if !sameContent(have, e) {
+					return conflict(e.ID)
+				}
+				continue
+			}
+			index++
+			r := Record{Event: e, Index: index, PrevHash: head, RecordedAt: now}
+			r.Hash = ComputeHash(r)
+			roles := r.Roles
+			if roles == nil {
+				roles = []string{}
+			}
+			inserts.Queue(`INSERT INTO audit_events (`+recordColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+				r.Index, r.PrevHash, r.Hash, r.RecordedAt, r.ID, r.RemediationID, int32(r.Seq), r.Kind, r.Phase,
+				r.Actor, roles, r.Channel, r.At, r.CorrelationID, r.Digest, r.Base, r.Detail)
+			head = r.Hash
+		}
+		if inserts.Len() == 0 {
+			return nil
+		}
+		return tx.SendBatch(ctx, inserts).Close()
+	})
+	if errors.Is(err, ErrConflict) {
+		return err
+	}
+	if err != nil {
+		s.dropConnsOnLoss(err)
+		return fmt.Errorf("audit: append: %w", err)
+	}
+	return nil
+}
+
+// List implements Store.
+func (s *PGStore) List(ctx context.Context, remediationID string) ([]Record, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+recordColumns+` FROM audit_events WHERE remediation_id = $1 ORDER BY chain_index`, remediationID)
+	if err != nil {
+		s.dropConnsOnLoss(err)
+		return nil, fmt.Errorf("audit: list: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Record, error) { return scanRecord(row) })
+	if err != nil {
+		s.dropConnsOnLoss(err)
+		return nil, fmt.Errorf("audit: list: %w", err)
+	}
+	if out == nil {
+		out = []Record{}
+	}
+	return out, nil
+}
+
+// Verify implements Store: one query (one snapshot) streams the table in
+// chain_index order.
+func (s *PGStore) Verify(ctx context.Context) (Report, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+recordColumns+` FROM audit_events ORDER BY chain_index`)
+	if err != nil {
+		s.dropConnsOnLoss(err)
+		return Report{}, fmt.Errorf("audit: verify: %w", err)
+	}
+	defer rows.Close()
+	v := newVerifier()
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return Report{}, fmt.Errorf("audit: verify: %w", err)
+		}
+		v.add(r)
+	}
+	if err := rows.Err(); err != nil {
+		s.dropConnsOnLoss(err)
+		return Report{}, fmt.Errorf("audit: verify: %w", err)
+	}
+	return v.report(), nil
+}
+
+// dropConnsOnLoss empties the pool when err says the server went away, as
+// the decision ledger does: the pool's other idle connections are dead too.
+func (s *PGStore) dropConnsOnLoss(err error) {
+	if connLost(err) {
+		s.pool.Reset()
+	}
+}
+
+func connLost(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08") // connection_exception
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}
+
+// Migrations: migrations/NNN_name.sql, applied in order, each once, all in
+// one transaction holding an advisory lock, as the decision ledger applies
+// its own. Applied versions are rows of audit_schema_migrations (the
+// ledger's versions live in a table of their own).
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+var migrationName = regexp.MustCompile(`^([0-9]{3})_[a-z0-9_]+\.sql$`)
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func loadMigrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("audit: migrations: %w", err)
+	}
+	var ms []migration
+	seen := map[int]string{}
+	for _, e := range entries {
+		m := migrationName.FindStringSubmatch(e.Name())
+		if m == nil {
+			return nil, fmt.Errorf("audit: migration %q is not named NNN_name.sql", e.Name())
+		}
+		v, _ := strconv.Atoi(m[1])
+		if prev, dup := seen[v]; dup {
+			return nil, fmt.Errorf("audit: migrations %q and %q share version %d", prev, e.Name(), v)
+		}
+		seen[v] = e.Name()
+		b, err := migrationFiles.ReadFile(path.Join("migrations", e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("audit: migration %s: %w", e.Name(), err)
+		}
+		ms = append(ms, migration{version: v, name: strings.TrimSuffix(e.Name(), ".sql"), sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	return ms, nil
+}
+
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+			CREATE TABLE IF NOT EXISTS audit_schema_migrations (
+				version    integer     PRIMARY KEY,
+				name       text        NOT NULL,
+				applied_at timestamptz NOT NULL DEFAULT now()
+			)`); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT version FROM audit_schema_migrations`)
+		if err != nil {
+			return err
+		}
+		versions, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			return err
+		}
+		applied := map[int]bool{}
+		for _, v := range versions {
+			applied[int(v)] = true
+		}
+		for _, m := range ms {
+			if applied[m.version] {
+				continue
+			}
+			if _, err := tx.Exec(ctx, m.sql); err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO audit_schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("audit: migrate: %w", err)
+	}
+	return nil
+}
