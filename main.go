@@ -55,6 +55,12 @@ commands:
            reject the reviewed change
   list [--phase P] [--repo R] [--page-size N] [--page-token T] [--all]
            list remediations you may see
+  audit verify [--file FILE]
+           walk the audit chain (REMEDIATOR_DATABASE_URL, else the audit file):
+           "audit chain OK: N records, head H", or exit 1 naming the first
+           broken index and why
+  audit list [--file FILE] ID
+           print one remediation's audit records as JSON lines
   healthcheck URL
            exit 0 when URL (e.g. http://127.0.0.1:8080/readyz) answers 2xx
            within 3s: the container images' HEALTHCHECK (they carry no curl)
@@ -82,10 +88,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runAPIKey(args[1:], stdout, stderr)
 	case "votekey":
 		return runVoteKey(args[1:], stdout, stderr)
-	case "approve", "reject", "status", "list":
+	case "approve", "reject", "regenerate", "status", "list":
 		return cli.Run(ctx, args, getenv, stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(ctx, args[1:])
+	case "audit":
+		return app.RunAudit(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, app.Version())
 		return nil

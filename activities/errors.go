@@ -33,6 +33,7 @@ const ErrTypeTransient = "Transient"
 var NonRetryableErrorTypes = []string{
 	ErrTypeInvalidInput, ErrTypeNotConfigured, ErrTypeNoFix, ErrTypeFixRefused,
 	ErrTypeNotFound, ErrTypeConflict, ErrTypePatch, ErrTypeUpstream, ErrTypeNotApproved,
+	ErrTypeAuditConflict, ErrTypeAuditInvalid,
 }
 
 // PermanentError is how a client adapter says "retrying cannot help"; it

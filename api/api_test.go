@@ -36,6 +36,10 @@ type fakeOrch struct {
 	// statuses replace the default status of these ids, in Get and in
 	// Decide's answer.
 	statuses map[string]orchestrator.Status
+	// regenerated, audit and superseded serve the change-safety calls.
+	regenerated []orchestrator.RegenerateRequest
+	audit       []workflows.AuditEvent
+	superseded  []orchestrator.Line
 }
 
 // statusOf is the status the fake reports for id.
@@ -150,11 +154,14 @@ func do(t *testing.T, h http.Handler, method, path, token, body string, hdr ...s
 
 const validStart = `{"repo":"acme/api","ref":"main","failure_summary":"lint: gofmt","log_excerpt":"main.go"}`
 
-var validVote = `{"decision_id":"dec_1","diff_digest":"` + strings.Repeat("a", 64) + `"}`
+// testBase is the base commit the test votes name.
+var testBase = strings.Repeat("b", 40)
+
+var validVote = `{"decision_id":"dec_1","diff_digest":"` + strings.Repeat("a", 64) + `","base_sha":"` + testBase + `"}`
 
 func TestRolesPerRoute(t *testing.T) {
 	h := newTestHandler(t, &fakeOrch{})
-	reject := `{"decision_id":"dec_1","diff_digest":"` + strings.Repeat("a", 64) + `","reason":"no"}`
+	reject := `{"decision_id":"dec_1","diff_digest":"` + strings.Repeat("a", 64) + `","base_sha":"` + testBase + `","reason":"no"}`
 	cases := []struct {
 		method, path, body string
 		want               map[string]int // token -> status
@@ -194,7 +201,7 @@ func TestIdentityComesFromTheToken(t *testing.T) {
 	orch := &fakeOrch{}
 	h := newTestHandler(t, orch)
 	rec, eb := do(t, h, "POST", "/api/remediations/rem-1/approve", approverTok,
-		`{"decision_id":"dec_1","diff_digest":"`+strings.Repeat("a", 64)+`","actor":"root"}`)
+		`{"decision_id":"dec_1","diff_digest":"`+strings.Repeat("a", 64)+`","base_sha":"`+testBase+`","actor":"root"}`)
 	if rec.Code != 422 || eb.Error != "unknown_field" {
 		t.Fatalf("a body naming an actor must be refused: %d %s", rec.Code, rec.Body)
 	}
@@ -319,7 +326,7 @@ func TestCorrelationID(t *testing.T) {
 func TestRepoScopingHidesOtherTeams(t *testing.T) {
 	orch := &fakeOrch{}
 	h := newTestHandler(t, orch)
-	reject := `{"decision_id":"dec_1","diff_digest":"` + strings.Repeat("a", 64) + `","reason":"no"}`
+	reject := `{"decision_id":"dec_1","diff_digest":"` + strings.Repeat("a", 64) + `","base_sha":"` + testBase + `","reason":"no"}`
 	for _, tc := range []struct{ method, path, body string }{
 		{"GET", "/api/remediations/rem-other", ""},
 		{"POST", "/api/remediations/rem-other/approve", validVote},
@@ -405,4 +412,18 @@ func (f *fakeOrch) Attach(_ context.Context, id, _ string, _ time.Time) error {
 func (f *fakeOrch) AlertResolved(_ context.Context, id, _ string, _ time.Time) error {
 	f.resolved = append(f.resolved, id)
 	return f.err
+}
+
+func (f *fakeOrch) Regenerate(_ context.Context, r orchestrator.RegenerateRequest) (orchestrator.Status, error) {
+	f.regenerated = append(f.regenerated, r)
+	return f.statusOf(r.ID), f.err
+}
+
+func (f *fakeOrch) Audit(_ context.Context, id string) ([]workflows.AuditEvent, error) {
+	return f.audit, f.err
+}
+
+func (f *fakeOrch) Supersede(_ context.Context, id, sha string, line orchestrator.Line) ([]string, error) {
+	f.superseded = append(f.superseded, line)
+	return nil, f.err
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -110,19 +111,20 @@ func (h *handler) dragonVote(c *gin.Context, d dragon.Decision, approve bool, ou
 		out.Status, out.Reason = "refused", why
 		return nil
 	}
-	digest := d.DiffDigest
-	if digest == "" {
-		// A Dragon that does not echo the digest: the decision is about
-		// the one fix its remediation proposed (OpenPR checks the facts).
+	digest, base := d.DiffDigest, d.BaseSHA
+	if digest == "" || base == "" {
+		// A Dragon that does not echo the digest or the base: the
+		// decision is about the one fix its remediation proposed for it
+		// (each fix gets a decision of its own; OpenPR checks the facts).
 		st, err := h.orch.Get(c.Request.Context(), d.RemediationID)
 		if err != nil || st.Fix == nil || st.DecisionID != d.ID {
 			out.Status, out.Reason = "ignored", "the decision is not the one this remediation awaits"
 			return nil
 		}
-		digest = st.Fix.Digest
+		digest, base = cmp.Or(digest, st.Fix.Digest), cmp.Or(base, st.Fix.BaseSHA)
 	}
 	v := orchestrator.Vote{ID: d.RemediationID, Approve: approve, Actor: actor, Roles: roles, DecisionID: d.ID,
-		DiffDigest: digest, Channel: workflows.ChannelDragon,
+		DiffDigest: digest, BaseSHA: base, Channel: workflows.ChannelDragon,
 		RequestID: "dragon:" + d.ID + ":" + strings.ToLower(strings.TrimSpace(d.Status)) + ":" + actor}
 	reason := oneLine(d.Reason, maxTextLen)
 	if approve {
@@ -134,6 +136,7 @@ func (h *handler) dragonVote(c *gin.Context, d dragon.Decision, approve bool, ou
 		}
 	}
 	st, err := h.orch.Decide(c.Request.Context(), v)
+	h.auditRefusal(c, v.ID, voteWhat(v.Approve), workflows.ChannelDragon, err)
 	var rej *orchestrator.RejectedError
 	switch {
 	case errors.As(err, &rej):

@@ -49,7 +49,7 @@ func newDragonEnv(t *testing.T, secret string) dragonEnv {
 // pending; extra overrides fields (nil removes one).
 func (e dragonEnv) seedDecision(id string, extra map[string]any) {
 	rec := map[string]any{"id": id, "remediation_id": "rem-1", "repository": "acme/api", "requester": "dev",
-		"client_reference": "rem-1", "diff_digest": fixDigest, "proposed_action": "apply_autofix"}
+		"client_reference": "rem-1", "diff_digest": fixDigest, "base_sha": strings.Repeat("b", 40), "proposed_action": "apply_autofix"}
 	for k, v := range extra {
 		if v == nil {
 			delete(rec, k)

@@ -49,6 +49,9 @@ func writeError(c *gin.Context, logger *slog.Logger, err error) {
 	case errors.As(err, &ae):
 	case errors.As(err, &rej) && rej.Code.Status != 0: // a zero code is a bug: answered as internal below
 		ae = newError(rej.Code, rej.Message)
+		if d := admissionDetails(c, err); d != nil { // a repository cap: Retry-After and the counts
+			ae.details = d
+		}
 	case errors.Is(err, orchestrator.ErrNotFound):
 		ae = newError(errcode.NotFound, "no such remediation")
 	case errors.Is(err, orchestrator.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):

@@ -13,10 +13,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"remediator/activities"
+	"remediator/internal/audit"
 	"remediator/internal/auth"
 	"remediator/internal/ledger"
 	"remediator/internal/orchestrator"
 	"remediator/internal/ratelimit"
+	"remediator/workflows"
 )
 
 // Orchestrator is what the handlers need from the workflow side.
@@ -38,6 +40,13 @@ type Orchestrator interface {
 	FindByIncident(ctx context.Context, incidentID string, scope orchestrator.Scope) (string, error)
 	Ready(ctx context.Context) error
 	Namespace() string
+	// Regenerate asks for a new fix of a remediation awaiting approval.
+	Regenerate(ctx context.Context, r orchestrator.RegenerateRequest) (orchestrator.Status, error)
+	// Audit reads a remediation's audit events from the workflow.
+	Audit(ctx context.Context, id string) ([]workflows.AuditEvent, error)
+	// Supersede tells the remediations of older failures on line that id
+	// replaces them.
+	Supersede(ctx context.Context, id, sha string, line orchestrator.Line) ([]string, error)
 }
 
 // DecisionReader serves decision records (the built-in ledger).
@@ -100,6 +109,18 @@ type Options struct {
 	Slack SlackClient
 	// GenerateWait bounds how long POST /api/generate waits for the fix.
 	GenerateWait time.Duration
+	// Codec serves /codec/decode and /codec/encode (codec.go).
+	Codec CodecOptions
+	// Audit is the audit store: GET /api/remediations/{id}/audit serves its
+	// records, and refusals the workflow cannot record are appended (nil:
+	// neither).
+	Audit AuditStore
+}
+
+// AuditStore is the part of the audit store the API uses.
+type AuditStore interface {
+	Append(ctx context.Context, events ...audit.Event) error
+	List(ctx context.Context, remediationID string) ([]audit.Record, error)
 }
 
 type handler struct {
@@ -171,6 +192,7 @@ func newHandler(logger *slog.Logger, orch Orchestrator, opts Options) (*gin.Engi
 	// id exists, so the span can carry it.
 	r.Use(opts.Middleware...)
 	r.Use(recovery(logger), securityHeaders(), accessLog(logger), limitHeaders(logger))
+	h.watchAdmissions()
 	routes(r, h)
 	return r, h
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -51,6 +52,9 @@ type intakeResponse struct {
 	Status     string `json:"status"` // accepted, duplicate, ignored
 	WorkflowID string `json:"workflow_id,omitempty"`
 	Reason     string `json:"reason,omitempty"`
+	// Code is the error code of a refusal (repo_cap_reached: the
+	// repository's cap; see internal/errcode), when it has one.
+	Code string `json:"code,omitempty"`
 }
 
 // failureReport is a failure some source reported, in the terms of a start.
@@ -59,6 +63,7 @@ type failureReport struct {
 	fingerprint string
 	generation  int64
 	run         *activities.CIRun
+	line        *orchestrator.Line
 }
 
 // gitlabPipeline is GitLab's pipeline hook.
@@ -144,7 +149,8 @@ func (h *handler) ciEvent(c *gin.Context) {
 			body: startBody{Repo: repo, Ref: a.Ref, SHA: a.SHA,
 				FailureSummary: oneLine(fmt.Sprintf("GitLab pipeline %d failed on %s", a.ID, a.Ref), maxSummaryLen)},
 			fingerprint: fmt.Sprintf("%s@%s/pipeline:%d", repo, a.SHA, a.ID), generation: 1,
-			run: &activities.CIRun{RunID: a.ID},
+			run:  &activities.CIRun{RunID: a.ID},
+			line: ciLine(repo, "pipeline", a.Ref, pipelineTime(a.ID)),
 		}
 	case p.Subject == gitlabRequester:
 		writeError(c, h.logger, newError(errcode.Forbidden, "the GitLab token only authenticates GitLab hooks"))
@@ -165,6 +171,7 @@ func (h *handler) ciEvent(c *gin.Context) {
 				FailureSummary: oneLine(fmt.Sprintf("Jenkins job %s #%d failed", j.Name, b.Number), maxSummaryLen),
 				LogExcerpt:     tail(b.Log, maxLogExcerptLen)},
 			fingerprint: fmt.Sprintf("jenkins:%s@%s/%s#%d", b.SCM.URL, b.SCM.Commit, j.Name, b.Number), generation: 1,
+			line: ciLine(b.SCM.URL, "jenkins:"+j.Name, b.SCM.Branch, pipelineTime(b.Number)),
 		}
 	default:
 		var g genericPipeline
@@ -227,7 +234,7 @@ func (h *handler) startReport(c *gin.Context, p Principal, rep failureReport) (i
 	}
 	res, err := h.orch.Start(c.Request.Context(), orchestrator.StartRequest{
 		IdempotencyKey: "intake:" + rep.fingerprint, Fingerprint: rep.fingerprint, Generation: rep.generation, CIRun: rep.run,
-		Requester: p.Subject, CorrelationID: correlationID(c),
+		Requester: p.Subject, CorrelationID: correlationID(c), Line: rep.line,
 		Repo: repo, Ref: sb.Ref, SHA: sb.SHA, FailureSummary: sb.FailureSummary, LogExcerpt: sb.LogExcerpt,
 	})
 	if err != nil {
@@ -236,6 +243,8 @@ func (h *handler) startReport(c *gin.Context, p Principal, rep failureReport) (i
 	status := "accepted"
 	if res.Existing {
 		status = "duplicate"
+	} else if rep.line != nil {
+		h.supersede(c, res.ID, sb.SHA, *rep.line)
 	}
 	return intakeResponse{Status: status, WorkflowID: res.ID}, nil
 }
@@ -387,11 +396,16 @@ func (h *handler) observabilityAlert(c *gin.Context) {
 			})
 			if err != nil {
 				var ae *apiError
-				if !asAPIError(err, &ae) || ae.code.Status >= 500 {
+				var capped *orchestrator.AdmissionRefusedError
+				switch {
+				case errors.As(err, &capped): // the repository's cap: this alert, not the delivery
+					r.Status, r.Reason, r.Code = "refused", capped.Message, capped.Code.Name
+				case !asAPIError(err, &ae) || ae.code.Status >= 500:
 					writeError(c, h.logger, err)
 					return
+				default:
+					r.Status, r.Reason, r.Code = "refused", ae.message, ae.code.Name
 				}
-				r.Status, r.Reason = "refused", ae.message
 				break
 			}
 			r.intakeResponse = res
@@ -463,3 +477,39 @@ const maxAlertsPerDelivery = 100
 var alertFingerprint = regexp.MustCompile(`^[0-9a-zA-Z]{8,64}$`)
 
 func asAPIError(err error, target **apiError) bool { return errors.As(err, target) }
+
+// ciLine is where a CI failure happened, or nil when the branch or the
+// order of failures is unknown (nothing is superseded then).
+func ciLine(repo, workflow, branch string, at time.Time) *orchestrator.Line {
+	if repo == "" || branch == "" || at.IsZero() {
+		return nil
+	}
+	return &orchestrator.Line{Repo: repo, Workflow: workflow, Branch: branch, At: at.UTC()}
+}
+
+// pipelineTime orders failures by a number that grows with every run
+// (GitLab's pipeline id, Jenkins' build number) when the source sends no
+// time: the number as seconds since the epoch.
+func pipelineTime(n int64) time.Time {
+	if n <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(n, 0).UTC()
+}
+
+// supersede tells the running remediations of older failures on line that
+// id replaces them. A failure here is logged, never fails the delivery: the
+// new remediation runs either way, and the older ones still need a person.
+func (h *handler) supersede(c *gin.Context, id, sha string, line orchestrator.Line) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
+	defer cancel()
+	// The line's repository is what the remediations were started with.
+	told, err := h.orch.Supersede(ctx, id, sha, line)
+	if err != nil {
+		h.logger.WarnContext(ctx, "superseding older remediations failed", "workflow_id", id, "error", err, "correlation_id", correlationID(c))
+		return
+	}
+	for _, old := range told {
+		h.logger.InfoContext(ctx, "remediation superseded", "superseded", old, "by", id, "correlation_id", correlationID(c))
+	}
+}

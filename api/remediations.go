@@ -29,11 +29,13 @@ const (
 )
 
 var (
-	shaPattern       = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
-	safeIDPattern    = regexp.MustCompile(`^[A-Za-z0-9._:/-]{1,128}$`)
-	idemKeyPattern   = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
-	refBadSeq        = regexp.MustCompile(`\.\.|@\{|//|/\.|\.lock(/|$)|[\x00-\x20\x7f~^:?*\[\\]`)
-	digestPattern    = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	shaPattern     = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
+	safeIDPattern  = regexp.MustCompile(`^[A-Za-z0-9._:/-]{1,128}$`)
+	idemKeyPattern = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
+	refBadSeq      = regexp.MustCompile(`\.\.|@\{|//|/\.|\.lock(/|$)|[\x00-\x20\x7f~^:?*\[\\]`)
+	digestPattern  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	// baseSHAPattern is a full commit id (SHA-1 or SHA-256 repositories).
+	baseSHAPattern   = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 	decisionPattern  = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 	repoFilterPatern = regexp.MustCompile(`^[^\x00-\x1f']{1,512}$`)
 )
@@ -286,6 +288,7 @@ func (h *handler) listRemediations(c *gin.Context) {
 type voteBody struct {
 	DecisionID string `json:"decision_id"`
 	DiffDigest string `json:"diff_digest"`
+	BaseSHA    string `json:"base_sha"`
 	Comment    string `json:"comment"`
 	Reason     string `json:"reason"`
 }
@@ -310,6 +313,9 @@ func (h *handler) vote(approve bool) gin.HandlerFunc {
 		if digestOK && !digestPattern.MatchString(b.DiffDigest) {
 			problems["diff_digest"] = "required: the 64-hex digest of the diff you reviewed"
 		}
+		if checkText(problems, "base_sha", b.BaseSHA, singleLine) && !baseSHAPattern.MatchString(b.BaseSHA) {
+			problems["base_sha"] = "required: the base commit (fix.base_sha) you reviewed the diff against"
+		}
 		if commentOK && len(b.Comment) > maxTextLen {
 			problems["comment"] = "limited to 2000 bytes"
 		}
@@ -330,9 +336,10 @@ func (h *handler) vote(approve bool) gin.HandlerFunc {
 		p, _ := principalOf(c)
 		st, err := h.orch.Decide(c.Request.Context(), orchestrator.Vote{
 			ID: c.Param("id"), RequestID: key, Approve: approve, Actor: p.Subject, Roles: p.Roles,
-			DecisionID: b.DecisionID, DiffDigest: b.DiffDigest, Comment: b.Comment, Reason: b.Reason,
+			DecisionID: b.DecisionID, DiffDigest: b.DiffDigest, BaseSHA: b.BaseSHA, Comment: b.Comment, Reason: b.Reason,
 		})
 		if err != nil {
+			h.auditRefusal(c, c.Param("id"), voteWhat(approve), workflows.ChannelAPI, err)
 			writeError(c, h.logger, err)
 			return
 		}

@@ -56,6 +56,8 @@ func (h *handler) routeTable() []route {
 		{"GET", "/api/remediations/:id", ruleGeneral, anyRole, h.getRemediation},
 		{"POST", "/api/remediations/:id/approve", ruleApprovals, approvers, h.vote(true)},
 		{"POST", "/api/remediations/:id/reject", ruleApprovals, approvers, h.vote(false)},
+		{"POST", "/api/remediations/:id/regenerate", ruleGenerate, []string{roleDeveloper, roleAdmin}, h.regenerate},
+		{"GET", "/api/remediations/:id/audit", ruleGeneral, anyRole, h.getAudit},
 		{"POST", "/api/remediations/:id/cancel", ruleGeneral, []string{roleAdmin}, h.cancelRemediation},
 		{"GET", "/api/decisions/:id", ruleGeneral, anyRole, h.getDecision},
 		{"POST", ciEventPath, ruleWebhooks, []string{roleDeveloper, roleAdmin}, h.ciEvent},
@@ -87,6 +89,7 @@ func routes(r *gin.Engine, h *handler) {
 			r.Handle(rt.method, rt.path, chain...)
 		}
 	}
+	h.codecRoutes(r)
 	r.NoRoute(func(c *gin.Context) {
 		writeError(c, h.logger, newError(errcode.NotFound, "no such route"))
 	})

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"net/http"
 	"strings"
 	"time"
@@ -245,6 +246,7 @@ type approvalsBody struct {
 	RemediationID string `json:"remediation_id"`
 	DecisionID    string `json:"decision_id"`
 	DiffDigest    string `json:"diff_digest"`
+	BaseSHA       string `json:"base_sha"`
 	Approved      *bool  `json:"approved"`
 	Comment       string `json:"comment"`
 	Reason        string `json:"reason"`
@@ -263,7 +265,7 @@ func (h *handler) approvals(c *gin.Context) {
 		return
 	}
 	problems := map[string]string{}
-	for field, v := range map[string]string{"incident_id": b.IncidentID, "remediation_id": b.RemediationID, "decision_id": b.DecisionID, "diff_digest": b.DiffDigest, "approver": b.Approver} {
+	for field, v := range map[string]string{"incident_id": b.IncidentID, "remediation_id": b.RemediationID, "decision_id": b.DecisionID, "diff_digest": b.DiffDigest, "base_sha": b.BaseSHA, "approver": b.Approver} {
 		checkText(problems, field, v, singleLine)
 	}
 	for field, v := range map[string]string{"comment": b.Comment, "reason": b.Reason, "justification": b.Justification} {
@@ -276,6 +278,9 @@ func (h *handler) approvals(c *gin.Context) {
 	}
 	if _, bad := problems["decision_id"]; !bad && !decisionPattern.MatchString(b.DecisionID) {
 		problems["decision_id"] = "required: the decision id of the remediation"
+	}
+	if _, bad := problems["base_sha"]; !bad && b.BaseSHA != "" && !baseSHAPattern.MatchString(b.BaseSHA) {
+		problems["base_sha"] = "the base commit (fix.base_sha) you reviewed the diff against"
 	}
 	if _, bad := problems["diff_digest"]; !bad && b.DiffDigest != "" && !digestPattern.MatchString(b.DiffDigest) {
 		problems["diff_digest"] = "the 64-hex digest of the diff you reviewed"
@@ -311,8 +316,8 @@ func (h *handler) approvals(c *gin.Context) {
 		writeError(c, h.logger, err)
 		return
 	}
-	digest := b.DiffDigest
-	if digest == "" {
+	digest, base := b.DiffDigest, b.BaseSHA
+	if digest == "" || base == "" {
 		// The seed's body names the decision only; a decision is about one
 		// fix, so its digest is the one the remediation proposes for it.
 		cur, err := h.orch.Get(c.Request.Context(), id)
@@ -324,10 +329,12 @@ func (h *handler) approvals(c *gin.Context) {
 			writeError(c, h.logger, newError(errcode.StaleVote, "decision_id does not match this remediation's decision"))
 			return
 		}
-		digest = cur.Fix.Digest
+		// The decision names one fix: its base is the one the decision
+		// (and the seed's approver) was shown.
+		digest, base = cmp.Or(digest, cur.Fix.Digest), cur.Fix.BaseSHA
 	}
 	v := orchestrator.Vote{ID: id, RequestID: key, Approve: approve, Actor: p.Subject, Roles: p.Roles,
-		DecisionID: b.DecisionID, DiffDigest: digest}
+		DecisionID: b.DecisionID, DiffDigest: digest, BaseSHA: base}
 	if approve {
 		v.Comment = firstNonEmpty(b.Comment, b.Justification)
 	} else {
@@ -335,6 +342,7 @@ func (h *handler) approvals(c *gin.Context) {
 	}
 	st, err := h.orch.Decide(c.Request.Context(), v)
 	if err != nil {
+		h.auditRefusal(c, v.ID, voteWhat(v.Approve), workflows.ChannelAPI, err)
 		writeError(c, h.logger, err)
 		return
 	}

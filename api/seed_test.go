@@ -226,7 +226,7 @@ func TestApprovalsVoteAsTheCaller(t *testing.T) {
 	orch := &fakeOrch{}
 	h := newTestHandler(t, orch)
 	digest := strings.Repeat("a", 64)
-	body := `{"remediation_id":"rem-1","decision_id":"dec_1","diff_digest":"` + digest + `","approved":true,"approver":"root","comment":"lgtm"}`
+	body := `{"remediation_id":"rem-1","decision_id":"dec_1","diff_digest":"` + digest + `","base_sha":"` + testBase + `","approved":true,"approver":"root","comment":"lgtm"}`
 	if rec, eb := do(t, h, "POST", "/api/approvals", devTok, body); rec.Code != 403 || eb.Error != "forbidden" {
 		t.Fatalf("a developer may not vote: %d %s", rec.Code, rec.Body)
 	}
@@ -253,7 +253,7 @@ func TestApprovalsVoteAsTheCaller(t *testing.T) {
 func TestApprovalsRejectionNeedsAReason(t *testing.T) {
 	orch := &fakeOrch{}
 	h := newTestHandler(t, orch)
-	base := `{"remediation_id":"rem-1","decision_id":"dec_1","diff_digest":"` + strings.Repeat("a", 64) + `","approved":false`
+	base := `{"remediation_id":"rem-1","decision_id":"dec_1","diff_digest":"` + strings.Repeat("a", 64) + `","base_sha":"` + testBase + `","approved":false`
 	for _, body := range []string{base + `}`, base + `,"reason":"  "}`} {
 		rec, eb := do(t, h, "POST", "/api/approvals", approverTok, body)
 		details, _ := eb.Details.(map[string]any)
@@ -282,7 +282,8 @@ func TestApprovalsRejectionNeedsAReason(t *testing.T) {
 }
 
 func TestApprovalsFindTheRemediationAndItsDigest(t *testing.T) {
-	orch := &fakeOrch{statuses: map[string]orchestrator.Status{"rem-1": proposed("rem-1", workflows.PhaseAwaitingApproval)}}
+	orch := &fakeOrch{statuses: map[string]orchestrator.Status{"rem-1": proposed("rem-1", workflows.PhaseAwaitingApproval),
+		"rem-inc": proposed("rem-inc", workflows.PhaseAwaitingApproval)}}
 	h := newTestHandler(t, orch)
 	digest := strings.Repeat("a", 64)
 	rec, _ := do(t, h, "POST", "/api/approvals", approverTok, `{"incident_id":"INC-1","decision_id":"dec_1","diff_digest":"`+digest+`","approved":true}`)

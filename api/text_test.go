@@ -52,8 +52,8 @@ func TestControlCharactersAreRefusedInEveryField(t *testing.T) {
 	start := map[string]string{"repo": "acme/api", "ref": "main", "sha": "0123456", "failure_summary": "lint: gofmt",
 		"log_excerpt": "main.go", "incident_id": "INC-1", "deadline": "36h"}
 	digest := strings.Repeat("a", 64)
-	approve := map[string]string{"decision_id": "dec_1", "diff_digest": digest, "comment": "looks right"}
-	reject := map[string]string{"decision_id": "dec_1", "diff_digest": digest, "reason": "no"}
+	approve := map[string]string{"decision_id": "dec_1", "diff_digest": digest, "base_sha": testBase, "comment": "looks right"}
+	reject := map[string]string{"decision_id": "dec_1", "diff_digest": digest, "base_sha": testBase, "reason": "no"}
 
 	type call struct {
 		method, path, token, body string
@@ -124,7 +124,7 @@ func TestControlCharactersAreRefusedInEveryField(t *testing.T) {
 			}
 		}
 	}
-	if len(cases) != 17 || checked < 100 { // 7 start fields, 3 approve, 1 reject, 2 headers, 4 query parameters
+	if len(cases) != 18 || checked < 100 { // 7 start fields, 4 approve, 1 reject, 2 headers, 4 query parameters
 		t.Fatalf("the table shrank: %d fields, %d requests", len(cases), checked)
 	}
 }
@@ -136,11 +136,11 @@ func TestMultiLineFieldsKeepLineBreaks(t *testing.T) {
 	if rec, _ := do(t, h, "POST", "/api/remediations", devTok, body); rec.Code != 202 || orch.started[0].LogExcerpt != "main.go\nutil.go\r\n\tError: not formatted" {
 		t.Fatalf("a multi-line log excerpt: %d %s", rec.Code, rec.Body)
 	}
-	vote := jsonBody(t, map[string]string{"decision_id": "dec_1", "diff_digest": strings.Repeat("a", 64), "comment": "checked:\n- gofmt\n- tests"})
+	vote := jsonBody(t, map[string]string{"decision_id": "dec_1", "diff_digest": strings.Repeat("a", 64), "base_sha": testBase, "comment": "checked:\n- gofmt\n- tests"})
 	if rec, _ := do(t, h, "POST", "/api/remediations/rem-1/approve", approverTok, vote); rec.Code != 200 || orch.votes[0].Comment != "checked:\n- gofmt\n- tests" {
 		t.Fatalf("a multi-line comment: %d %s", rec.Code, rec.Body)
 	}
-	reject := jsonBody(t, map[string]string{"decision_id": "dec_1", "diff_digest": strings.Repeat("a", 64), "reason": "wrong file\nsee CI"})
+	reject := jsonBody(t, map[string]string{"decision_id": "dec_1", "diff_digest": strings.Repeat("a", 64), "base_sha": testBase, "reason": "wrong file\nsee CI"})
 	if rec, _ := do(t, h, "POST", "/api/remediations/rem-1/reject", approverTok, reject); rec.Code != 200 {
 		t.Fatalf("a multi-line reason: %d %s", rec.Code, rec.Body)
 	}

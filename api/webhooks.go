@@ -60,14 +60,15 @@ type githubPayload struct {
 		HeadRepository *struct {
 			FullName string `json:"full_name"`
 		} `json:"head_repository"`
-		ID         int64  `json:"id"`
-		WorkflowID int64  `json:"workflow_id"`
-		RunAttempt int64  `json:"run_attempt"`
-		Name       string `json:"name"`
-		Conclusion string `json:"conclusion"`
-		HeadBranch string `json:"head_branch"`
-		HeadSHA    string `json:"head_sha"`
-		HTMLURL    string `json:"html_url"`
+		ID         int64     `json:"id"`
+		WorkflowID int64     `json:"workflow_id"`
+		RunAttempt int64     `json:"run_attempt"`
+		Name       string    `json:"name"`
+		Conclusion string    `json:"conclusion"`
+		HeadBranch string    `json:"head_branch"`
+		HeadSHA    string    `json:"head_sha"`
+		HTMLURL    string    `json:"html_url"`
+		CreatedAt  time.Time `json:"created_at"`
 	} `json:"workflow_run"`
 	CheckSuite *githubCheck `json:"check_suite"`
 	CheckRun   *struct {
@@ -100,6 +101,9 @@ type githubFailure struct {
 	fingerprint string // identifies the failure, without the attempt
 	generation  int64
 	run         *activities.CIRun
+	// line is where the failure happened (CI workflow and branch): a newer
+	// failure there supersedes the remediations of older ones.
+	line *orchestrator.Line
 }
 
 func githubFailureOf(event string, p githubPayload) *githubFailure {
@@ -118,6 +122,7 @@ func githubFailureOf(event string, p githubPayload) *githubFailure {
 			fingerprint: fmt.Sprintf("%s@%s/workflow:%d", repo, wr.HeadSHA, wr.WorkflowID),
 			generation:  attempt,
 			run:         &activities.CIRun{RunID: wr.ID, Attempt: attempt},
+			line:        ciLine(repo, fmt.Sprintf("workflow:%d", wr.WorkflowID), wr.HeadBranch, wr.CreatedAt),
 		}
 	case event == "check_suite" && p.CheckSuite != nil && p.CheckSuite.Conclusion == "failure" && p.CheckSuite.App.Slug != githubActionsApp:
 		cs := p.CheckSuite
@@ -200,6 +205,7 @@ func (h *handler) githubWebhook(c *gin.Context) {
 		Fingerprint:    f.fingerprint,
 		Generation:     f.generation,
 		CIRun:          f.run,
+		Line:           f.line,
 		Requester:      webhookRequester, CorrelationID: correlationID(c),
 		Repo: repo, Ref: sb.Ref, SHA: sb.SHA, FailureSummary: sb.FailureSummary, LogExcerpt: sb.LogExcerpt,
 	})
@@ -210,6 +216,8 @@ func (h *handler) githubWebhook(c *gin.Context) {
 	status := "accepted"
 	if res.Existing {
 		status = "duplicate"
+	} else if f.line != nil {
+		h.supersede(c, res.ID, sb.SHA, *f.line)
 	}
 	h.logger.InfoContext(c.Request.Context(), "github delivery", "event", event, "delivery", delivery,
 		"workflow_id", res.ID, "status", status, "correlation_id", correlationID(c))
@@ -338,8 +346,13 @@ func (h *handler) slackVote(c *gin.Context, act slackAction, reason string) stri
 		return "Voting needs the approver role."
 	}
 	parts := strings.Split(act.Actions[0].Value, "|")
-	if len(parts) != 3 || !digestPattern.MatchString(parts[2]) || !decisionPattern.MatchString(parts[1]) {
+	if (len(parts) != 3 && len(parts) != 4) || !digestPattern.MatchString(parts[2]) || !decisionPattern.MatchString(parts[1]) ||
+		(len(parts) == 4 && !baseSHAPattern.MatchString(parts[3])) {
 		return "This button does not name a remediation."
+	}
+	base := ""
+	if len(parts) == 4 {
+		base = parts[3] // the base the message showed; older messages name none
 	}
 	approve := act.Actions[0].ActionID == slackApprove
 	c.Set(ctxPrincipal, p)
@@ -356,7 +369,7 @@ func (h *handler) slackVote(c *gin.Context, act slackAction, reason string) stri
 		}
 	}
 	v := orchestrator.Vote{ID: parts[0], Approve: approve, Actor: p.Subject, Roles: p.Roles, DecisionID: parts[1],
-		DiffDigest: parts[2], Channel: workflows.ChannelSlack, RequestID: "slack:" + act.TriggerID}
+		DiffDigest: parts[2], BaseSHA: base, Channel: workflows.ChannelSlack, RequestID: "slack:" + act.TriggerID}
 	if !approve {
 		v.Reason = oneLine(reason, maxTextLen)
 		if strings.TrimSpace(reason) == "" {
@@ -364,6 +377,7 @@ func (h *handler) slackVote(c *gin.Context, act slackAction, reason string) stri
 		}
 	}
 	st, err := h.orch.Decide(c.Request.Context(), v)
+	h.auditRefusal(c, v.ID, voteWhat(v.Approve), workflows.ChannelSlack, err)
 	var rej *orchestrator.RejectedError
 	switch {
 	case errors.As(err, &rej):

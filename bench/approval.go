@@ -57,7 +57,7 @@ func runApproval(ctx context.Context, s *stack, cfg approvalConfig, runID string
 			sc.Error = fmt.Sprintf("status of %s: %v %+v", id, err, st)
 			return sc, res
 		}
-		votes[i], _ = json.Marshal(map[string]string{"decision_id": st.DecisionID, "diff_digest": st.Fix.Digest, "comment": "benchmark"})
+		votes[i], _ = json.Marshal(map[string]string{"decision_id": st.DecisionID, "diff_digest": st.Fix.Digest, "base_sha": st.Fix.BaseSHA, "comment": "benchmark"})
 	}
 	sigIDs, updIDs := make([]string, cfg.N), make([]string, cfg.N)
 	for i := range cfg.N {
@@ -228,7 +228,7 @@ func (s *stack) approveOne(ctx context.Context, marker string) (string, error) {
 		return "", fmt.Errorf("status of %s: %v", ids[0], err)
 	}
 	code, err := s.call(ctx, http.MethodPost, "/api/remediations/"+ids[0]+"/approve", "alice",
-		map[string]string{"decision_id": st.DecisionID, "diff_digest": st.Fix.Digest}, "", nil)
+		map[string]string{"decision_id": st.DecisionID, "diff_digest": st.Fix.Digest, "base_sha": st.Fix.BaseSHA}, "", nil)
 	if err != nil || code != http.StatusOK {
 		return "", fmt.Errorf("approve %s: %d %v", ids[0], code, err)
 	}

@@ -77,8 +77,9 @@ type apiStatus struct {
 	Reason     string          `json:"reason"`
 	DecisionID string          `json:"decision_id"`
 	Fix        *struct {
-		Digest string `json:"digest"`
-		Recipe string `json:"recipe"`
+		Digest  string `json:"digest"`
+		BaseSHA string `json:"base_sha"`
+		Recipe  string `json:"recipe"`
 	} `json:"fix"`
 }
 

@@ -30,6 +30,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"remediator/internal/app"
+	"remediator/internal/codec"
 	"remediator/internal/demo"
 	"remediator/internal/logging"
 	"remediator/workflows"
@@ -163,7 +164,19 @@ func restartRemediator(ctx context.Context, cfg restartConfig, bin, tmp, runID s
 		"REMEDIATOR_DEV_FRONTEND_PORT="+strconv.Itoa(frontend),
 		"REMEDIATOR_DEV_UI_PORT="+strconv.Itoa(ui),
 		"REMEDIATOR_RATE_LIMITS="+benchRateLimits,
+		"REMEDIATOR_REPO_MAX_ACTIVE=0", "REMEDIATOR_REPO_MAX_PER_HOUR=0",
 	)
+	// The payload codec key, given to remediator dev explicitly so the
+	// benchmark's own clients read what it writes.
+	key, err := codec.GenerateKey("bench-restart")
+	if err != nil {
+		return res, err
+	}
+	ring, err := codec.NewKeyRing(key)
+	if err != nil {
+		return res, err
+	}
+	env = append(env, "REMEDIATOR_CODEC_KEYS="+key.Encode())
 	res.Log = filepath.Join(tmp, "remediator-dev.log")
 	apiURL := "http://127.0.0.1:" + strconv.Itoa(apiPort)
 	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{Proxy: nil, MaxIdleConns: 256, MaxIdleConnsPerHost: 256}}
@@ -193,7 +206,7 @@ func restartRemediator(ctx context.Context, cfg restartConfig, bin, tmp, runID s
 	if err != nil {
 		return res, err
 	}
-	c, err := dialRetry(ctx, temporalAddr, 30*time.Second)
+	c, err := dialCodec(ctx, temporalAddr, 30*time.Second, ring)
 	if err != nil {
 		return res, err
 	}
@@ -224,7 +237,7 @@ func restartRemediator(ctx context.Context, cfg restartConfig, bin, tmp, runID s
 			c.Close()
 			return res, fmt.Errorf("status of %s: %d %v %+v", id, code, err, st)
 		}
-		votes[i], _ = json.Marshal(map[string]string{"decision_id": st.DecisionID, "diff_digest": st.Fix.Digest, "comment": "benchmark"})
+		votes[i], _ = json.Marshal(map[string]string{"decision_id": st.DecisionID, "diff_digest": st.Fix.Digest, "base_sha": st.Fix.BaseSHA, "comment": "benchmark"})
 	}
 	for _, id := range ids {
 		if err := waitQuiet(ctx, c, id, 30*time.Second); err != nil {
@@ -255,7 +268,7 @@ func restartRemediator(ctx context.Context, cfg restartConfig, bin, tmp, runID s
 	if at, ok := lastLogTime(res.Log, "msg=\"Started Worker\""); ok {
 		res.WorkerUp = round(at.Sub(t0).Seconds(), 3)
 	}
-	if c, err = dialRetry(ctx, temporalAddr, 30*time.Second); err != nil {
+	if c, err = dialCodec(ctx, temporalAddr, 30*time.Second, ring); err != nil {
 		return res, err
 	}
 	defer c.Close()
@@ -558,10 +571,20 @@ func quietSDKLogger() sdklog.Logger {
 }
 
 func dialRetry(ctx context.Context, hostPort string, timeout time.Duration) (client.Client, error) {
+	return dialCodec(ctx, hostPort, timeout, nil)
+}
+
+// dialCodec is dialRetry with the payload codec of ring (nil: none).
+func dialCodec(ctx context.Context, hostPort string, timeout time.Duration, ring *codec.KeyRing) (client.Client, error) {
+	opts := client.Options{HostPort: hostPort, Logger: quietSDKLogger()}
+	if ring != nil {
+		opts.DataConverter = codec.DataConverter(ring)
+		opts.FailureConverter = codec.FailureConverter(opts.DataConverter)
+	}
 	deadline := time.Now().Add(timeout)
 	for {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		c, err := client.DialContext(actx, client.Options{HostPort: hostPort, Logger: quietSDKLogger()})
+		c, err := client.DialContext(actx, opts)
 		cancel()
 		if err == nil {
 			return c, nil

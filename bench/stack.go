@@ -20,6 +20,7 @@ import (
 
 	"remediator/api"
 	"remediator/internal/app"
+	"remediator/internal/codec"
 	"remediator/internal/config"
 	"remediator/internal/devserver"
 	"remediator/internal/logging"
@@ -74,6 +75,10 @@ func startStack(ctx context.Context, o stackOptions) (*stack, error) {
 		"REMEDIATOR_DATA_DIR":    o.dataDir,
 		"REMEDIATOR_HTTP_ADDR":   ln.Addr().String(),
 		"REMEDIATOR_RATE_LIMITS": benchRateLimits,
+		// The bursts start thousands of remediations of one repository:
+		// the per-repository caps are off, like the rate limits are high.
+		"REMEDIATOR_REPO_MAX_ACTIVE":   "0",
+		"REMEDIATOR_REPO_MAX_PER_HOUR": "0",
 	}
 	for k, v := range o.extraEnv {
 		s.env[k] = v
@@ -139,11 +144,23 @@ func startStack(ctx context.Context, o stackOptions) (*stack, error) {
 			IdleConnTimeout:     90 * time.Second,
 		},
 	}
-	s.raw, err = client.DialContext(ctx, client.Options{
+	// The raw client reads remediations' results, so it has the dev
+	// payload codec key (the raw side's own workflows pay the codec too).
+	ring, err := d.Config.Codec.Ring()
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	rawOpts := client.Options{
 		HostPort:  d.Server.FrontendAddress(),
 		Namespace: cfg.Temporal.Namespace,
 		Logger:    logging.SDK(logger.With("component", "bench-raw-client")),
-	})
+	}
+	if ring != nil {
+		rawOpts.DataConverter = codec.DataConverter(ring)
+		rawOpts.FailureConverter = codec.FailureConverter(rawOpts.DataConverter)
+	}
+	s.raw, err = client.DialContext(ctx, rawOpts)
 	if err != nil {
 		s.stop()
 		return nil, fmt.Errorf("benchmark client: %w", err)

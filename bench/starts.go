@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"remediator/internal/codec"
 	"remediator/internal/orchestrator"
 	"remediator/workflows"
 )
@@ -237,14 +238,15 @@ func (s *stack) rawStart(ctx context.Context, key, marker string) error {
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		Memo: map[string]any{
+		// The memo stays in clear under the payload codec, as the API writes it.
+		Memo: codec.ClearMemo(map[string]any{
 			workflows.MemoCorrelationID: correlationID,
 			workflows.MemoRequestHash:   hash,
 			workflows.MemoRequester:     requester,
 			"start_token":               uuid.NewString(),
 			"generation":                int64(0),
 			"start_signature":           &sig,
-		},
+		}),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.PhaseKey.ValueSet(string(workflows.PhaseReceived)),
 			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrRepo).ValueSet(repo),

@@ -24,6 +24,7 @@ func Register(r sdkworker.Registry, acts *activities.Activities) {
 // RegisterWorkflows adds the workflows only: what the replayer needs.
 func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.Remediation, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.RepoCoordinator, workflow.RegisterOptions{Name: workflows.CoordinatorWorkflowName})
 }
 
 // New builds a worker on the remediation task queue with every type registered.

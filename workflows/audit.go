@@ -2,12 +2,14 @@ package workflows
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"remediator/activities"
+	"remediator/internal/audit"
 )
 
 // AuditEvent is one audit record of a remediation: what happened, who did
@@ -42,16 +44,29 @@ func (r *remediation) audit(ctx workflow.Context, e auditEvent) {
 		return
 	}
 	r.auditLog.Seq++
+	// Actors, roles and texts come from requests: they are made valid for
+	// the store here, so one odd vote can never block the log.
+	roles := make([]string, 0, min(len(e.Roles), audit.MaxRoles))
+	for _, role := range e.Roles[:min(len(e.Roles), audit.MaxRoles)] {
+		if role = auditText(role, audit.MaxRoleBytes, false); role != "" {
+			roles = append(roles, role)
+		}
+	}
 	ev := AuditEvent{
 		ID: fmt.Sprintf("%s/%d", r.in.ID, r.auditLog.Seq), RemediationID: r.in.ID, Seq: r.auditLog.Seq,
-		Kind: e.Kind, Phase: string(r.st.Phase), Actor: e.Actor, Roles: e.Roles, Channel: e.Channel,
-		At: workflow.Now(ctx).UTC(), CorrelationID: r.in.CorrelationID, Digest: e.Digest, Base: e.Base, Detail: clip(e.Detail, 1000),
+		Kind: e.Kind, Phase: string(r.st.Phase), Actor: auditText(e.Actor, audit.MaxActorBytes, false), Roles: roles, Channel: e.Channel,
+		At: workflow.Now(ctx).UTC(), CorrelationID: auditText(r.in.CorrelationID, audit.MaxShortBytes, false),
+		Digest: auditText(e.Digest, audit.MaxShortBytes, false), Base: auditText(e.Base, audit.MaxShortBytes, false),
+		Detail: auditText(e.Detail, 1000, true),
+	}
+	if len(roles) == 0 {
+		ev.Roles = nil
 	}
 	if ev.Channel == "" {
 		ev.Channel = "workflow"
 	}
 	if ev.Digest == "" && r.st.Fix != nil {
-		ev.Digest, ev.Base = r.st.Fix.Digest, r.st.Fix.BaseSHA
+		ev.Digest, ev.Base = auditText(r.st.Fix.Digest, audit.MaxShortBytes, false), auditText(r.st.Fix.BaseSHA, audit.MaxShortBytes, false)
 	}
 	r.auditLog.Events = append(r.auditLog.Events, ev)
 	for len(r.auditLog.Events) > maxAuditEvents && r.auditLog.Events[0].Seq <= r.auditLog.Flushed {
@@ -100,4 +115,17 @@ func (r *remediation) flushAudit(ctx workflow.Context) {
 		return
 	}
 	r.auditLog.Flushed = max(r.auditLog.Flushed, last)
+}
+
+// auditText is s as the audit store takes it: valid UTF-8 without control
+// characters (line breaks and tabs kept when multiline), cut to max bytes.
+func auditText(s string, max int, multiline bool) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if (r < 0x20 && !(multiline && (r == '\n' || r == '\t'))) || (r >= 0x7f && r <= 0x9f) || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		return r
+	}, s)
+	return clip(s, max)
 }

@@ -150,6 +150,9 @@ type RemediationInput struct {
 	RequiredApprovals int           `json:"required_approvals,omitempty"`
 	// CIRun names the failed CI run on the forge (its logs become evidence).
 	CIRun *activities.CIRun `json:"ci_run,omitempty"`
+	// Admitted: the repository's coordinator admitted this remediation
+	// (per-repository caps); the run releases its slot when it ends.
+	Admitted bool `json:"admitted,omitempty"`
 	// Carry, set only by the workflow itself when it continues as new,
 	// resumes the wait with the state of the previous run.
 	Carry *Carry `json:"carry,omitempty"`

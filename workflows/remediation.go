@@ -525,6 +525,9 @@ func (r *remediation) end(ctx workflow.Context, phase Phase, reason string) (Sta
 		r.logger.Warn("waiting for the write-backs interrupted", "error", err)
 	}
 	r.drainSignals(ctx)
+	if r.version >= versionSafety && r.in.Admitted {
+		ReleaseAdmission(ctx, r.in.Repo, r.in.ID)
+	}
 	if err := workflow.Await(recCtx, func() bool { return workflow.AllHandlersFinished(recCtx) }); err != nil {
 		r.logger.Warn("waiting for handlers interrupted", "error", err)
 	}

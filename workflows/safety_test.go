@@ -325,3 +325,24 @@ func (s *RemediationSuite) TestNamedGroupMayApprove() {
 	s.NoError(member.rejected)
 	s.Equal(PhaseCompleted, s.result().Phase)
 }
+
+// An admitted remediation frees its slot in the repository's coordinator
+// when it ends; one started with caps off signals nothing.
+func (s *RemediationSuite) TestAdmittedRemediationReleasesItsSlot() {
+	s.happyPathMocks()
+	s.expectOutcome(PhaseRejected)
+	released := 0
+	s.env.OnSignalExternalWorkflow(mock.Anything, CoordinatorID("/repos/demo"), "", SignalRelease, mock.Anything).Return(
+		func(_, _, _, _ string, arg any) error {
+			if r, ok := arg.(ReleaseRequest); ok && r.RemediationID == testID {
+				released++
+			}
+			return nil
+		}).Once()
+	s.at(time.Minute, func() { s.update(UpdateReject, "u1", rejection("alice", "no")) })
+	in := input()
+	in.Admitted = true
+	s.env.ExecuteWorkflow(Remediation, in)
+	s.Equal(PhaseRejected, s.result().Phase)
+	s.Equal(1, released)
+}

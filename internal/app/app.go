@@ -25,6 +25,7 @@ import (
 	"remediator/activities"
 	"remediator/api"
 	"remediator/internal/auth"
+	"remediator/internal/codec"
 	"remediator/internal/config"
 	"remediator/internal/forge"
 	"remediator/internal/gitlocal"
@@ -42,7 +43,9 @@ import (
 type Components struct {
 	Acts   *activities.Activities
 	Ledger ledger.Ledger
-	// Close releases the ledger's connections.
+	// Audit is the append-only audit store (an audit.Store), also Acts.Audit.
+	Audit activities.AuditStore
+	// Close releases the ledger's and the audit store's connections.
 	Close func()
 }
 
@@ -139,7 +142,7 @@ func BuildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger
 		Git:       forges,
 		VoteKeys:  cfg.VotePublicKeys,
 		PublicURL: cfg.PublicURL, UIURL: cfg.UIURL, Namespace: cfg.Temporal.Namespace,
-		Policy: cfg.Policy,
+		Policy: cfg.Policy, HistoryLimit: cfg.HistoryLimit,
 	}
 	ints, err := buildIntegrations(cfg)
 	if err != nil {
@@ -150,8 +153,14 @@ func BuildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger
 		return Components{}, err
 	}
 	acts.Decisions = &activities.LedgerDecisions{Store: store}
+	auditStore, closeAudit, err := openAudit(ctx, cfg, logger)
+	if err != nil {
+		closeStore()
+		return Components{}, err
+	}
+	acts.Audit = auditStore
 	ints.wire(acts, cfg, &forge.Resolver{Local: git, Hosts: hosts})
-	return Components{Acts: acts, Ledger: store, Close: closeStore}, nil
+	return Components{Acts: acts, Ledger: store, Audit: auditStore, Close: func() { closeAudit(); closeStore() }}, nil
 }
 
 // APIDeps are the long-lived pieces of the HTTP edge that need closing.
@@ -176,7 +185,10 @@ func (d *APIDeps) Close() {
 //
 // reg is the registry /metrics serves (NewRegistry); the worker's metrics
 // join it when both run in one process.
-func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store ledger.Ledger, extra []auth.StaticToken, logger *slog.Logger, reg *prometheus.Registry, tracing bool) (*APIDeps, error) {
+//
+// auditStore serves the audit route and records the refusals the workflow
+// cannot (nil: neither).
+func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store ledger.Ledger, auditStore api.AuditStore, extra []auth.StaticToken, logger *slog.Logger, reg *prometheus.Registry, tracing bool) (*APIDeps, error) {
 	deps := &APIDeps{}
 	ok := false
 	defer func() {
@@ -262,6 +274,15 @@ func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store ledge
 		slackClient = ints.Slack
 	}
 	orch := orchestrator.New(c, cfg.Temporal.Namespace, cfg.ApprovalTimeout, signer)
+	orch.SetCaps(orchestrator.Caps{MaxActive: cfg.RepoMaxActive, MaxPerHour: cfg.RepoMaxPerHour}, policyCaps(cfg.Policy))
+	ring, err := cfg.Codec.Ring()
+	if err != nil {
+		return nil, fmt.Errorf("REMEDIATOR_CODEC_KEYS: %w", err)
+	}
+	codecOpts := api.CodecOptions{CORSOrigins: cfg.Codec.CORSOrigins}
+	if ring != nil {
+		codecOpts.Handler = codec.HTTPHandler(ring)
+	}
 	readyChecks := map[string]func(context.Context) error{}
 	if p, ok := store.(pinger); ok && decisions == api.DecisionReader(store) {
 		readyChecks["decision_ledger"] = p.Ping
@@ -271,14 +292,15 @@ func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store ledge
 		middleware = append(middleware, telemetry.GinMiddleware("remediator-api"), telemetry.CorrelationAttribute())
 	}
 	deps.Handler = api.NewHandler(logger.With("component", "api"), orch, api.Options{
-		Auth: authn, Limiter: limiter, LimitStore: limitStore, TrustedProxies: cfg.TrustedProxies,
+		Audit: auditStore,
+		Auth:  authn, Limiter: limiter, LimitStore: limitStore, TrustedProxies: cfg.TrustedProxies,
 		GitHubSecret: cfg.GitHubSecret, SlackSecret: cfg.SlackSecret, GitLabWebhookToken: glToken,
 		AlertRepoLabel: cfg.AlertRepoLabel, AlertRoutes: cfg.AlertRoutes, SlackUsers: cfg.SlackUsers, WebhookMaxBytes: cfg.WebhookMaxBytes,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Registerer: reg,
 		Decisions: decisions, Repos: repos, MaxBodyBytes: cfg.MaxBodyBytes, PublicURL: cfg.PublicURL,
 		UIURL: cfg.UIURL, DefaultApprovalTimeout: cfg.ApprovalTimeout, Version: Version(),
 		Dragon: dragonClient, DragonWebhookSecret: dragonSecret, DragonUsers: dragonUsers, Slack: slackClient, GenerateWait: cfg.GenerateWait,
-		ReadyChecks: readyChecks, Middleware: middleware, Draining: deps.Draining.Load,
+		ReadyChecks: readyChecks, Middleware: middleware, Draining: deps.Draining.Load, Codec: codecOpts,
 	})
 	ok = true
 	return deps, nil
@@ -355,6 +377,9 @@ func boot(ctx context.Context, what string, getenv func(string) string, stderr i
 		return nil, fmt.Errorf("SDK metrics: %w", err)
 	}
 	extras := orchestrator.Extras{MetricsHandler: sdkMetrics}
+	if extras.Codec, err = codecRing(cfg, logger); err != nil {
+		return nil, err
+	}
 	p.shutdown, p.tracing, err = telemetry.SetupTracing(ctx, getenv, "remediator-"+what, Version())
 	if err != nil {
 		return nil, fmt.Errorf("tracing (OTEL_*): %w", err)
@@ -372,6 +397,23 @@ func boot(ctx context.Context, what string, getenv func(string) string, stderr i
 	return p, nil
 }
 
+// codecRing is the payload codec's key ring, or nil (with a loud warning)
+// when REMEDIATOR_CODEC=off writes payloads in clear.
+func codecRing(cfg config.Config, logger *slog.Logger) (*codec.KeyRing, error) {
+	if cfg.Codec.Off {
+		logger.Warn("PAYLOADS ARE NOT ENCRYPTED: REMEDIATOR_CODEC=off writes log excerpts, diffs and comments into workflow history in clear")
+		return nil, nil
+	}
+	ring, err := cfg.Codec.Ring()
+	if err != nil {
+		return nil, fmt.Errorf("REMEDIATOR_CODEC_KEYS: %w", err)
+	}
+	if ring != nil {
+		logger.Info("payload codec on", "current_key", ring.CurrentID(), "keys", ring.IDs())
+	}
+	return ring, nil
+}
+
 // RunAPI is `remediator api`: it refuses to start without credentials, a
 // vote signing key, or (unless Dragon holds the decisions) the shared
 // PostgreSQL ledger.
@@ -387,7 +429,12 @@ func RunAPI(ctx context.Context, getenv func(string) string, stderr io.Writer) e
 		return err
 	}
 	defer closeStore()
-	deps, err := NewAPI(ctx, cfg, p.client, store, nil, logger, p.reg, p.tracing)
+	auditStore, closeAudit, err := openAudit(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
+	deps, err := NewAPI(ctx, cfg, p.client, store, auditStore, nil, logger, p.reg, p.tracing)
 	if err != nil {
 		return err
 	}

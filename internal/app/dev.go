@@ -26,6 +26,7 @@ import (
 
 	"remediator/api"
 	"remediator/internal/auth"
+	"remediator/internal/codec"
 	"remediator/internal/config"
 	"remediator/internal/demo"
 	"remediator/internal/devserver"
@@ -108,10 +109,27 @@ func StartDev(ctx context.Context, cfg config.Config, ports devserver.Ports, log
 	for _, name := range workflows.SearchAttributeNames {
 		sas[name] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
 	}
+	// The dev payload codec key lives in the data dir, like the vote key:
+	// a restart on the same directory still reads the histories it wrote.
+	devKeys, err := devCodec(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Codec = devKeys
+	ring, err := codecRing(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	codecEndpoint := ""
+	if ring != nil {
+		// The embedded Web UI asks the dev API to decode payloads, passing
+		// its user's access token (an admin's; see README, Encrypted payloads).
+		codecEndpoint = cfg.PublicURL + "/codec"
+	}
 	srv, err := devserver.Start(ctx, devserver.Config{
 		DataDir: filepath.Join(cfg.DataDir, "temporal"), Host: "127.0.0.1", Ports: ports,
 		Namespace: cfg.Temporal.Namespace, Retention: cfg.Dev.Retention, SearchAttributes: sas,
-		Logger: logger.With("component", "temporal-server"),
+		Logger: logger.With("component", "temporal-server"), CodecEndpoint: codecEndpoint,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting the embedded Temporal server: %w", err)
@@ -124,6 +142,10 @@ func StartDev(ctx context.Context, cfg config.Config, ports devserver.Ports, log
 	cfg.Temporal.Address = srv.FrontendAddress()
 	if srv.UIAddress() != "" {
 		cfg.UIURL = srv.UIAddress()
+		// The embedded UI calls the codec endpoint from the browser.
+		if !slices.Contains(cfg.Codec.CORSOrigins, srv.UIAddress()) {
+			cfg.Codec.CORSOrigins = append(slices.Clone(cfg.Codec.CORSOrigins), srv.UIAddress())
+		}
 	}
 	d.Config = cfg
 	if d.Tokens, err = loadDevTokens(filepath.Join(cfg.DataDir, "dev-tokens.json")); err != nil {
@@ -159,7 +181,7 @@ func StartDev(ctx context.Context, cfg config.Config, ports devserver.Ports, log
 	if err != nil {
 		return fail(err)
 	}
-	if d.Client, err = orchestrator.Dial(ctx, cfg.Temporal, logger, orchestrator.Extras{MetricsHandler: sdkMetrics}); err != nil {
+	if d.Client, err = orchestrator.Dial(ctx, cfg.Temporal, logger, orchestrator.Extras{MetricsHandler: sdkMetrics, Codec: ring}); err != nil {
 		return fail(err)
 	}
 	d.Worker = NewWorker(d.Client, comps.Acts, logger, cfg.Worker, nil)
@@ -176,11 +198,45 @@ func StartDev(ctx context.Context, cfg config.Config, ports devserver.Ports, log
 		}
 		devTokens = append(devTokens, st)
 	}
-	if d.api, err = NewAPI(ctx, cfg, d.Client, comps.Ledger, devTokens, logger, reg, false); err != nil {
+	if d.api, err = NewAPI(ctx, cfg, d.Client, comps.Ledger, comps.Audit, devTokens, logger, reg, false); err != nil {
 		return fail(err)
 	}
 	d.Handler = d.api.Handler
 	return d, nil
+}
+
+// devCodecKeyFile is the dev payload codec key in the data dir.
+const devCodecKeyFile = "codec-keys"
+
+// devCodec gives dev its payload codec key: the data dir's (created on the
+// first start, 0600), unless REMEDIATOR_CODEC_KEYS configures keys, in which
+// case an existing data dir key is kept for reading older histories.
+func devCodec(cfg config.Config) (config.Codec, error) {
+	c := cfg.Codec
+	if c.Off {
+		return c, nil
+	}
+	path := filepath.Join(cfg.DataDir, devCodecKeyFile)
+	if len(c.Keys) > 0 {
+		if _, err := os.Stat(path); err != nil {
+			return c, nil
+		}
+	}
+	keys, err := codec.LoadOrCreateKeyFile(path)
+	if err != nil {
+		return c, fmt.Errorf("the dev payload codec key: %w", err)
+	}
+	configured := map[string]bool{}
+	for _, k := range c.Keys {
+		configured[k.ID] = true
+	}
+	c.Keys = slices.Clone(c.Keys)
+	for _, k := range keys {
+		if !configured[k.ID] {
+			c.Keys = append(c.Keys, k)
+		}
+	}
+	return c, nil
 }
 
 // Stop stops the worker, the client and the server, in that order.
@@ -294,10 +350,11 @@ remediator dev is running (Ctrl-C stops it; data in %s)
   API          http://%s
   Temporal     %s   (temporal workflow list --address %s)
   Web UI       %s
+  Codec        %s
 
 Dev credentials (dev mode only; also in %s):
 `, d.Config.DataDir, apiAddr, d.Server.FrontendAddress(), d.Server.FrontendAddress(), orNone(d.Server.UIAddress()),
-		filepath.Join(d.Config.DataDir, "dev.env"))
+		codecLine(d.Config, apiAddr), filepath.Join(d.Config.DataDir, "dev.env"))
 	for _, t := range d.Tokens {
 		fmt.Fprintf(w, "  %-6s %-10s %s\n", t.Subject, t.Role, t.Token)
 	}
@@ -310,6 +367,14 @@ Start a remediation against it:
     -d '%s'
 
 `, d.Demo.Path, apiAddr, d.Token("dev"), strings.ReplaceAll(string(body), "'", `'\''`))
+}
+
+// codecLine says where payloads are decoded, or that they are in clear.
+func codecLine(cfg config.Config, apiAddr string) string {
+	if cfg.Codec.Off || len(cfg.Codec.Keys) == 0 {
+		return "off: payloads are written in clear (REMEDIATOR_CODEC=off)"
+	}
+	return fmt.Sprintf("http://%s/codec   (admin token; temporal … --codec-endpoint http://%s/codec --codec-auth \"Bearer $ADMIN_TOKEN\")", apiAddr, apiAddr)
 }
 
 func orNone(s string) string {

@@ -34,6 +34,10 @@ func NewWorker(c client.Client, acts *activities.Activities, logger *slog.Logger
 	if tuning.StickyCacheSize > 0 {
 		stickyCacheOnce.Do(func() { sdkworker.SetStickyWorkflowCacheSize(tuning.StickyCacheSize) })
 	}
+	if acts != nil && acts.Workflows == nil {
+		// The repository coordinator's reconcile describes remediations.
+		acts.Workflows = c
+	}
 	return worker.New(c, acts, sdkworker.Options{
 		MaxConcurrentActivityExecutionSize:     tuning.MaxActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: tuning.MaxWorkflowTasks,

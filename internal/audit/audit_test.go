@@ -31,7 +31,7 @@ const goldenCanonical = `{"actor":"zo\u00eb","at":"2030-01-02T03:04:05.12Z","bas
 
 const goldenHash = "6ceaabb309d802671a13c0e216184e321abeb4138ab53cae0df9d4283a58727d"
 
-func TestCanonicalEncodingIsPinned(t *testing.T) {
+func TestAuditCanonicalEncodingIsPinned(t *testing.T) {
 	if got := string(Canonical(goldenRecord)); got != goldenCanonical {
 		t.Fatalf("canonical encoding changed:\ngot  %s\nwant %s", got, goldenCanonical)
 	}
@@ -72,7 +72,7 @@ func TestCanonicalEncodingIsPinned(t *testing.T) {
 	}
 }
 
-func TestValidateNamesTheProblems(t *testing.T) {
+func TestAuditValidateNamesTheProblems(t *testing.T) {
 	err := Validate(Event{ID: "bad\x1bid", Kind: "Vote"})
 	if !errors.Is(err, ErrInvalid) {
 		t.Fatalf("want ErrInvalid: %v", err)

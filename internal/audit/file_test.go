@@ -75,11 +75,11 @@ func fileBackend() backend {
 	}
 }
 
-func TestFileStoreConformance(t *testing.T) {
+func TestAuditFileStoreConformance(t *testing.T) {
 	testStoreConformance(t, fileBackend())
 }
 
-func TestFileStoreIsPrivateAndOneRecordPerLine(t *testing.T) {
+func TestAuditFileStoreIsPrivateAndOneRecordPerLine(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	p := filepath.Join(dir, "audit.jsonl")
 	s := openFileStore(t, p)
@@ -104,7 +104,7 @@ func TestFileStoreIsPrivateAndOneRecordPerLine(t *testing.T) {
 }
 
 // A reopened store knows the head and the stored ids.
-func TestFileStoreReopenKeepsTheChain(t *testing.T) {
+func TestAuditFileStoreReopenKeepsTheChain(t *testing.T) {
 	ctx := context.Background()
 	p := filepath.Join(t.TempDir(), "audit.jsonl")
 	s := openFileStore(t, p)
@@ -130,7 +130,7 @@ func TestFileStoreReopenKeepsTheChain(t *testing.T) {
 // A crash in the middle of a write leaves an incomplete last line: Verify
 // reports it with its offset, Append refuses until it is cut off, and the
 // retry then completes the chain.
-func TestFileStoreIncompleteLastLine(t *testing.T) {
+func TestAuditFileStoreIncompleteLastLine(t *testing.T) {
 	ctx := context.Background()
 	p := filepath.Join(t.TempDir(), "audit.jsonl")
 	s := openFileStore(t, p)
@@ -179,7 +179,7 @@ func TestFileStoreIncompleteLastLine(t *testing.T) {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-func TestFileStoreRefusesGarbageAndShrinking(t *testing.T) {
+func TestAuditFileStoreRefusesGarbageAndShrinking(t *testing.T) {
 	ctx := context.Background()
 	p := filepath.Join(t.TempDir(), "audit.jsonl")
 	s := openFileStore(t, p)
@@ -210,7 +210,7 @@ func TestFileStoreRefusesGarbageAndShrinking(t *testing.T) {
 	}
 }
 
-func TestFileStoreReadOnly(t *testing.T) {
+func TestAuditFileStoreReadOnly(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "audit.jsonl")
 	if _, err := OpenFileReadOnly(p); err == nil {
 		t.Fatal("a missing file must not be created by a read-only open")
@@ -234,7 +234,7 @@ func TestFileStoreReadOnly(t *testing.T) {
 }
 
 // The package documentation's script re-verifies a file without this code.
-func TestDocumentedScriptVerifiesTheFile(t *testing.T) {
+func TestAuditDocumentedScriptVerifiesTheFile(t *testing.T) {
 	py, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skip("python3 is not installed")

@@ -91,12 +91,12 @@ func pgBackend() backend {
 	}
 }
 
-func TestPostgresConformance(t *testing.T) {
+func TestAuditPostgresConformance(t *testing.T) {
 	testStoreConformance(t, pgBackend())
 }
 
 // The table refuses UPDATE, DELETE and TRUNCATE, whoever asks.
-func TestPostgresTableIsAppendOnly(t *testing.T) {
+func TestAuditPostgresTableIsAppendOnly(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
 	s := openPG(t, url)
@@ -125,7 +125,7 @@ func TestPostgresTableIsAppendOnly(t *testing.T) {
 
 // Replicas starting together apply the migrations once; reopening applies
 // nothing; a read-only connect needs the table.
-func TestPostgresMigrationsAndConnect(t *testing.T) {
+func TestAuditPostgresMigrationsAndConnect(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
 	if _, err := ConnectPostgres(ctx, url); err == nil || !strings.Contains(err.Error(), "does not exist") {
@@ -169,7 +169,7 @@ func TestPostgresMigrationsAndConnect(t *testing.T) {
 
 // ExportSQL gives the JSON lines the documentation's script verifies: the
 // same records, times in the canonical form.
-func TestPostgresExportIsTheFileShape(t *testing.T) {
+func TestAuditPostgresExportIsTheFileShape(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
 	s := openPG(t, url)
@@ -225,7 +225,7 @@ func TestPostgresExportIsTheFileShape(t *testing.T) {
 // After the server dropped every connection an append fails at most once
 // (retryably: neither a conflict nor invalid) and its retry completes the
 // chain.
-func TestPostgresAppendAfterConnectionLoss(t *testing.T) {
+func TestAuditPostgresAppendAfterConnectionLoss(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
 	s := openPG(t, url)

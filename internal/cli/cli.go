@@ -57,7 +57,8 @@ var (
 	digestPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
-// Run executes one client command: args[0] is "approve", "reject", "status" or "list".
+// Run executes one client command: args[0] is "approve", "reject",
+// "regenerate", "status" or "list".
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("no command given")
@@ -72,6 +73,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = runVote(ctx, false, args[1:], getenv, stdout, stderr)
 	case "list":
 		err = runList(ctx, args[1:], getenv, stdout, stderr)
+	case "regenerate":
+		err = runRegenerate(ctx, args[1:], getenv, stdout, stderr)
 	default:
 		return fmt.Errorf("unknown client command %q", args[0])
 	}

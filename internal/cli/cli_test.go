@@ -65,6 +65,14 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	mux.HandleFunc("POST /api/remediations/{id}/approve", f.vote(true))
 	mux.HandleFunc("POST /api/remediations/{id}/reject", f.vote(false))
 	mux.HandleFunc("GET /api/remediations", f.list)
+	mux.HandleFunc("POST /api/remediations/{id}/regenerate", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		st := f.statuses[r.PathValue("id")]
+		st["phase"] = "GeneratingFix"
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(st)
+	})
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		f.mu.Lock()
@@ -128,6 +136,7 @@ func (f *fakeAPI) vote(approve bool) http.HandlerFunc {
 		var b struct {
 			DecisionID string `json:"decision_id"`
 			DiffDigest string `json:"diff_digest"`
+			BaseSHA    string `json:"base_sha"`
 			Comment    string `json:"comment"`
 			Reason     string `json:"reason"`
 		}
@@ -149,7 +158,7 @@ func (f *fakeAPI) vote(approve bool) http.HandlerFunc {
 				map[string]string{"reason": "a rejection needs a reason"}})
 			return
 		}
-		if b.DecisionID != st["decision_id"] || b.DiffDigest != st["fix"].(map[string]any)["digest"] {
+		if b.DecisionID != st["decision_id"] || b.DiffDigest != st["fix"].(map[string]any)["digest"] || b.BaseSHA != st["fix"].(map[string]any)["base_sha"] {
 			writeAPIError(w, cid, apiFailure{http.StatusConflict, "stale_vote", "the vote names another decision or diff", nil})
 			return
 		}
@@ -385,7 +394,7 @@ func TestApproveVotesForTheReviewedDigestWithAnIdempotencyKey(t *testing.T) {
 	if err := json.Unmarshal(post.Body, &body); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"decision_id": decisionID, "diff_digest": digest, "comment": "looks right"}
+	want := map[string]any{"decision_id": decisionID, "diff_digest": digest, "base_sha": "abc1234def", "comment": "looks right"}
 	if len(body) != len(want) {
 		t.Errorf("body %v, want exactly %v", body, want)
 	}
@@ -486,7 +495,7 @@ func TestRejectRequiresAReasonAndSendsIt(t *testing.T) {
 	}
 	var body map[string]any
 	_ = json.Unmarshal(posts[0].Body, &body)
-	if body["reason"] != "touches generated code" || body["decision_id"] != decisionID || body["diff_digest"] != digest || len(body) != 3 {
+	if body["reason"] != "touches generated code" || body["decision_id"] != decisionID || body["diff_digest"] != digest || body["base_sha"] != "abc1234def" || len(body) != 4 {
 		t.Fatalf("reject body %v", body)
 	}
 }
@@ -791,5 +800,30 @@ func TestVisibleShowsEveryByte(t *testing.T) {
 	}
 	if isTerminal(&bytes.Buffer{}) {
 		t.Fatal("a buffer is no terminal")
+	}
+}
+
+// regenerate names the fix it replaces: the operator's digest, the decision
+// and base of a fresh status; a digest that is not the current fix's is
+// refused before anything is sent.
+func TestRegenerateNamesTheFixItReplaces(t *testing.T) {
+	api := newFakeAPI(t)
+	patch := []byte(gofmtPatch)
+	api.addStatus(testID, patch, true)
+	if _, _, err := runCLI(t, api.env(), "regenerate", testID, "--digest", strings.Repeat("0", 64)); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("a stale digest: %v", err)
+	}
+	if len(api.posts()) != 0 {
+		t.Fatal("a refused regenerate was sent")
+	}
+	out, _, err := runCLI(t, api.env(), "regenerate", testID, "--digest", digestOf(patch), "--reason", "misses a file")
+	if err != nil || !strings.Contains(out, "regenerating "+testID+": phase GeneratingFix") {
+		t.Fatalf("regenerate: %v %q", err, out)
+	}
+	posts := api.posts()
+	var body map[string]any
+	if len(posts) != 1 || json.Unmarshal(posts[0].Body, &body) != nil || body["base_sha"] != "abc1234def" || body["decision_id"] != decisionID ||
+		body["diff_digest"] != digestOf(patch) || body["reason"] != "misses a file" || posts[0].Path != "/api/remediations/"+testID+"/regenerate" {
+		t.Fatalf("posts %+v body %v", posts, body)
 	}
 }

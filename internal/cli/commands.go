@@ -291,12 +291,14 @@ func when(t time.Time) string {
 type approveBody struct {
 	DecisionID string `json:"decision_id"`
 	DiffDigest string `json:"diff_digest"`
+	BaseSHA    string `json:"base_sha"`
 	Comment    string `json:"comment"`
 }
 
 type rejectBody struct {
 	DecisionID string `json:"decision_id"`
 	DiffDigest string `json:"diff_digest"`
+	BaseSHA    string `json:"base_sha"`
 	Reason     string `json:"reason"`
 }
 
@@ -350,9 +352,11 @@ func runVote(ctx context.Context, approve bool, args []string, getenv func(strin
 	if b, ok := exactBytes(st.Fix); ok && !matchesDigest(b, digest) {
 		return fmt.Errorf("the diff the API shows for %s does not match its digest; not voting (correlation id %s)", id, c.correlationID)
 	}
-	var body any = rejectBody{DecisionID: st.DecisionID, DiffDigest: digest, Reason: *text}
+	// The base is the one status showed with this digest (each fix has a
+	// decision of its own, so a regenerated fix is refused above).
+	var body any = rejectBody{DecisionID: st.DecisionID, DiffDigest: digest, BaseSHA: st.Fix.BaseSHA, Reason: *text}
 	if approve {
-		body = approveBody{DecisionID: st.DecisionID, DiffDigest: digest, Comment: *text}
+		body = approveBody{DecisionID: st.DecisionID, DiffDigest: digest, BaseSHA: st.Fix.BaseSHA, Comment: *text}
 	}
 	r, err := c.do(ctx, http.MethodPost, remediationPath(id)+"/"+name, nil, body, uuid.NewString())
 	if err != nil {
@@ -522,4 +526,56 @@ func visible(b []byte) []byte {
 		b = b[size:]
 	}
 	return out.Bytes()
+}
+
+type regenerateBody struct {
+	DecisionID string `json:"decision_id"`
+	DiffDigest string `json:"diff_digest"`
+	BaseSHA    string `json:"base_sha"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+// runRegenerate asks for a new fix of a remediation awaiting approval. Like
+// a vote it names the fix it replaces (the digest from the operator, the
+// decision and base from a fresh status read); pending votes become void.
+func runRegenerate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("regenerate", "regenerate ID --digest DIGEST [--reason TEXT]", stderr)
+	digestFlag := fs.String("digest", "", "the full 64-hex digest of the fix to replace, as shown by status")
+	reason := fs.String("reason", "", "why a new fix is needed (recorded with the request)")
+	id, err := parseID(fs, args)
+	if err != nil {
+		return err
+	}
+	digest := strings.ToLower(strings.TrimSpace(*digestFlag))
+	switch {
+	case !digestPattern.MatchString(digest):
+		return fmt.Errorf("--digest must be the full 64-hex digest shown by \"remediator status %s\"", id)
+	case len(*reason) > maxTextLen:
+		return fmt.Errorf("--reason is limited to %d bytes", maxTextLen)
+	}
+	c, err := newClient(getenv, stderr)
+	if err != nil {
+		return err
+	}
+	st, _, err := c.getStatus(ctx, id)
+	if err != nil {
+		return err
+	}
+	if st.DecisionID == "" || st.Fix == nil {
+		return fmt.Errorf("%s has no fix to replace (phase %s)", id, clean(st.Phase))
+	}
+	if digest != st.Fix.Digest {
+		return fmt.Errorf("--digest does not match the current fix of %s", id)
+	}
+	r, err := c.do(ctx, http.MethodPost, remediationPath(id)+"/regenerate", nil,
+		regenerateBody{DecisionID: st.DecisionID, DiffDigest: digest, BaseSHA: st.Fix.BaseSHA, Reason: *reason}, uuid.NewString())
+	if err != nil {
+		return err
+	}
+	var after status
+	if err := c.decode(r, &after); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "regenerating %s: phase %s; pending votes are void\n", id, clean(after.Phase))
+	return nil
 }

@@ -33,6 +33,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"remediator/internal/codec"
 	"remediator/internal/demo"
 	"remediator/internal/github/githubtest"
 	"remediator/workflows"
@@ -106,6 +107,9 @@ type Cluster struct {
 
 	tokens map[string]string
 	tc     client.Client
+	// codecKey is the payload codec key of every remediator process
+	// (REMEDIATOR_CODEC_KEYS); tc decodes with it too.
+	codecKey codec.Key
 
 	mu    sync.Mutex
 	procs []*proc
@@ -125,6 +129,10 @@ func newCluster(t *testing.T) *Cluster {
 		conn.Close()
 	}
 	c := &Cluster{dir: t.TempDir(), prefix: "rmcl_" + randHex(6), tokens: map[string]string{}}
+	var err error
+	if c.codecKey, err = codec.GenerateKey("cluster-" + randHex(4)); err != nil {
+		t.Fatal(err)
+	}
 	c.redisPrefix = "remediator:rl:" + c.prefix
 	// Registered after TempDir: runs before the directory is removed.
 	t.Cleanup(func() { c.cleanup(t) })
@@ -134,6 +142,7 @@ func newCluster(t *testing.T) *Cluster {
 	c.startServer(t)
 	c.setupNamespace(t)
 	c.prepareRepos(t)
+	c.prepareCaps(t)
 	c.startRemediator(t)
 	return c
 }
@@ -570,7 +579,13 @@ func (c *Cluster) setupNamespace(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	c.tc, err = client.DialContext(ctx, client.Options{HostPort: c.frontendAddr(), Namespace: namespace, Logger: quietLogger()})
+	ring, err := codec.NewKeyRing(c.codecKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := codec.DataConverter(ring)
+	c.tc, err = client.DialContext(ctx, client.Options{HostPort: c.frontendAddr(), Namespace: namespace, Logger: quietLogger(),
+		DataConverter: dc, FailureConverter: codec.FailureConverter(dc)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -714,8 +729,10 @@ func (c *Cluster) startRemediator(t *testing.T) {
 			"REMEDIATOR_RATE_LIMITS":      rateLimits,
 			"REMEDIATOR_JWT_HS256_SECRET": c.jwtSecret(), "REMEDIATOR_JWT_ISSUER": jwtIssuer, "REMEDIATOR_JWT_AUDIENCE": jwtAud,
 			"REMEDIATOR_GIT_ROOTS": c.gitRoot, "REMEDIATOR_DATA_DIR": data,
-			"REMEDIATOR_LOG_FORMAT": "json", "REMEDIATOR_RECIPE_SANDBOX": "auto",
+			"REMEDIATOR_LOG_FORMAT": "json", "REMEDIATOR_RECIPE_SANDBOX": "auto", "REMEDIATOR_CODEC_KEYS": c.codecKey.Encode(),
 			"GITHUB_TOKEN": ghToken, "GITHUB_API_URL": c.gh.APIURL(),
+			// Per-repository caps on, high; the policy caps one repository (caps.go).
+			"REMEDIATOR_REPO_MAX_ACTIVE": strconv.Itoa(defaultCap), "REMEDIATOR_REPO_MAX_PER_HOUR": strconv.Itoa(defaultCap), "REMEDIATOR_POLICY_FILE": c.policyFile(),
 		}
 	}
 	for i := range 2 {

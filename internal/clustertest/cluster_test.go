@@ -40,6 +40,7 @@ func TestCluster(t *testing.T) {
 	t.Run("c_kill_worker_during_openpr", c.scenarioKillWorkerDuringOpenPR)
 	t.Run("d_kill_temporal_server", c.scenarioKillServer)
 	t.Run("e_kill_api_mid_burst", c.scenarioKillAPIMidBurst)
+	t.Run("g_repo_caps_across_replicas", c.scenarioRepoCaps)
 	t.Run("f_postgres_restart", c.scenarioPostgresRestart)
 }
 
@@ -152,7 +153,7 @@ func (c *Cluster) awaitPhase(i int, id string, phase workflows.Phase, timeout ti
 
 func voteOf(st map[string]any) map[string]string {
 	fix, _ := st["fix"].(map[string]any)
-	return map[string]string{"decision_id": fmt.Sprint(st["decision_id"]), "diff_digest": fmt.Sprint(fix["digest"])}
+	return map[string]string{"decision_id": fmt.Sprint(st["decision_id"]), "diff_digest": fmt.Sprint(fix["digest"]), "base_sha": fmt.Sprint(fix["base_sha"])}
 }
 
 // approve votes as who on replica i with the status st was read from.

@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/contrib/envconfig"
 
 	"remediator/internal/auth"
+	"remediator/internal/codec"
 	"remediator/internal/policy"
 	"remediator/internal/ratelimit"
 	"remediator/internal/sandbox"
@@ -128,10 +129,47 @@ type Config struct {
 	// DatabaseURL is the PostgreSQL database of the built-in decision
 	// ledger shared by every replica ("" = the file store, dev only).
 	DatabaseURL string
+	// AuditFile is REMEDIATOR_AUDIT_FILE, the audit store's JSON lines file
+	// when there is no database ("": <data dir>/audit.jsonl, dev only).
+	AuditFile string
 	// Worker tunes `remediator worker`.
 	Worker Worker
 	// Policy is the risk policy (REMEDIATOR_POLICY_FILE); nil: built-in.
 	Policy *policy.Policy
+	// RepoMaxActive and RepoMaxPerHour cap each repository's remediations
+	// (running; started in the last hour; 0: no cap); the policy's caps:
+	// override them per repository.
+	RepoMaxActive, RepoMaxPerHour int
+	// HistoryLimit is the history length (events) after which a
+	// remediation awaiting approval continues as new.
+	HistoryLimit int
+	// Codec encrypts the payloads every Temporal client of the service
+	// writes (internal/codec).
+	Codec Codec
+}
+
+// Codec configures the payload codec: AES-256-GCM over every payload the
+// service writes into workflow history (log excerpts, diffs, comments).
+type Codec struct {
+	// Keys: the first encrypts, all decrypt (REMEDIATOR_CODEC_KEYS or
+	// REMEDIATOR_CODEC_KEYS_FILE). Empty in dev until StartDev loads the
+	// data dir's key.
+	Keys []codec.Key
+	// Off is REMEDIATOR_CODEC=off: payloads are written in clear (insecure;
+	// a warning at start).
+	Off bool
+	// CORSOrigins may call the codec endpoint from a browser (the Temporal
+	// Web UI), as scheme://host[:port].
+	CORSOrigins []string
+}
+
+// Ring is the key ring of the configured keys; nil when the codec is off
+// or no key is configured.
+func (c Codec) Ring() (*codec.KeyRing, error) {
+	if c.Off || len(c.Keys) == 0 {
+		return nil, nil
+	}
+	return codec.NewKeyRing(c.Keys...)
 }
 
 // Worker tunes the worker's pollers, concurrency, cache and stop.
@@ -359,10 +397,26 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 			c.Policy = &p
 		}
 	}
+	c.HistoryLimit = intVar("REMEDIATOR_HISTORY_LIMIT", 2000)
+	if c.HistoryLimit < 50 || c.HistoryLimit > 40000 {
+		errs = append(errs, fmt.Errorf("REMEDIATOR_HISTORY_LIMIT must be between 50 and 40000 events (the server refuses histories of 51200), not %d", c.HistoryLimit))
+	}
+	c.RepoMaxActive = intVar("REMEDIATOR_REPO_MAX_ACTIVE", 20)
+	c.RepoMaxPerHour = intVar("REMEDIATOR_REPO_MAX_PER_HOUR", 60)
+	if c.RepoMaxActive > policy.MaxCap || c.RepoMaxPerHour > policy.MaxCap {
+		errs = append(errs, fmt.Errorf("REMEDIATOR_REPO_MAX_ACTIVE and REMEDIATOR_REPO_MAX_PER_HOUR must be between 0 (no cap) and %d", policy.MaxCap))
+	}
 	c.DatabaseURL = env("REMEDIATOR_DATABASE_URL", "")
 	if c.DatabaseURL != "" {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			errs = append(errs, errors.New("REMEDIATOR_DATABASE_URL: not a postgres:// URL"))
+		}
+	}
+	if f := env("REMEDIATOR_AUDIT_FILE", ""); f != "" {
+		if c.DatabaseURL != "" {
+			errs = append(errs, errors.New("REMEDIATOR_AUDIT_FILE and REMEDIATOR_DATABASE_URL: set one (with a database the audit store is its audit_events table)"))
+		} else if c.AuditFile, err = filepath.Abs(f); err != nil {
+			errs = append(errs, fmt.Errorf("REMEDIATOR_AUDIT_FILE: %w", err))
 		}
 	}
 	c.Worker = Worker{
@@ -386,6 +440,14 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 		errs = append(errs, err)
 	}
 	if c.LLM, err = loadLLM(env, getenv, intVar, durVar); err != nil {
+		errs = append(errs, err)
+	}
+	var devOrigins []string
+	if mode == ModeDev && c.Dev.UIPort != 0 {
+		// The embedded Web UI, however the browser names loopback.
+		devOrigins = []string{fmt.Sprintf("http://127.0.0.1:%d", c.Dev.UIPort), fmt.Sprintf("http://localhost:%d", c.Dev.UIPort)}
+	}
+	if c.Codec, err = loadCodec(env, getenv, devOrigins); err != nil {
 		errs = append(errs, err)
 	}
 
@@ -435,7 +497,35 @@ func (c Config) ValidateAPI() error {
 	if err := c.validateLedger(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.validateAudit(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateCodec(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// validateCodec fails closed: outside dev mode payloads are encrypted, so
+// the keys must be configured, unless REMEDIATOR_CODEC=off says explicitly
+// that history may hold them in clear.
+func (c Config) validateCodec() error {
+	if c.Mode == ModeDev || c.Codec.Off || len(c.Codec.Keys) > 0 {
+		return nil
+	}
+	return errors.New("no payload codec keys: set REMEDIATOR_CODEC_KEYS (or REMEDIATOR_CODEC_KEYS_FILE) to id:base64key, " +
+		"the same keys on every api and worker (a key: openssl rand -base64 32; see README, Encrypted payloads), " +
+		"or REMEDIATOR_CODEC=off to write log excerpts, diffs and comments into workflow history in clear (insecure)")
+}
+
+// validateAudit: outside dev the audit store is the database's table, or a
+// JSON lines file named explicitly; the default file in the data dir is for
+// `remediator dev`.
+func (c Config) validateAudit() error {
+	if c.Mode == ModeDev || c.DatabaseURL != "" || c.AuditFile != "" {
+		return nil
+	}
+	return errors.New("no audit store: set REMEDIATOR_DATABASE_URL (PostgreSQL, shared by every replica) or REMEDIATOR_AUDIT_FILE (a JSON lines file on this host); the audit file in the data dir is for `remediator dev` only")
 }
 
 // validateLedger: outside dev the built-in decision ledger lives in
@@ -456,6 +546,12 @@ func (c Config) ValidateWorker() error {
 		errs = append(errs, errors.New("no vote verification keys: set REMEDIATOR_VOTE_PUBLIC_KEYS or REMEDIATOR_VOTE_PUBLIC_KEYS_FILE to the API's public key"))
 	}
 	if err := c.validateLedger(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateAudit(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateCodec(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -557,6 +653,60 @@ func loadDragon(env func(string, string) string, getenv func(string) string, dur
 		errs = append(errs, errors.New("KLYNX_DRAGON_POLL_INTERVAL must be between 1s and 1h"))
 	}
 	return d, errors.Join(errs...)
+}
+
+// loadCodec reads the payload codec's keys (inline or a file, one of them)
+// and the browser origins allowed to call the codec endpoint. An error
+// never quotes a key.
+func loadCodec(env func(string, string) string, getenv func(string) string, defaultOrigins []string) (Codec, error) {
+	var c Codec
+	var errs []error
+	switch v := strings.ToLower(env("REMEDIATOR_CODEC", "on")); v {
+	case "on":
+	case "off":
+		c.Off = true
+	default:
+		errs = append(errs, fmt.Errorf("REMEDIATOR_CODEC: %q is not on or off", v))
+	}
+	inline, file := strings.TrimSpace(getenv("REMEDIATOR_CODEC_KEYS")), env("REMEDIATOR_CODEC_KEYS_FILE", "")
+	switch {
+	case inline != "" && file != "":
+		errs = append(errs, errors.New("REMEDIATOR_CODEC_KEYS and REMEDIATOR_CODEC_KEYS_FILE: set one"))
+	case inline != "":
+		keys, err := codec.ParseKeys(inline)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("REMEDIATOR_CODEC_KEYS: %w", err))
+		}
+		c.Keys = keys
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("REMEDIATOR_CODEC_KEYS_FILE: %w", err))
+			break
+		}
+		keys, err := codec.ParseKeys(string(b))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("REMEDIATOR_CODEC_KEYS_FILE %s: %w", file, err))
+		}
+		c.Keys = keys
+	}
+	if c.Off && (inline != "" || file != "") {
+		errs = append(errs, errors.New("REMEDIATOR_CODEC=off and REMEDIATOR_CODEC_KEYS*: set one (off writes payloads in clear; keys encrypt them)"))
+	}
+	origins := splitList(getenv("REMEDIATOR_CODEC_CORS_ORIGINS"), ",")
+	if len(origins) == 0 {
+		origins = defaultOrigins
+	}
+	for _, o := range origins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("REMEDIATOR_CODEC_CORS_ORIGINS: %q is not an origin (scheme://host[:port])", o))
+			continue
+		}
+		c.CORSOrigins = append(c.CORSOrigins, strings.ToLower(u.Scheme+"://"+u.Host))
+	}
+	return c, errors.Join(errs...)
 }
 
 // loadIncident returns nil without KLYNX_INCIDENT_API_BASE.
@@ -834,7 +984,15 @@ func (c Config) String() string {
 	if c.LLM != nil {
 		integrations = append(integrations, "llm="+c.LLM.BaseURL+"/"+c.LLM.Model)
 	}
-	return fmt.Sprintf("integrations=%v ", integrations) + fmt.Sprintf("mode=%s data_dir=%s http=%s temporal=%s/%s tls=%t temporal_api_key=%t database=%t tokens=[%s] api_keys=%d jwt=%t redis=%t trusted_proxies=%v github_webhook=%t slack=%t git_roots=%v approval_timeout=%s recipe_sandbox=%s vote_signing_key=%t vote_public_keys=%v github=%s gitlab=%s outbound_allow=%v",
+	codecKeys := "off"
+	if !c.Codec.Off {
+		ids := make([]string, 0, len(c.Codec.Keys))
+		for _, k := range c.Codec.Keys {
+			ids = append(ids, k.ID)
+		}
+		codecKeys = fmt.Sprintf("%v", ids)
+	}
+	return fmt.Sprintf("integrations=%v codec=%s codec_cors=%v ", integrations, codecKeys, c.Codec.CORSOrigins) + fmt.Sprintf("mode=%s data_dir=%s http=%s temporal=%s/%s tls=%t temporal_api_key=%t database=%t tokens=[%s] api_keys=%d jwt=%t redis=%t trusted_proxies=%v github_webhook=%t slack=%t git_roots=%v approval_timeout=%s recipe_sandbox=%s vote_signing_key=%t vote_public_keys=%v github=%s gitlab=%s outbound_allow=%v",
 		c.Mode, c.DataDir, c.HTTPAddr, c.Temporal.Address, c.Temporal.Namespace, c.Temporal.TLS, c.Temporal.Profile.APIKey != "", c.DatabaseURL != "",
 		strings.Join(subjects, ","), len(c.APIKeys), c.JWT != nil, c.RedisURL != "", c.TrustedProxies,
 		len(c.GitHubSecret) > 0, len(c.SlackSecret) > 0, c.GitRoots, c.ApprovalTimeout,

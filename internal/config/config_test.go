@@ -66,7 +66,7 @@ func TestProductionFailsClosed(t *testing.T) {
 	}
 	c, err = Load(ModeProduction, envOf(map[string]string{"REMEDIATOR_API_TOKENS": "alice:approver|admin:0123456789abcdef0123",
 		"REMEDIATOR_VOTE_SIGNING_KEY": seed, "REMEDIATOR_VOTE_PUBLIC_KEYS": "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=",
-		"REMEDIATOR_DATABASE_URL": "postgres://remediator:pw@db:5432/ledger"}))
+		"REMEDIATOR_DATABASE_URL": "postgres://remediator:pw@db:5432/ledger", "REMEDIATOR_CODEC_KEYS": testCodecKeys}))
 	if err != nil || c.ValidateAPI() != nil || c.ValidateWorker() != nil {
 		t.Fatalf("configured token, keys and database: %v", err)
 	}
@@ -87,24 +87,107 @@ func TestProductionFailsClosed(t *testing.T) {
 	}
 }
 
+// testCodecKeys is a current and an older payload codec key.
+const testCodecKeys = "k2:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=, k1:HxgdHBsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA="
+
+func TestCodecFailsClosed(t *testing.T) {
+	base := map[string]string{"REMEDIATOR_API_TOKENS": "alice:approver|admin:0123456789abcdef0123",
+		"REMEDIATOR_VOTE_SIGNING_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "REMEDIATOR_VOTE_PUBLIC_KEYS": "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=",
+		"REMEDIATOR_DATABASE_URL": "postgres://remediator:pw@db:5432/ledger"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	// Outside dev, no keys: api and worker refuse to start, naming the variable.
+	c, err := Load(ModeProduction, envOf(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{"api": c.ValidateAPI(), "worker": c.ValidateWorker()} {
+		if err == nil || !strings.Contains(err.Error(), "REMEDIATOR_CODEC_KEYS") || !strings.Contains(err.Error(), "REMEDIATOR_CODEC=off") {
+			t.Fatalf("%s without codec keys must refuse to start naming the variable: %v", name, err)
+		}
+	}
+	// Keys inline: the first is current, all decrypt; String names ids only.
+	c, err = Load(ModeProduction, envOf(with("REMEDIATOR_CODEC_KEYS", testCodecKeys)))
+	if err != nil || c.ValidateAPI() != nil || c.ValidateWorker() != nil {
+		t.Fatalf("with keys: %v", err)
+	}
+	ring, err := c.Codec.Ring()
+	if err != nil || ring.CurrentID() != "k2" || strings.Join(ring.IDs(), ",") != "k2,k1" {
+		t.Fatalf("ring: %v %v", ring, err)
+	}
+	if s := c.String(); strings.Contains(s, "AAECAwQF") || !strings.Contains(s, "codec=[k2 k1]") {
+		t.Fatalf("String() must name the key ids, never the keys: %s", s)
+	}
+	// The same from a file, one key a line.
+	file := filepath.Join(t.TempDir(), "codec-keys")
+	if err := os.WriteFile(file, []byte(strings.ReplaceAll(testCodecKeys, ", ", "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load(ModeProduction, envOf(with("REMEDIATOR_CODEC_KEYS_FILE", file)))
+	if err != nil || len(c.Codec.Keys) != 2 || c.Codec.Keys[0].ID != "k2" || c.ValidateWorker() != nil {
+		t.Fatalf("keys from a file: %v %v", c.Codec.Keys, err)
+	}
+	// Explicitly off: starts (insecure; the process warns).
+	c, err = Load(ModeProduction, envOf(with("REMEDIATOR_CODEC", "off")))
+	if err != nil || !c.Codec.Off || c.ValidateAPI() != nil || c.ValidateWorker() != nil {
+		t.Fatalf("REMEDIATOR_CODEC=off: %v", err)
+	}
+	if r, err := c.Codec.Ring(); r != nil || err != nil || !strings.Contains(c.String(), "codec=off") {
+		t.Fatalf("off has no ring: %v %v", r, err)
+	}
+	// Dev needs no keys (StartDev keeps one in the data dir); the embedded
+	// UI's origin may call the codec endpoint.
+	c, err = Load(ModeDev, envOf(map[string]string{"REMEDIATOR_DEV_UI_PORT": "9233"}))
+	if err != nil || c.ValidateAPI() != nil || c.ValidateWorker() != nil || len(c.Codec.Keys) != 0 {
+		t.Fatalf("dev: %v", err)
+	}
+	if strings.Join(c.Codec.CORSOrigins, ",") != "http://127.0.0.1:9233,http://localhost:9233" {
+		t.Fatalf("dev CORS origins: %v", c.Codec.CORSOrigins)
+	}
+	c, err = Load(ModeProduction, envOf(with("REMEDIATOR_CODEC_KEYS", testCodecKeys, "REMEDIATOR_CODEC_CORS_ORIGINS", "https://Temporal.example.com/, http://127.0.0.1:8233")))
+	if err != nil || strings.Join(c.Codec.CORSOrigins, ",") != "https://temporal.example.com,http://127.0.0.1:8233" {
+		t.Fatalf("CORS origins: %v %v", c.Codec.CORSOrigins, err)
+	}
+	if c, _ := Load(ModeProduction, envOf(base)); len(c.Codec.CORSOrigins) != 0 {
+		t.Fatalf("production allows no browser origin by default: %v", c.Codec.CORSOrigins)
+	}
+}
+
 func TestInvalidValuesAreReported(t *testing.T) {
 	for name, env := range map[string]map[string]string{
-		"bad token format":  {"REMEDIATOR_API_TOKENS": "alice-no-colons"},
-		"unknown role":      {"REMEDIATOR_API_TOKENS": "alice:root:0123456789abcdef0123"},
-		"short token":       {"REMEDIATOR_API_TOKENS": "alice:admin:short"},
-		"bad duration":      {"REMEDIATOR_APPROVAL_TIMEOUT": "soon"},
-		"timeout too long":  {"REMEDIATOR_APPROVAL_TIMEOUT": "2000h"},
-		"short retention":   {"REMEDIATOR_DEV_RETENTION": "1h"},
-		"relative git root": {"REMEDIATOR_GIT_ROOTS": "repos"},
-		"half TLS pair":     {"TEMPORAL_TLS_CERT": "/x.pem"},
-		"alias disagrees":   {"TEMPORAL_TLS_CA": "/a.pem", "TEMPORAL_TLS_SERVER_CA_CERT_PATH": "/b.pem"},
-		"missing profile":   {"TEMPORAL_PROFILE": "nope", "TEMPORAL_CONFIG_FILE": "/nonexistent/temporal.toml"},
-		"key in clear":      {"TEMPORAL_API_KEY": "k", "TEMPORAL_TLS": "false"},
-		"mtls dropped":      {"TEMPORAL_TLS_CERT": "/c.pem", "TEMPORAL_TLS_KEY": "/k.pem", "TEMPORAL_TLS": "false"},
-		"bad database url":  {"REMEDIATOR_DATABASE_URL": "mysql://x"},
-		"one poller":        {"REMEDIATOR_WORKER_WORKFLOW_POLLERS": "1"},
-		"bad log format":    {"REMEDIATOR_LOG_FORMAT": "xml"},
-		"bad int":           {"REMEDIATOR_MAX_DIFF_BYTES": "-3"},
+		"bad token format":   {"REMEDIATOR_API_TOKENS": "alice-no-colons"},
+		"unknown role":       {"REMEDIATOR_API_TOKENS": "alice:root:0123456789abcdef0123"},
+		"short token":        {"REMEDIATOR_API_TOKENS": "alice:admin:short"},
+		"bad duration":       {"REMEDIATOR_APPROVAL_TIMEOUT": "soon"},
+		"timeout too long":   {"REMEDIATOR_APPROVAL_TIMEOUT": "2000h"},
+		"short retention":    {"REMEDIATOR_DEV_RETENTION": "1h"},
+		"relative git root":  {"REMEDIATOR_GIT_ROOTS": "repos"},
+		"half TLS pair":      {"TEMPORAL_TLS_CERT": "/x.pem"},
+		"alias disagrees":    {"TEMPORAL_TLS_CA": "/a.pem", "TEMPORAL_TLS_SERVER_CA_CERT_PATH": "/b.pem"},
+		"missing profile":    {"TEMPORAL_PROFILE": "nope", "TEMPORAL_CONFIG_FILE": "/nonexistent/temporal.toml"},
+		"key in clear":       {"TEMPORAL_API_KEY": "k", "TEMPORAL_TLS": "false"},
+		"mtls dropped":       {"TEMPORAL_TLS_CERT": "/c.pem", "TEMPORAL_TLS_KEY": "/k.pem", "TEMPORAL_TLS": "false"},
+		"bad database url":   {"REMEDIATOR_DATABASE_URL": "mysql://x"},
+		"one poller":         {"REMEDIATOR_WORKER_WORKFLOW_POLLERS": "1"},
+		"bad log format":     {"REMEDIATOR_LOG_FORMAT": "xml"},
+		"bad int":            {"REMEDIATOR_MAX_DIFF_BYTES": "-3"},
+		"codec maybe":        {"REMEDIATOR_CODEC": "maybe"},
+		"codec off and keys": {"REMEDIATOR_CODEC": "off", "REMEDIATOR_CODEC_KEYS": testCodecKeys},
+		"codec keys twice":   {"REMEDIATOR_CODEC_KEYS": testCodecKeys, "REMEDIATOR_CODEC_KEYS_FILE": "/x"},
+		"codec short key":    {"REMEDIATOR_CODEC_KEYS": "k1:AAECAwQFBgcICQoLDA0ODw=="},
+		"codec bad id":       {"REMEDIATOR_CODEC_KEYS": "k/1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},
+		"codec dup ids":      {"REMEDIATOR_CODEC_KEYS": "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=,k1:HxgdHBsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA="},
+		"codec missing file": {"REMEDIATOR_CODEC_KEYS_FILE": "/nonexistent/codec-keys"},
+		"codec cors path":    {"REMEDIATOR_CODEC_CORS_ORIGINS": "https://ui.example.com/app"},
+		"codec cors star":    {"REMEDIATOR_CODEC_CORS_ORIGINS": "*"},
 	} {
 		if _, err := Load(ModeProduction, envOf(env)); err == nil {
 			t.Errorf("%s: expected an error", name)

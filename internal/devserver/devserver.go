@@ -153,6 +153,10 @@ type Config struct {
 	SearchAttributes map[string]enumspb.IndexedValueType
 	// Logger receives the server's logs at warn level and above. nil discards them.
 	Logger *slog.Logger
+	// CodecEndpoint is the remote payload codec the Web UI decodes payloads
+	// with (the browser calls CodecEndpoint/decode, passing the UI user's
+	// access token); empty shows payloads as stored.
+	CodecEndpoint string
 }
 
 // Server is a running embedded Temporal server with its Web UI.
@@ -541,6 +545,7 @@ func (s *Server) startUI(cfg Config) {
 		CORS:             uiconfig.CORS{CookieInsecure: true},
 		HideLogs:         true,
 		DisableNewsFetch: true, // no internet needed
+		Codec:            uiconfig.Codec{Endpoint: cfg.CodecEndpoint, PassAccessToken: cfg.CodecEndpoint != ""},
 	}))
 	s.uiDone = make(chan struct{})
 	go func() {

@@ -45,6 +45,14 @@ func testLogger(t *testing.T) *slog.Logger {
 
 func startStack(t *testing.T, dataDir string, ports devserver.Ports, extraEnv ...string) *stack {
 	t.Helper()
+	return startStackWith(t, dataDir, ports, nil, extraEnv...)
+}
+
+// startStackWith is startStack with the loaded configuration changed by
+// mutate first (settings no environment variable allows, such as a policy
+// with reminders every few seconds).
+func startStackWith(t *testing.T, dataDir string, ports devserver.Ports, mutate func(*config.Config), extraEnv ...string) *stack {
+	t.Helper()
 	env := map[string]string{"REMEDIATOR_DATA_DIR": dataDir}
 	for i := 0; i+1 < len(extraEnv); i += 2 {
 		env[extraEnv[i]] = extraEnv[i+1]
@@ -52,6 +60,9 @@ func startStack(t *testing.T, dataDir string, ports devserver.Ports, extraEnv ..
 	cfg, err := config.Load(config.ModeDev, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
+	}
+	if mutate != nil {
+		mutate(&cfg)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -151,6 +162,7 @@ func vote(st map[string]any) map[string]string {
 	return map[string]string{
 		"decision_id": st["decision_id"].(string),
 		"diff_digest": st["fix"].(map[string]any)["digest"].(string),
+		"base_sha":    st["fix"].(map[string]any)["base_sha"].(string),
 	}
 }
 

@@ -200,8 +200,8 @@ func (g githubFixture) assertOnePR(t *testing.T, id string, st map[string]any) {
 // TestGitHubWorkflowRunToPullRequest: a signed workflow_run delivery of a
 // failed run starts a remediation whose fix comes from the failed job's
 // log (fetched from GitHub), is approved through the API and ends with
-// exactly one draft pull request on GitHub. Redeliveries are duplicates; a
-// re-run attempt after the end is a new run of the same remediation.
+// exactly one draft pull request on GitHub. Redeliveries are duplicates, and
+// so is a re-run attempt after the change was opened.
 func TestGitHubWorkflowRunToPullRequest(t *testing.T) {
 	ports, err := devserver.FreePorts()
 	if err != nil {
@@ -261,28 +261,19 @@ func TestGitHubWorkflowRunToPullRequest(t *testing.T) {
 		t.Fatalf("%d pull requests after a redelivery, want 1", n)
 	}
 
-	// A re-run of the workflow (attempt 2) failing again is a new run of the
-	// remediation, with a decision of its own, once the first run closed (its
-	// phase is final before it writes the outcome back; a report while it
-	// still runs attaches to it).
+	// A re-run of the workflow (attempt 2) failing again after the change
+	// was opened attaches to the remediation: at most one change per
+	// failure, ever, so no second run (and no second change) is started.
 	s.waitClosed(id)
 	rerun := s.deliver("workflow_run", "a1b2c3d4-0000-1111-2222-666677778888", workflowRun(full, ghBranch, g.sha, ghRunID, 2))
-	if rerun.code != http.StatusAccepted || rerun.body["status"] != "accepted" || rerun.body["workflow_id"] != id {
-		t.Fatalf("attempt 2 after completion: %d %v", rerun.code, rerun.body)
+	if rerun.code != http.StatusAccepted || rerun.body["status"] != "duplicate" || rerun.body["workflow_id"] != id {
+		t.Fatalf("attempt 2 after the change was opened: %d %v", rerun.code, rerun.body)
 	}
-	st2 := s.waitPhase(id, workflows.PhaseAwaitingApproval)
-	if st2["decision_id"] == st["decision_id"] {
-		t.Errorf("the new run reuses the first run's decision %v", st2["decision_id"])
-	}
-	if r := s.call("POST", "/api/remediations/"+id+"/cancel", "admin", nil); r.code != http.StatusAccepted {
-		t.Fatalf("cancel the new run: %d %v", r.code, r.body)
-	}
-	s.waitPhase(id, workflows.PhaseCancelled)
-	if n := s.countRunsAtLeast(id, 2); n != 2 {
-		t.Errorf("want two runs of %s (the remediation and the re-run), got %d", id, n)
+	if n := s.countRunsAtLeast(id, 1); n != 1 {
+		t.Errorf("want one run of %s, got %d", id, n)
 	}
 	if n := len(g.gh.PullRequests(ghOwner, ghRepo)); n != 1 {
-		t.Errorf("%d pull requests after the cancelled re-run, want 1", n)
+		t.Errorf("%d pull requests after the re-run, want 1", n)
 	}
 }
 

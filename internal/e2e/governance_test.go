@@ -216,7 +216,7 @@ func TestGovernanceLoop(t *testing.T) {
 			}
 		}
 		st := s.waitPhase(id, workflows.PhaseAwaitingApproval)
-		value := id + "|" + st["decision_id"].(string) + "|" + fix["digest"].(string)
+		value := id + "|" + st["decision_id"].(string) + "|" + fix["digest"].(string) + "|" + fix["base_sha"].(string)
 		msg := g.slackMessage(t, id)
 		if !bytes.Contains(msg.Blocks, []byte(value)) {
 			t.Fatalf("the buttons do not carry %q: %s", value, msg.Blocks)

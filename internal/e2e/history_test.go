@@ -21,9 +21,12 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/proxy"
 	"go.temporal.io/api/temporalproto"
 
+	"remediator/internal/codec"
 	"remediator/internal/devserver"
 	"remediator/internal/llm/llmtest"
 	"remediator/internal/orchestrator"
@@ -148,8 +151,10 @@ func TestCaptureHistories(t *testing.T) {
 	s.waitPhase(id, workflows.PhaseCompleted)
 	s.save(out, "v4-approved.json", id)
 
+	s.captureSafety(out)
 	s.stop()
 	captureGovernance(t, out)
+	capturePolicyTiming(t, out)
 }
 
 // captureGovernance records the governance loop's paths on a stack with
@@ -178,7 +183,7 @@ func captureGovernance(t *testing.T, out string) {
 	g.llm.Queue(llmtest.Fence("diff --git a/main.go b/main.go\n--- a/main.go\n+++ b/main.go\n@@ -1,5 +1,7 @@\n package main\n \n+import \"fmt\"\n+\n func main() {\n \tfmt.Println(\"hi\")\n }\n"))
 	id = s.start("dev", "hist-gov-model", repo, "build failed: ./main.go:4:2: undefined: fmt")
 	st = s.waitPhase(id, workflows.PhaseAwaitingApproval)
-	value := id + "|" + st["decision_id"].(string) + "|" + st["fix"].(map[string]any)["digest"].(string)
+	value := id + "|" + st["decision_id"].(string) + "|" + st["fix"].(map[string]any)["digest"].(string) + "|" + st["fix"].(map[string]any)["base_sha"].(string)
 	s.slackPost(slacktest.BlockAction(govSlackUser, "remediation_approve", value, "trigger-hist-gov", g.slack.NewResponseURL()))
 	s.waitPhase(id, workflows.PhaseCompleted)
 	s.save(out, "governance-model-slack.json", id)
@@ -328,7 +333,7 @@ func (s *stack) slackVote(id string, st map[string]any, action string) {
 	payload, _ := json.Marshal(map[string]any{
 		"type": "block_actions", "trigger_id": "trigger-" + id, "user": map[string]string{"id": captureSlackUser},
 		"actions": []map[string]string{{"action_id": action,
-			"value": id + "|" + st["decision_id"].(string) + "|" + st["fix"].(map[string]any)["digest"].(string)}},
+			"value": id + "|" + st["decision_id"].(string) + "|" + st["fix"].(map[string]any)["digest"].(string) + "|" + st["fix"].(map[string]any)["base_sha"].(string)}},
 	})
 	body := url.Values{"payload": {string(payload)}}.Encode()
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
@@ -355,6 +360,12 @@ func (s *stack) slackVote(id string, st map[string]any, action string) {
 // are added to, never rewritten.
 func (s *stack) save(dir, name, id string) {
 	s.t.Helper()
+	s.saveRun(dir, name, id, "")
+}
+
+// saveRun writes the history of one run of id ("" the current one).
+func (s *stack) saveRun(dir, name, id, runID string) {
+	s.t.Helper()
 	path := filepath.Join(dir, name)
 	if _, err := os.Stat(path); err == nil {
 		s.t.Logf("kept the existing %s", name)
@@ -367,7 +378,7 @@ func (s *stack) save(dir, name, id string) {
 	// Wait until the last workflow task is recorded, so the file is a
 	// consistent prefix of the history.
 	time.Sleep(300 * time.Millisecond)
-	it := s.dev.Client.GetWorkflowHistory(ctx, id, "", false, 0)
+	it := s.dev.Client.GetWorkflowHistory(ctx, id, runID, false, 0)
 	var h historypb.History
 	for it.HasNext() {
 		ev, err := it.Next()
@@ -375,6 +386,20 @@ func (s *stack) save(dir, name, id string) {
 			s.t.Fatal(err)
 		}
 		h.Events = append(h.Events, ev)
+	}
+	// Committed histories are in clear: the replay test reads them without
+	// the payload codec key of this throwaway stack.
+	if ring, err := s.dev.Config.Codec.Ring(); err != nil {
+		s.t.Fatal(err)
+	} else if ring != nil {
+		dec := codec.New(ring)
+		if err := proxy.VisitPayloads(ctx, &h, proxy.VisitPayloadsOptions{
+			Visitor: func(_ *proxy.VisitPayloadsContext, ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
+				return dec.Decode(ps)
+			},
+		}); err != nil {
+			s.t.Fatal(err)
+		}
 	}
 	b, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(&h)
 	if err != nil {

@@ -392,7 +392,7 @@ func TestCapturedVotesAndForgedStartsOpenNothing(t *testing.T) {
 	if fst.code != 404 {
 		t.Fatalf("a forged start must not be served: %d %v", fst.code, fst.body)
 	}
-	if r := s.call("POST", "/api/remediations/"+forgedID+"/approve", "alice", map[string]string{"decision_id": "dec_000000000000000000000000", "diff_digest": strings.Repeat("0", 64)}); r.code != 404 {
+	if r := s.call("POST", "/api/remediations/"+forgedID+"/approve", "alice", map[string]string{"decision_id": "dec_000000000000000000000000", "diff_digest": strings.Repeat("0", 64), "base_sha": strings.Repeat("0", 40)}); r.code != 404 {
 		t.Fatalf("a forged start must not be voted on: %d %v", r.code, r.body)
 	}
 	for _, it := range s.call("GET", "/api/remediations", "admin", nil).body["items"].([]any) {

@@ -83,6 +83,7 @@ var (
 // 429, 431: too much.
 var (
 	RateLimited           = Code{"rate_limited", http.StatusTooManyRequests, "a rate limit is exceeded, including too many failed authentications from one client IP"}
+	RepoCapReached        = Code{"repo_cap_reached", http.StatusTooManyRequests, "the repository has as many active remediations, or started as many in the last hour, as its cap allows; nothing was started"}
 	RequestHeaderTooLarge = Code{"request_header_too_large", http.StatusRequestHeaderFieldsTooLarge, "the request headers exceed 64 KiB"}
 )
 
@@ -103,7 +104,7 @@ var all = []Code{
 	IdempotencyKeyReused, StaleVote, DuplicateVote, NotAwaitingApproval, AlreadyEnded,
 	BodyTooLarge, UnsupportedMediaType,
 	ValidationFailed, UnknownField, InvalidVote, InvalidArgument, InvalidRepository,
-	RateLimited, RequestHeaderTooLarge,
+	RateLimited, RepoCapReached, RequestHeaderTooLarge,
 	Internal, TemporalUnavailable, RateLimitUnavailable, UpstreamUnavailable,
 }
 

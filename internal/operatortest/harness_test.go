@@ -446,10 +446,12 @@ func (s *stack) rem(t *testing.T, who string, args ...string) result {
 	return s.exec(t, "REMEDIATOR_TOKEN=$"+who+"_TOKEN", "remediator", s.remediator, env, args...)
 }
 
-// tctl runs the Temporal CLI against the dev server.
+// tctl runs the Temporal CLI against the dev server, decoding payloads
+// through the dev API's codec endpoint with the admin's token.
 func (s *stack) tctl(t *testing.T, args ...string) result {
 	t.Helper()
-	args = append(args, "--address", s.temporalAddr, "--namespace", namespace)
+	args = append(args, "--address", s.temporalAddr, "--namespace", namespace,
+		"--codec-endpoint", s.apiURL+"/codec", "--codec-auth", "Bearer "+s.tokens["ADMIN"])
 	return s.exec(t, "", "temporal", s.temporal, s.env, args...)
 }
 

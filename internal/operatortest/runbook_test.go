@@ -4,12 +4,12 @@ package operatortest
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -159,6 +159,23 @@ func TestOperatorRunbook(t *testing.T) {
 	wantRe(t, r.stdout, `(?m)^phase:\s+Completed$`, `(?m)^votes:\s+1 of 1 required approvals$`,
 		`(?m)^\s+alice approved via api at \S+: looks right$`, `(?m)^pr:\s+file://\S+#autofix/`+approveID+` \(autofix/`+approveID+`\)$`)
 
+	step(t, "remediator regenerate: ask for another fix")
+	before := s.waitPhase(t, rejectID, "AwaitingApproval", time.Minute)
+	r = must(t, s.rem(t, "DEV", "regenerate", rejectID, "--digest", rejectDigest, "--reason", "check the fix again"))
+	wantAll(t, r.stdout, "regenerating "+rejectID+": phase GeneratingFix; pending votes are void")
+	var after apiStatus
+	for range 600 {
+		after = s.waitPhase(t, rejectID, "AwaitingApproval", time.Minute)
+		if after.DecisionID != before.DecisionID {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if after.DecisionID == before.DecisionID {
+		t.Fatalf("the regenerated fix has no decision of its own: %+v", after)
+	}
+	rejectDigest = after.Fix.Digest
+
 	step(t, "remediator reject")
 	r = must(t, s.rem(t, "BOB", "reject", rejectID, "--digest", rejectDigest, "--reason", "the formatting change is not wanted now"))
 	wantAll(t, r.stdout, "rejected "+rejectID+": phase Rejected")
@@ -167,6 +184,27 @@ func TestOperatorRunbook(t *testing.T) {
 	r = must(t, s.rem(t, "ALICE", "list", "--phase", "AwaitingApproval"))
 	wantAll(t, r.stdout, cancelID)
 	wantNone(t, r.stdout, approveID, rejectID)
+
+	step(t, "The audit: one remediation's events, and the chain")
+	var trail struct {
+		Events []struct {
+			Kind  string `json:"kind"`
+			Actor string `json:"actor"`
+		} `json:"events"`
+		Stored []struct {
+			Hash string `json:"hash"`
+		} `json:"stored"`
+	}
+	s.curlAPI(t, "ALICE", "/api/remediations/"+rejectID+"/audit", &trail)
+	kinds := map[string]string{}
+	for _, e := range trail.Events {
+		kinds[e.Kind] = e.Actor
+	}
+	if kinds["regenerate_requested"] != "dev" || kinds["vote_rejected"] != "bob" || kinds["started"] != "admin" || len(trail.Stored) < len(trail.Events) {
+		t.Fatalf("the audit of %s: %+v", rejectID, trail)
+	}
+	r = must(t, s.rem(t, "ALICE", "audit", "verify", "--file", filepath.Join(s.dataDir, "audit.jsonl")))
+	wantRe(t, r.stdout, `^audit chain OK: \d+ records, head [0-9a-f]{64}\n`)
 
 	step(t, "Temporal CLI: cancel one, then read its history")
 	must(t, s.tctl(t, "workflow", "cancel", "--workflow-id", cancelID))
@@ -305,9 +343,7 @@ func (s *stack) uiQueryStatus(t *testing.T, id, wantPhase string) {
 	defer resp.Body.Close()
 	var out struct {
 		QueryResult struct {
-			Payloads []struct {
-				Data string `json:"data"`
-			} `json:"payloads"`
+			Payloads []json.RawMessage `json:"payloads"`
 		} `json:"queryResult"`
 	}
 	dec := json.NewDecoder(resp.Body)
@@ -318,13 +354,58 @@ func (s *stack) uiQueryStatus(t *testing.T, id, wantPhase string) {
 	if resp.StatusCode != http.StatusOK || len(out.QueryResult.Payloads) == 0 {
 		t.Fatalf("POST %s: HTTP %d, %+v", target, resp.StatusCode, out)
 	}
-	data, err := base64.StdEncoding.DecodeString(out.QueryResult.Payloads[0].Data)
-	if err != nil {
-		data = []byte(out.QueryResult.Payloads[0].Data)
-	}
-	t.Logf("$ curl -s -X POST %s (the Queries tab: status)\n  [HTTP %d]\n%s", target, resp.StatusCode, indent(string(data)))
+	t.Logf("$ curl -s -X POST %s (the Queries tab: status)\n  [HTTP %d, an encrypted payload]", target, resp.StatusCode)
+	data := s.uiDecode(t, out.QueryResult.Payloads)[0]
 	var st apiStatus
 	if err := json.Unmarshal(data, &st); err != nil || st.Phase != wantPhase {
 		t.Fatalf("the Web UI's status query answered %s (err %v), want phase %s", data, err, wantPhase)
 	}
+}
+
+// uiDecode decodes payloads the way the Web UI does with its codec setting:
+// a POST of {"payloads": […]} to the codec endpoint /api/v1/settings names,
+// from the UI's origin, with the user's access token (here the admin's).
+func (s *stack) uiDecode(t *testing.T, payloads []json.RawMessage) [][]byte {
+	t.Helper()
+	code, b := s.httpGet(t, s.uiURL+"/api/v1/settings")
+	var settings struct {
+		Codec struct {
+			Endpoint        string
+			PassAccessToken bool
+		}
+	}
+	if code != http.StatusOK || json.Unmarshal(b, &settings) != nil || settings.Codec.Endpoint != s.apiURL+"/codec" || !settings.Codec.PassAccessToken {
+		t.Fatalf("the Web UI's codec settings: HTTP %d %s", code, b)
+	}
+	body, _ := json.Marshal(map[string]any{"payloads": payloads})
+	req, err := http.NewRequest(http.MethodPost, settings.Codec.Endpoint+"/decode", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Namespace", namespace)
+	req.Header.Set("Origin", s.uiURL)
+	req.Header.Set("Authorization", "Bearer "+s.tokens["ADMIN"])
+	resp, err := s.http.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s/decode: %v", settings.Codec.Endpoint, err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Payloads []struct {
+			Data []byte `json:"data"`
+		} `json:"payloads"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK || len(out.Payloads) != len(payloads) ||
+		resp.Header.Get("Access-Control-Allow-Origin") != s.uiURL {
+		t.Fatalf("POST %s/decode: HTTP %d %v", settings.Codec.Endpoint, resp.StatusCode, err)
+	}
+	s.commandsRun++
+	data := make([][]byte, len(out.Payloads))
+	for i, p := range out.Payloads {
+		data[i] = p.Data
+	}
+	t.Logf("$ curl -s -X POST %s/decode -H \"Authorization: Bearer $ADMIN_TOKEN\" (the Web UI's codec call)\n  [HTTP %d]\n%s",
+		settings.Codec.Endpoint, resp.StatusCode, indent(string(data[0])))
+	return data
 }

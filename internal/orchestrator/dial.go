@@ -10,16 +10,22 @@ import (
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/workflow"
 
+	"remediator/internal/codec"
 	"remediator/internal/config"
 	"remediator/internal/correlation"
 	"remediator/internal/logging"
 )
 
 // Extras are the optional client settings a command adds on top of the
-// connection profile: the SDK's metrics and tracing interceptors.
+// connection profile: the SDK's metrics and tracing interceptors, and the
+// payload codec's keys.
 type Extras struct {
 	MetricsHandler client.MetricsHandler
 	Interceptors   []interceptor.ClientInterceptor
+	// Codec encrypts every payload the client (and a worker built on it)
+	// writes, failures included, and decrypts what it reads; nil writes
+	// payloads in clear (REMEDIATOR_CODEC=off).
+	Codec *codec.KeyRing
 }
 
 // Dial connects to the Temporal frontend the profile names (address,
@@ -38,6 +44,10 @@ func Dial(ctx context.Context, cfg config.Temporal, logger *slog.Logger, extras 
 	opts.ConnectionOptions.DialOptions = append(opts.ConnectionOptions.DialOptions, DialOptions()...)
 	opts.MetricsHandler = extras.MetricsHandler
 	opts.Interceptors = extras.Interceptors
+	if extras.Codec != nil {
+		opts.DataConverter = codec.DataConverter(extras.Codec)
+		opts.FailureConverter = codec.FailureConverter(opts.DataConverter)
+	}
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to Temporal at %s (namespace %s): %w", cfg.Address, cfg.Namespace, err)

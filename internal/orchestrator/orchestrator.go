@@ -29,6 +29,7 @@ import (
 	"github.com/google/uuid"
 
 	"remediator/activities"
+	"remediator/internal/codec"
 	"remediator/internal/errcode"
 	"remediator/internal/vote"
 	"remediator/workflows"
@@ -105,6 +106,9 @@ type StartRequest struct {
 	Generation int64
 	// CIRun names the failed CI run, whose logs the fixer fetches.
 	CIRun *activities.CIRun
+	// Line, for a CI failure, is where it happened: a newer failure on
+	// the same line supersedes this remediation (Supersede).
+	Line *Line
 }
 
 // StartResult names the remediation; Existing is true when the request was
@@ -124,8 +128,10 @@ type Vote struct {
 	Roles      []string
 	DecisionID string
 	DiffDigest string
-	Comment    string
-	Reason     string
+	// BaseSHA is the base commit the voter saw the diff against.
+	BaseSHA string
+	Comment string
+	Reason  string
 	// Channel is where the vote was cast ("api", "slack" or "dragon");
 	// default "api".
 	Channel string
@@ -195,6 +201,8 @@ type Orchestrator struct {
 	queryTimeout           time.Duration
 	signer                 *vote.Signer
 	tokenKey               []byte
+	// admission holds the per-repository caps (admission.go).
+	admission admission
 }
 
 // New wraps c; namespace is used in links and visibility queries. signer
@@ -249,6 +257,11 @@ func requestHash(req StartRequest) string {
 // Idempotency-Key with a different request is a conflict.
 func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult, error) {
 	p := o.prepareStart(req)
+	// With per-repository caps, the coordinator admits it first (admission.go).
+	if err := o.admit(ctx, req, p.opts.ID); err != nil {
+		return StartResult{}, err
+	}
+	p.in.Admitted = !o.CapsFor(req.Repo).Off()
 	if req.Generation > 0 {
 		// The common case, a failure never seen before, costs one round
 		// trip: start first (an open run is attached to, a closed one is
@@ -313,14 +326,17 @@ func (o *Orchestrator) prepareStart(req StartRequest) preparedStart {
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		Memo: map[string]any{
+		// The memo stays in clear under the payload codec: the workflow
+		// and decode read it with the default converter (it holds no
+		// secrets).
+		Memo: codec.ClearMemo(map[string]any{
 			workflows.MemoCorrelationID: req.CorrelationID,
 			workflows.MemoRequestHash:   hash,
 			workflows.MemoRequester:     req.Requester,
 			memoStartToken:              startToken,
 			memoGeneration:              req.Generation,
 			memoStartSignature:          o.signStart(id, req.Repo, req.Requester),
-		},
+		}),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.PhaseKey.ValueSet(string(workflows.PhaseReceived)),
 			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrRepo).ValueSet(req.Repo),
@@ -328,6 +344,9 @@ func (o *Orchestrator) prepareStart(req StartRequest) preparedStart {
 			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrIncident).ValueSet(req.IncidentID),
 			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrCorrelationID).ValueSet(req.CorrelationID),
 		),
+	}
+	if req.Line != nil {
+		opts.Memo[memoLine], opts.Memo[memoLineAt] = codec.Clear{V: req.Line.Key()}, codec.Clear{V: req.Line.At.UTC()}
 	}
 	deadline := req.Deadline
 	if deadline.IsZero() {
@@ -373,6 +392,10 @@ func (o *Orchestrator) describeStart(ctx context.Context, p preparedStart, keyed
 // with it, like Start.
 func (o *Orchestrator) Generate(ctx context.Context, req StartRequest, wait time.Duration) (res StartResult, st Status, ready bool, err error) {
 	p := o.prepareStart(req)
+	if err := o.admit(ctx, req, p.opts.ID); err != nil {
+		return StartResult{}, Status{}, false, err
+	}
+	p.in.Admitted = !o.CapsFor(req.Repo).Off()
 	op := o.c.NewWithStartWorkflowOperation(p.opts, workflows.WorkflowName, p.in)
 	uctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
@@ -490,11 +513,14 @@ func (o *Orchestrator) laterGeneration(ctx context.Context, id string, gen int64
 	}
 	var last int64
 	_ = decode(info.GetMemo().GetFields()[memoGeneration], &last)
-	if gen > last {
-		return StartResult{}, false, true, nil
-	}
 	var p string
 	_ = decode(info.GetSearchAttributes().GetIndexedFields()[workflows.SearchAttrPhase], &p)
+	// At most one change per failure, ever: once a run opened its change,
+	// later generations (a re-run, the alert firing again) attach to it
+	// instead of starting another that could open a second one.
+	if gen > last && workflows.Phase(p) != workflows.PhaseCompleted {
+		return StartResult{}, false, true, nil
+	}
 	return StartResult{ID: id, Phase: workflows.Phase(p), Existing: true}, true, false, nil
 }
 
@@ -547,7 +573,7 @@ func (o *Orchestrator) Decide(ctx context.Context, v Vote) (Status, error) {
 		return Status{}, errors.New("no vote signing key is configured: votes cannot be delivered")
 	}
 	req := workflows.SignVote(o.signer, v.ID, v.Approve, workflows.ApprovalRequest{
-		Actor: v.Actor, Roles: v.Roles, DecisionID: v.DecisionID, DiffDigest: v.DiffDigest,
+		Actor: v.Actor, Roles: v.Roles, DecisionID: v.DecisionID, DiffDigest: v.DiffDigest, BaseSHA: v.BaseSHA,
 		Comment: v.Comment, Reason: v.Reason, Channel: channel,
 	}, time.Now())
 	handle, err := o.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
@@ -812,6 +838,8 @@ func quote(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s)
 }
 
+// decode reads a memo field or search attribute: neither goes through the
+// payload codec (codec.ClearMemo), so the default converter reads them.
 func decode(p *commonpb.Payload, v any) error {
 	if p == nil {
 		return errors.New("missing")

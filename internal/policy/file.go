@@ -52,6 +52,8 @@ type Policy struct {
 	// Groups are named sets of people (API subjects) a level may let
 	// approve besides its roles.
 	Groups map[string][]string `json:"groups,omitempty"`
+	// Caps override the per-repository admission caps (caps.go).
+	Caps []Cap `json:"caps,omitempty"`
 }
 
 // LevelRule says who must approve a fix of one level.
@@ -301,6 +303,7 @@ type file struct {
 	Rules     []fileRule           `yaml:"rules"`
 	Default   string               `yaml:"default"`
 	Groups    map[string][]string  `yaml:"groups"`
+	Caps      []fileCap            `yaml:"caps"`
 }
 
 // Parse reads a policy file. Errors name the file and the line. What the
@@ -477,6 +480,7 @@ func parse(data []byte, name string, base *Policy) (Policy, error) {
 		p.Rules = append(p.Rules, Rule{Name: r.Name, Level: r.Level, Repos: r.Repos, Paths: r.Paths, Sources: r.Sources,
 			MinDiffBytes: r.MinDiffBytes, FailureWords: r.FailureWords})
 	}
+	p.Caps = parseCaps(f.Caps, lineOf("caps"), fail)
 	if err := errors.Join(errs...); err != nil {
 		return Policy{}, err
 	}

@@ -326,10 +326,15 @@ func safeLink(raw string) bool {
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil
 }
 
-// buttonValue is the triple api/webhooks.go splits on "|"; none of its
-// parts may contain one, and it must fit the button value limit.
+// buttonValue is what api/webhooks.go splits on "|": remediation, decision,
+// digest and, when known, the base commit the approver sees (the vote names
+// it); none of its parts may contain one, and it must fit the button value
+// limit.
 func buttonValue(a ApprovalInfo) (string, bool) {
 	parts := []string{a.RemediationID, a.DecisionID, a.Digest}
+	if a.BaseSHA != "" {
+		parts = append(parts, a.BaseSHA)
+	}
 	for _, p := range parts {
 		if p == "" || strings.Contains(p, "|") || !utf8.ValidString(p) {
 			return "", false

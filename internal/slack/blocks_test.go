@@ -209,7 +209,7 @@ func TestApprovalButtonsOnlyWhileAwaiting(t *testing.T) {
 		want := []struct{ id, style string }{{"remediation_approve", "primary"}, {"remediation_reject", "danger"}}
 		for i, b := range buttons {
 			btn := b.(slack.Block)
-			if btn["action_id"] != want[i].id || btn["style"] != want[i].style || btn["value"] != "rem-1|dec-1|"+testDigest {
+			if btn["action_id"] != want[i].id || btn["style"] != want[i].style || btn["value"] != "rem-1|dec-1|"+testDigest+"|89abcdef0123456789abcdef0123456789abcdef" {
 				t.Errorf("button %d = %v", i, btn)
 			}
 			if _, ok := btn["confirm"]; ok {
