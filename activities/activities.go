@@ -225,8 +225,15 @@ func (a *Activities) OpenPR(ctx context.Context, in OpenPRInput) (PullRequest, e
 		logger(ctx).Error("refusing to open a change without verified approval", "remediation_id", in.RemediationID, "error", err)
 		return PullRequest{}, newNonRetryable(ErrTypeNotApproved, err.Error(), nil)
 	}
-	title, body := ChangeMessage(in, approvers)
 	defer a.heartbeat(ctx)()
+	if in.BaseBound {
+		// Never a change for a diff and base nobody approved: a base that
+		// moved under the diff sends the fix back to be made again.
+		if err := a.checkBase(ctx, in); err != nil {
+			return PullRequest{}, err
+		}
+	}
+	title, body := ChangeMessage(in, approvers)
 	pr, err := a.Git.OpenChange(ctx, ChangeSpec{
 		RemediationID: in.RemediationID, Repo: in.Repo, Branch: in.Branch, BaseBranch: in.BaseBranch,
 		BaseSHA: in.BaseSHA, Patch: in.Patch, Title: title, Body: body, CommitTime: in.CommitTime,

@@ -3,6 +3,8 @@ package activities
 import (
 	"context"
 
+	"go.temporal.io/sdk/temporal"
+
 	"remediator/internal/gitlocal"
 )
 
@@ -29,19 +31,26 @@ type BaseChecker interface {
 	CheckBase(ctx context.Context, in CheckBaseInput) (BaseCheck, error)
 }
 
-// CheckBase runs before an approved change is opened: a base that moved so
-// that the approved diff no longer applies unchanged makes the workflow
-// regenerate the fix instead of opening a change nobody approved.
-func (a *Activities) CheckBase(ctx context.Context, in CheckBaseInput) (BaseCheck, error) {
+// checkBase (in OpenPR, version 5) refuses, with ErrTypeBaseMoved and the
+// new head as details, an approved fix whose base branch moved so that the
+// diff no longer applies unchanged. A base that moved under a diff that
+// still applies as approved is fine: the change is opened on the approved
+// base.
+func (a *Activities) checkBase(ctx context.Context, in OpenPRInput) error {
 	bc, ok := a.Git.(BaseChecker)
 	if !ok || in.BaseBranch == "" {
-		return BaseCheck{Head: in.BaseSHA}, nil
+		return nil
 	}
-	res, err := bc.CheckBase(ctx, in)
+	res, err := bc.CheckBase(ctx, CheckBaseInput{Repo: in.Repo, BaseBranch: in.BaseBranch, BaseSHA: in.BaseSHA, Patch: in.Patch})
 	if err != nil {
-		return BaseCheck{}, classifyLogged(ctx, "checking the base branch", err)
+		return classifyLogged(ctx, "checking the base branch", err)
 	}
-	return res, nil
+	if res.Moved && !res.Applies {
+		logger(ctx).Info("the base moved under the approved diff", "remediation_id", in.RemediationID, "head", res.Head)
+		return temporal.NewNonRetryableApplicationError("the base branch "+in.BaseBranch+" moved to "+res.Head+
+			" and the approved diff no longer applies to it unchanged", ErrTypeBaseMoved, nil, res)
+	}
+	return nil
 }
 
 // CheckBase implements BaseChecker for local repositories: the patch must

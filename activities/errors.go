@@ -23,6 +23,10 @@ const (
 	ErrTypePatch         = "PatchDoesNotApply"
 	ErrTypeUpstream      = "UpstreamRejected"
 	ErrTypeNotApproved   = "NotApproved"
+	// ErrTypeBaseMoved: the base branch moved since the fix was made and
+	// the approved diff no longer applies to it unchanged; the error's
+	// details hold the new head (BaseCheck). The workflow regenerates.
+	ErrTypeBaseMoved = "BaseMoved"
 )
 
 // ErrTypeTransient marks retryable failures; their message is safe to show
@@ -33,7 +37,7 @@ const ErrTypeTransient = "Transient"
 var NonRetryableErrorTypes = []string{
 	ErrTypeInvalidInput, ErrTypeNotConfigured, ErrTypeNoFix, ErrTypeFixRefused,
 	ErrTypeNotFound, ErrTypeConflict, ErrTypePatch, ErrTypeUpstream, ErrTypeNotApproved,
-	ErrTypeAuditConflict, ErrTypeAuditInvalid,
+	ErrTypeAuditConflict, ErrTypeAuditInvalid, ErrTypeBaseMoved,
 }
 
 // PermanentError is how a client adapter says "retrying cannot help"; it

@@ -30,16 +30,22 @@ type memForge struct {
 	opened     []activities.ForgeChange
 	offBranch  bool              // the commit is not on any branch (a fork's)
 	forgeFiles map[string]string // what the forge holds, when it differs from the archive
+	// head and headFiles: the branch moved to head, which holds headFiles.
+	head      string
+	headFiles map[string]string
 }
 
 func (m *memForge) Contains(context.Context, string, string, string) (bool, error) {
 	return !m.offBranch, nil
 }
 
-func (m *memForge) BlobIDs(_ context.Context, _, _ string, paths []string) (map[string]string, error) {
+func (m *memForge) BlobIDs(_ context.Context, _, sha string, paths []string) (map[string]string, error) {
 	files := m.files
 	if m.forgeFiles != nil {
 		files = m.forgeFiles
+	}
+	if m.head != "" && sha == m.head {
+		files = m.headFiles
 	}
 	ids := map[string]string{}
 	for _, p := range paths {
@@ -52,6 +58,9 @@ func (m *memForge) BlobIDs(_ context.Context, _, _ string, paths []string) (map[
 }
 
 func (m *memForge) Resolve(_ context.Context, path, ref string) (string, string, bool, error) {
+	if m.head != "" && ref == "main" {
+		return m.head, "main", true, nil
+	}
 	return m.sha, "main", ref == "main", nil
 }
 
@@ -147,5 +156,41 @@ func TestForgeFixAndChange(t *testing.T) {
 	// A forge that is not configured is refused as such.
 	if _, err := f.Generate(ctx, activities.GenerateFixInput{Repo: "gitlab:group/app", FailureSummary: "x"}); err == nil {
 		t.Fatal("an unconfigured forge must be refused")
+	}
+}
+
+// On a forge the base check compares, at the branch's new head, the blobs of
+// the files the approved diff touches with those it was made on.
+func TestForgeCheckBase(t *testing.T) {
+	root := t.TempDir()
+	mirrors, err := gitlocal.New(gitlocal.Options{Roots: []string{filepath.Join(root, "forges")}, ScratchDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf := &memForge{sha: strings.Repeat("ab", 20), files: map[string]string{
+		"go.mod": "module acme/api\n\ngo 1.21\n", "main.go": "package main\nfunc  main() {}\n",
+	}}
+	f := &activities.Forges{
+		Clients: map[forge.Kind]activities.Forge{forge.GitHub: mf}, Hosts: forge.Hosts{GitHub: "github.com"},
+		Mirrors: mirrors, MirrorRoot: filepath.Join(root, "forges"),
+		Recipes: &recipe.Generator{Checkout: mirrors, Recipes: recipe.Builtin()},
+	}
+	ctx := context.Background()
+	fix, err := f.Generate(ctx, activities.GenerateFixInput{Repo: "acme/api", Ref: "main", FailureSummary: "lint: gofmt check failed", LogExcerpt: "main.go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := activities.CheckBaseInput{Repo: "acme/api", BaseBranch: "main", BaseSHA: fix.BaseSHA, Patch: fix.Patch}
+	if bc, err := f.CheckBase(ctx, in); err != nil || bc.Moved {
+		t.Fatalf("an unmoved base: %+v %v", bc, err)
+	}
+	mf.head = strings.Repeat("cd", 20)
+	mf.headFiles = map[string]string{"go.mod": "module acme/api\n\ngo 1.22\n", "main.go": mf.files["main.go"]}
+	if bc, err := f.CheckBase(ctx, in); err != nil || !bc.Moved || !bc.Applies || bc.Head != mf.head {
+		t.Fatalf("moved elsewhere: %+v %v", bc, err)
+	}
+	mf.headFiles["main.go"] = "package main\n\nfunc  main() { println() }\n"
+	if bc, err := f.CheckBase(ctx, in); err != nil || !bc.Moved || bc.Applies {
+		t.Fatalf("moved under the diff: %+v %v", bc, err)
 	}
 }

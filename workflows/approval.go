@@ -215,7 +215,7 @@ func (r *remediation) vote(ctx workflow.Context, req ApprovalRequest, approve bo
 	if !approve {
 		kind = "rejected"
 	}
-	r.audit(ctx, auditEvent{Kind: "vote_" + kind, Actor: req.Actor, Roles: req.Roles, Channel: rec.Channel, Digest: req.DiffDigest, Base: req.BaseSHA, Detail: rec.Text()})
+	r.auditNow(ctx, auditEvent{Kind: "vote_" + kind, Actor: req.Actor, Roles: req.Roles, Channel: rec.Channel, Digest: req.DiffDigest, Base: req.BaseSHA, Detail: rec.Text()})
 	if r.caps.NotifyUpdates {
 		r.notifier.poke()
 	}
@@ -266,7 +266,7 @@ func (r *remediation) handleSignal(ctx workflow.Context, req ApprovalRequest) {
 
 func (r *remediation) ignoreSignal(ctx workflow.Context, req ApprovalRequest, reason string) {
 	r.logger.Warn("approval signal ignored", "actor", req.Actor, "reason", reason)
-	r.audit(ctx, auditEvent{Kind: "refused", Actor: req.Actor, Roles: req.Roles, Channel: ChannelSignal, Digest: req.DiffDigest, Base: req.BaseSHA, Detail: reason})
+	r.auditNow(ctx, auditEvent{Kind: "refused", Actor: req.Actor, Roles: req.Roles, Channel: ChannelSignal, Digest: req.DiffDigest, Base: req.BaseSHA, Detail: reason})
 	if len(r.st.IgnoredSignals) >= maxIgnoredSignals {
 		r.st.IgnoredSignals = r.st.IgnoredSignals[1:]
 	}

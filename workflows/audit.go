@@ -72,6 +72,13 @@ func (r *remediation) audit(ctx workflow.Context, e auditEvent) {
 	for len(r.auditLog.Events) > maxAuditEvents && r.auditLog.Events[0].Seq <= r.auditLog.Flushed {
 		r.auditLog.Events = r.auditLog.Events[1:]
 	}
+}
+
+// auditNow records an event and stores what is pending now. Events are
+// stored in batches, at the points that matter (the gate opening, a vote,
+// a refusal, a reminder, the end): each store is a marker in the history.
+func (r *remediation) auditNow(ctx workflow.Context, e auditEvent) {
+	r.audit(ctx, e)
 	r.auditor.poke()
 }
 

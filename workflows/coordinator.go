@@ -414,8 +414,19 @@ func (c *coordinator) view(now time.Time) CoordinatorState {
 // too.
 func ReleaseAdmission(ctx workflow.Context, repo, remediationID string) {
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	err := workflow.SignalExternalWorkflow(dctx, CoordinatorID(repo), "", SignalRelease,
-		ReleaseRequest{RemediationID: remediationID}).Get(dctx, nil)
+	awaitRelease(ctx, dctx, sendRelease(dctx, repo, remediationID))
+}
+
+// sendRelease sends the release signal without waiting for it, so the
+// Remediation workflow sends it in the same task as its outcome.
+func sendRelease(ctx workflow.Context, repo, remediationID string) workflow.Future {
+	return workflow.SignalExternalWorkflow(ctx, CoordinatorID(repo), "", SignalRelease, ReleaseRequest{RemediationID: remediationID})
+}
+
+// awaitRelease waits for a sendRelease; a coordinator that does not run is
+// not a failure.
+func awaitRelease(ctx, dctx workflow.Context, f workflow.Future) {
+	err := f.Get(dctx, nil)
 	var unknown *temporal.UnknownExternalWorkflowExecutionError
 	if err != nil && !errors.As(err, &unknown) {
 		workflow.GetLogger(ctx).Warn("releasing the repository admission failed; the coordinator's reconcile frees it", "error", err)

@@ -160,11 +160,11 @@ func (r *remediation) awaitWithReminders(ctx workflow.Context) (bool, error) {
 		if !escalateAt.IsZero() && !now.Before(escalateAt) {
 			r.st.Escalation = &Escalation{To: k.EscalateTo, At: now}
 			r.logger.Info("approval escalated", "to", k.EscalateTo)
-			r.audit(ctx, auditEvent{Kind: "escalated", Detail: "escalated to " + k.EscalateTo})
+			r.auditNow(ctx, auditEvent{Kind: "escalated", Detail: "escalated to " + k.EscalateTo})
 		} else if !reminderAt.IsZero() && !now.Before(reminderAt) {
 			r.st.Reminders = append(r.st.Reminders, now)
 			r.logger.Info("approval reminder", "n", len(r.st.Reminders))
-			r.audit(ctx, auditEvent{Kind: "reminder", Detail: fmt.Sprintf("reminder %d", len(r.st.Reminders))})
+			r.auditNow(ctx, auditEvent{Kind: "reminder", Detail: fmt.Sprintf("reminder %d", len(r.st.Reminders))})
 		}
 		r.st.UpdatedAt = now
 		r.notifier.poke()

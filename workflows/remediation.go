@@ -333,7 +333,7 @@ func (r *remediation) createDecision(ctx workflow.Context) (Status, error, bool)
 func (r *remediation) gate(ctx workflow.Context) (Status, error) {
 	for {
 		r.setPhase(ctx, PhaseAwaitingApproval, "")
-		r.audit(ctx, auditEvent{Kind: "awaiting_approval"})
+		r.auditor.poke() // the gate is open: store what led here
 		stopWatch := r.watchDecision(ctx)
 		await := r.awaitApproval
 		if r.version >= versionPolicy {
@@ -364,21 +364,18 @@ func (r *remediation) gate(ctx workflow.Context) (Status, error) {
 		case r.verdict == verdictRejected:
 			return r.end(ctx, PhaseRejected, r.st.Reason)
 		}
-		if r.version >= versionSafety {
-			again, st, err, ended := r.checkBase(ctx)
-			if ended {
-				return st, err
-			}
-			if again {
-				continue
-			}
+		st, err, again := r.openChange(ctx)
+		if again {
+			continue
 		}
-		return r.openChange(ctx)
+		return st, err
 	}
 }
 
-// openChange opens the approved change, exactly once.
-func (r *remediation) openChange(ctx workflow.Context) (Status, error) {
+// openChange opens the approved change, exactly once. again: the base
+// moved under the approved diff (version 5), the fix was regenerated and
+// approvers are to be asked again.
+func (r *remediation) openChange(ctx workflow.Context) (st Status, err error, again bool) {
 	r.setPhase(ctx, PhaseOpeningPR, "")
 	// Once approved, the change is opened even if a cancel arrives meanwhile:
 	// abandoning a half-run OpenPR would leave a branch that the record calls
@@ -415,17 +412,38 @@ func (r *remediation) openChange(ctx workflow.Context) (Status, error) {
 	}
 	var pr activities.PullRequest
 	prCtx := workflow.WithActivityOptions(openCtx, openPROptions)
-	err := workflow.ExecuteActivity(prCtx, acts.OpenPR, in).Get(openCtx, &pr)
+	err = workflow.ExecuteActivity(prCtx, acts.OpenPR, in).Get(openCtx, &pr)
+	if head, moved := baseMoved(err); moved && r.version >= versionSafety && ctx.Err() == nil {
+		st, err, ended := r.regenerate(ctx, "remediator", "the base branch "+r.fix.BaseBranch+" moved to "+head+" and the approved diff no longer applies", head)
+		return st, err, !ended
+	}
 	if err != nil {
 		r.countChangeFailure(ctx)
-		return r.end(ctx, PhaseFailed, "opening the change request failed: "+errMessage(err))
+		st, err := r.end(ctx, PhaseFailed, "opening the change request failed: "+errMessage(err))
+		return st, err, false
 	}
 	r.st.PR = &pr
 	r.audit(ctx, auditEvent{Kind: "change_opened", Detail: pr.URL})
 	if ctx.Err() != nil {
-		return r.end(ctx, PhaseCompleted, "cancel requested after approval; the change was already being opened")
+		st, err := r.end(ctx, PhaseCompleted, "cancel requested after approval; the change was already being opened")
+		return st, err, false
 	}
-	return r.end(ctx, PhaseCompleted, "")
+	st, err = r.end(ctx, PhaseCompleted, "")
+	return st, err, false
+}
+
+// baseMoved reports an OpenPR refused because the base moved under the
+// approved diff, with the new head.
+func baseMoved(err error) (string, bool) {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != activities.ErrTypeBaseMoved {
+		return "", false
+	}
+	var bc activities.BaseCheck
+	if appErr.HasDetails() {
+		_ = appErr.Details(&bc)
+	}
+	return bc.Head, true
 }
 
 // cancelCreateGrace bounds how long a cancelled remediation waits for a
@@ -489,6 +507,7 @@ func errMessage(err error) string {
 // cannot skip it.
 func (r *remediation) end(ctx workflow.Context, phase Phase, reason string) (Status, error) {
 	r.setPhase(ctx, phase, reason)
+	r.auditor.poke()
 	cancelled := phase == PhaseCancelled
 	// Disconnected: a cancel arriving now must not lose the ledger's record.
 	recCtx, _ := workflow.NewDisconnectedContext(ctx)
@@ -504,6 +523,12 @@ func (r *remediation) end(ctx workflow.Context, phase Phase, reason string) (Sta
 	outcomeOpts := ledgerOptions
 	if r.version >= versionGovernance {
 		outcomeOpts = writebackOptions
+	}
+	var release workflow.Future
+	if r.version >= versionSafety && r.in.Admitted {
+		// The repository's coordinator frees the slot; sent alongside the
+		// outcome (one task), awaited below.
+		release = sendRelease(recCtx, r.in.Repo, r.in.ID)
 	}
 	var err error
 	if r.version < versionTopology || r.st.DecisionID != "" {
@@ -521,12 +546,17 @@ func (r *remediation) end(ctx workflow.Context, phase Phase, reason string) (Sta
 		r.logger.Error("recording the outcome failed", "error", err)
 		r.warn("writing the outcome to the decision failed: " + errMessage(err))
 	}
+	if r.version >= versionSafety {
+		// Signals still buffered are recorded (and audited) before the
+		// audit's last store.
+		r.drainSignals(ctx)
+	}
 	if err := workflow.Await(recCtx, func() bool { return r.incident.settled() && r.notifier.settled() && r.auditor.settled() }); err != nil {
 		r.logger.Warn("waiting for the write-backs interrupted", "error", err)
 	}
 	r.drainSignals(ctx)
-	if r.version >= versionSafety && r.in.Admitted {
-		ReleaseAdmission(ctx, r.in.Repo, r.in.ID)
+	if release != nil {
+		awaitRelease(ctx, recCtx, release)
 	}
 	if err := workflow.Await(recCtx, func() bool { return workflow.AllHandlersFinished(recCtx) }); err != nil {
 		r.logger.Warn("waiting for handlers interrupted", "error", err)

@@ -34,7 +34,10 @@ func TestReplayCommittedHistories(t *testing.T) {
 		"v2-approved.json":         false, "v2-generate-rejected.json": false,
 		"governance-dragon-approved.json": false, "governance-model-slack.json": false,
 		"governance-dragon-rejected.json": false, "governance-cancelled.json": false, "governance-expired.json": false,
-		"v3-approved.json": false, "v3-failed-no-fix.json": false, "v4-approved.json": false}
+		"v3-approved.json": false, "v3-failed-no-fix.json": false, "v4-approved.json": false,
+		"v5-approved.json": false, "v5-regenerated.json": false, "v5-superseded.json": false, "v5-base-moved.json": false,
+		"v5-reminders-escalation-expired.json": false, "v5-protected-admin.json": false,
+		"v5-continued-as-new.json": false, "v5-resumed-approved.json": false}
 	for _, f := range files {
 		if _, ok := required[filepath.Base(f)]; ok {
 			required[filepath.Base(f)] = true

@@ -123,32 +123,6 @@ func (r *remediation) regenerate(ctx workflow.Context, by, reason, sha string) (
 	return Status{}, nil, false
 }
 
-// checkBase (after approval) asks whether the base branch moved since the
-// fix was made and, if it did, whether the approved diff still applies to
-// its head unchanged. If not, the fix is regenerated (again reports true);
-// a change is only ever opened for the diff and base that were approved.
-func (r *remediation) checkBase(ctx workflow.Context) (again bool, st Status, err error, ended bool) {
-	if r.fix.BaseBranch == "" {
-		return false, Status{}, nil, false // no branch to move: the base is a commit
-	}
-	var bc activities.BaseCheck
-	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, ledgerOptions), acts.CheckBase, activities.CheckBaseInput{
-		Repo: r.fix.Repo, BaseBranch: r.fix.BaseBranch, BaseSHA: r.fix.BaseSHA, Patch: r.patch,
-	}).Get(ctx, &bc)
-	if err != nil {
-		st, err := r.endOnError(ctx, "checking the base branch failed", err)
-		return false, st, err, true
-	}
-	if !bc.Moved || bc.Applies {
-		if bc.Moved {
-			r.audit(ctx, auditEvent{Kind: "base_moved", Detail: "the base moved to " + bc.Head + "; the approved diff still applies unchanged"})
-		}
-		return false, Status{}, nil, false
-	}
-	st, err, ended = r.regenerate(ctx, "remediator", "the base branch "+r.fix.BaseBranch+" moved to "+bc.Head+" and the approved diff no longer applies", bc.Head)
-	return !ended, st, err, ended
-}
-
 // validateRegenerate refuses, before history, a regeneration that must not
 // happen: not signed by the API, not a developer, not waiting.
 func (r *remediation) validateRegenerate(req ApprovalRequest, now time.Time) error {
@@ -205,7 +179,7 @@ func (r *remediation) setupSafety(ctx workflow.Context) error {
 			}
 			r.addAuthor(req.Actor)
 			r.regen = &regenRequest{by: req.Actor, reason: reason, channel: channel, roles: req.Roles}
-			r.audit(ctx, auditEvent{Kind: "regenerate_requested", Actor: req.Actor, Roles: req.Roles, Channel: channel, Detail: reason})
+			r.auditNow(ctx, auditEvent{Kind: "regenerate_requested", Actor: req.Actor, Roles: req.Roles, Channel: channel, Detail: reason})
 			return r.answer(PhaseGeneratingFix), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req ApprovalRequest) error {
@@ -245,7 +219,7 @@ func (r *remediation) handleSupersession(ctx workflow.Context, s Supersession) {
 	default:
 		s.Reason, s.SHA = clip(s.Reason, maxTextLen), clip(s.SHA, 64)
 		r.supersession = &s
-		r.audit(ctx, auditEvent{Kind: "superseded", Detail: "by " + s.By + " " + s.SHA})
+		r.auditNow(ctx, auditEvent{Kind: "superseded", Detail: "by " + s.By + " " + s.SHA})
 	}
 }
 
@@ -283,7 +257,7 @@ func (r *remediation) continueAsNew(ctx workflow.Context) (Status, error) {
 		return r.gate(ctx)
 	}
 	r.st.Runs = max(r.st.Runs, 1) + 1
-	r.audit(ctx, auditEvent{Kind: "continued_as_new", Detail: fmt.Sprintf("run %d", r.st.Runs)})
+	r.auditNow(ctx, auditEvent{Kind: "continued_as_new", Detail: fmt.Sprintf("run %d", r.st.Runs)})
 	if err := workflow.Await(ctx, r.auditor.settled); err != nil {
 		return r.endOnError(ctx, "cancelled while awaiting approval", err)
 	}

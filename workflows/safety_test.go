@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"remediator/activities"
@@ -135,15 +136,14 @@ func (s *RemediationSuite) TestRegenerateVoidsVotesAndAsksAgain() {
 	s.Equal([]string{"dana", "erin"}, st.Authors)
 }
 
-// Approved, but the base branch moved and the diff no longer applies: the
-// fix is regenerated on the new head, votes are void, and only the new
-// fix, approved again, is opened.
+// Approved, but the base branch moved and the diff no longer applies: OpenPR
+// refuses (BaseMoved, with the new head), the fix is regenerated on the new
+// head, votes are void, and only the new fix, approved again, is opened.
 func (s *RemediationSuite) TestBaseMovedRegenerates() {
 	s.regenMocks("def456")
-	s.env.OnActivity(acts.CheckBase, mock.Anything, mock.MatchedBy(func(in activities.CheckBaseInput) bool { return in.BaseSHA == "abc123" })).
-		Return(activities.BaseCheck{Head: "def456", Moved: true}, nil).Once()
-	s.env.OnActivity(acts.CheckBase, mock.Anything, mock.MatchedBy(func(in activities.CheckBaseInput) bool { return in.BaseSHA == "def456" })).
-		Return(activities.BaseCheck{Head: "def456"}, nil).Once()
+	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.MatchedBy(func(in activities.OpenPRInput) bool { return in.BaseSHA == "abc123" && in.BaseBound })).
+		Return(activities.PullRequest{}, temporal.NewNonRetryableApplicationError("the base moved", activities.ErrTypeBaseMoved, nil,
+			activities.BaseCheck{Head: "def456", Moved: true})).Once()
 	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.MatchedBy(func(in activities.OpenPRInput) bool {
 		return in.BaseSHA == "def456" && in.DecisionID == testDecision2 && len(in.Votes) == 1 && in.Votes[0].BaseSHA == "def456"
 	})).Return(testPR, nil).Once()
@@ -161,21 +161,9 @@ func (s *RemediationSuite) TestBaseMovedRegenerates() {
 	s.env.ExecuteWorkflow(Remediation, input())
 	s.NoError(first.rejected)
 	s.NoError(again.rejected)
-	s.Equal(PhaseCompleted, s.result().Phase)
-}
-
-// The base moved but the approved diff applies unchanged: the change is
-// opened for the approved diff and base, without asking again.
-func (s *RemediationSuite) TestBaseMovedButDiffAppliesOpens() {
-	s.happyPathMocks()
-	s.env.OnActivity(acts.CheckBase, mock.Anything, mock.Anything).Return(activities.BaseCheck{Head: "fff000", Moved: true, Applies: true}, nil).Once()
-	s.env.OnActivity(acts.OpenPR, mock.Anything, mock.MatchedBy(func(in activities.OpenPRInput) bool { return in.BaseSHA == "abc123" })).Return(testPR, nil).Once()
-	s.expectOutcome(PhaseCompleted)
-	s.at(time.Minute, func() { s.update(UpdateApprove, "u1", approval("alice", RoleApprover)) })
-	s.env.ExecuteWorkflow(Remediation, input())
 	st := s.result()
 	s.Equal(PhaseCompleted, st.Phase)
-	s.Empty(st.Regenerations)
+	s.Equal("def456", st.Fix.BaseSHA, "the change is the regenerated fix's")
 }
 
 // A newer failure supersedes: the run ends Superseded, pending votes void,

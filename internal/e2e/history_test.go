@@ -232,7 +232,8 @@ func (s *stack) captureTrustBoundaries(out string, orch *orchestrator.Orchestrat
 	id := s.startDemo("dev", "hist-signal")
 	st := s.waitPhase(id, workflows.PhaseAwaitingApproval)
 	req := workflows.ApprovalRequest{Actor: "oncall", Roles: []string{workflows.RoleApprover}, Channel: workflows.ChannelSignal,
-		DecisionID: st["decision_id"].(string), DiffDigest: st["fix"].(map[string]any)["digest"].(string)}
+		DecisionID: st["decision_id"].(string), DiffDigest: st["fix"].(map[string]any)["digest"].(string),
+		BaseSHA: st["fix"].(map[string]any)["base_sha"].(string)}
 	if err := s.dev.Client.SignalWorkflow(ctx, id, "", workflows.SignalApproval, workflows.SignVote(signer, id, true, req, time.Now())); err != nil {
 		t.Fatal(err)
 	}
