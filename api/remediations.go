@@ -337,9 +337,10 @@ func (h *handler) vote(approve bool) gin.HandlerFunc {
 		st, err := h.orch.Decide(c.Request.Context(), orchestrator.Vote{
 			ID: c.Param("id"), RequestID: key, Approve: approve, Actor: p.Subject, Roles: p.Roles,
 			DecisionID: b.DecisionID, DiffDigest: b.DiffDigest, BaseSHA: b.BaseSHA, Comment: b.Comment, Reason: b.Reason,
+			Channel: clientChannel(c),
 		})
 		if err != nil {
-			h.auditRefusal(c, c.Param("id"), voteWhat(approve), workflows.ChannelAPI, err)
+			h.auditRefusal(c, c.Param("id"), voteWhat(approve), clientChannel(c), err)
 			writeError(c, h.logger, err)
 			return
 		}

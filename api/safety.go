@@ -63,10 +63,10 @@ func (h *handler) regenerate(c *gin.Context) {
 	p, _ := principalOf(c)
 	st, err := h.orch.Regenerate(c.Request.Context(), orchestrator.RegenerateRequest{
 		ID: id, RequestID: key, Actor: p.Subject, Roles: p.Roles,
-		DecisionID: b.DecisionID, DiffDigest: b.DiffDigest, BaseSHA: b.BaseSHA, Reason: reason,
+		DecisionID: b.DecisionID, DiffDigest: b.DiffDigest, BaseSHA: b.BaseSHA, Reason: reason, Channel: clientChannel(c),
 	})
 	if err != nil {
-		h.auditRefusal(c, id, "regenerate", workflows.ChannelAPI, err)
+		h.auditRefusal(c, id, "regenerate", clientChannel(c), err)
 		writeError(c, h.logger, err)
 		return
 	}
@@ -130,4 +130,14 @@ func voteWhat(approve bool) string {
 		return "approve"
 	}
 	return "reject"
+}
+
+// clientChannel is the channel a REST vote is recorded under: "cli" when
+// the remediator client says it sent it (X-Remediator-Channel), else "api".
+// It only labels the vote of the authenticated caller.
+func clientChannel(c *gin.Context) string {
+	if c.GetHeader("X-Remediator-Channel") == workflows.ChannelCLI {
+		return workflows.ChannelCLI
+	}
+	return workflows.ChannelAPI
 }

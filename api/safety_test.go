@@ -32,8 +32,14 @@ func TestVoteNamesTheBase(t *testing.T) {
 	if len(orch.votes) != 0 {
 		t.Fatalf("refused votes reached the workflow: %+v", orch.votes)
 	}
-	if rec, _ := do(t, h, "POST", "/api/remediations/rem-1/approve", approverTok, validVote); rec.Code != 200 || len(orch.votes) != 1 || orch.votes[0].BaseSHA != testBase {
+	if rec, _ := do(t, h, "POST", "/api/remediations/rem-1/approve", approverTok, validVote); rec.Code != 200 || len(orch.votes) != 1 || orch.votes[0].BaseSHA != testBase ||
+		orch.votes[0].Channel != workflows.ChannelAPI {
 		t.Fatalf("the vote carries its base: %d %s %+v", rec.Code, rec.Body, orch.votes)
+	}
+	// The remediator client labels its votes; the label is all it sets.
+	if rec, _ := do(t, h, "POST", "/api/remediations/rem-1/approve", approverTok, validVote, "X-Remediator-Channel", "cli"); rec.Code != 200 || orch.votes[1].Channel != workflows.ChannelCLI ||
+		orch.votes[1].Actor != "alice" {
+		t.Fatalf("a vote from the client: %d %+v", rec.Code, orch.votes)
 	}
 }
 

@@ -127,10 +127,12 @@ const (
 	// the API (Dragon's callback) or from the workflow's own poll of Dragon,
 	// which OpenPR confirms with Dragon again before anything is written.
 	ChannelDragon = "dragon"
+	// ChannelCLI: cast with the remediator client (through the API).
+	ChannelCLI = "cli"
 )
 
 // Channels lists the channels a signed vote may name.
-var Channels = []string{ChannelAPI, ChannelSlack, ChannelSignal, ChannelDragon}
+var Channels = []string{ChannelAPI, ChannelSlack, ChannelSignal, ChannelDragon, ChannelCLI}
 
 // DefaultApprovalTimeout applies when the input sets none.
 const DefaultApprovalTimeout = 24 * time.Hour

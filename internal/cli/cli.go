@@ -211,6 +211,8 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "remediator-cli")
+	// Votes and regenerations cast here are recorded as the cli channel.
+	req.Header.Set("X-Remediator-Channel", "cli")
 	req.Header.Set(correlation.Header, c.correlationID)
 	req.Header.Set(c.authHeader, c.authValue)
 	if body != nil {

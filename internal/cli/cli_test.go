@@ -823,7 +823,8 @@ func TestRegenerateNamesTheFixItReplaces(t *testing.T) {
 	posts := api.posts()
 	var body map[string]any
 	if len(posts) != 1 || json.Unmarshal(posts[0].Body, &body) != nil || body["base_sha"] != "abc1234def" || body["decision_id"] != decisionID ||
-		body["diff_digest"] != digestOf(patch) || body["reason"] != "misses a file" || posts[0].Path != "/api/remediations/"+testID+"/regenerate" {
+		body["diff_digest"] != digestOf(patch) || body["reason"] != "misses a file" || posts[0].Path != "/api/remediations/"+testID+"/regenerate" ||
+		posts[0].Header.Get("X-Remediator-Channel") != "cli" {
 		t.Fatalf("posts %+v body %v", posts, body)
 	}
 }

@@ -220,3 +220,49 @@ func TestContinueAsNewWhileAwaitingApproval(t *testing.T) {
 		t.Fatalf("want 2 runs, got %d", n)
 	}
 }
+
+// TestOneChangePerIncident: once a remediation of an incident opened its
+// change, another request naming the same incident is refused (409
+// incident_has_change), retries of the first are answered by it, and a
+// remediation of another incident is not affected.
+func TestOneChangePerIncident(t *testing.T) {
+	ports, err := devserver.FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startStack(t, t.TempDir(), ports)
+	d := s.dev.Demo
+	start := func(key, incident string) response {
+		return s.call("POST", "/api/remediations", "dev", map[string]string{"repo": d.Path, "ref": d.Branch,
+			"failure_summary": d.FailureSummary, "log_excerpt": d.LogExcerpt, "incident_id": incident}, "Idempotency-Key", key)
+	}
+	r := start("inc-first", "INC-7")
+	if r.code != http.StatusAccepted {
+		t.Fatalf("start: %d %v", r.code, r.body)
+	}
+	id := r.body["id"].(string)
+	st := s.waitPhase(id, workflows.PhaseAwaitingApproval)
+	s.call("POST", "/api/remediations/"+id+"/approve", "alice", vote(st))
+	s.waitPhase(id, workflows.PhaseCompleted)
+	// Visibility catches up with the phase within a moment.
+	for i := 0; ; i++ {
+		runs, err := s.dev.Client.ListWorkflow(context.Background(), listReq(s, "RemediationIncident = 'INC-7' AND RemediationPhase = 'Completed'"))
+		if err == nil && len(runs.GetExecutions()) == 1 {
+			break
+		}
+		if i > 300 {
+			t.Fatalf("%s never listed as the incident's completed remediation: %v", id, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	if r := start("inc-first", "INC-7"); r.code != http.StatusAccepted || r.body["id"] != id || r.body["existing"] != true {
+		t.Fatalf("a retry of the first: %d %v", r.code, r.body)
+	}
+	if r := start("inc-second", "INC-7"); r.code != http.StatusConflict || r.body["error"] != "incident_has_change" {
+		t.Fatalf("a second remediation of the incident: %d %v", r.code, r.body)
+	}
+	if r := start("inc-other", "INC-8"); r.code != http.StatusAccepted {
+		t.Fatalf("another incident: %d %v", r.code, r.body)
+	}
+}

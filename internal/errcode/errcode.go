@@ -63,6 +63,7 @@ var (
 	DuplicateVote        = Code{"duplicate_vote", http.StatusConflict, "this person already voted"}
 	NotAwaitingApproval  = Code{"not_awaiting_approval", http.StatusConflict, "the remediation is not awaiting approval"}
 	AlreadyEnded         = Code{"already_ended", http.StatusConflict, "the remediation already ended"}
+	IncidentHasChange    = Code{"incident_has_change", http.StatusConflict, "another remediation of this incident already opened (or is opening) its change: at most one change per incident"}
 )
 
 // 413, 415: the body's size or type is refused.
@@ -101,7 +102,7 @@ var all = []Code{
 	MissingCredentials, InvalidToken, TokenExpired, InvalidAPIKey, InvalidSignature, WebhookNotConfigured,
 	Forbidden, SelfApproval,
 	NotFound, MethodNotAllowed,
-	IdempotencyKeyReused, StaleVote, DuplicateVote, NotAwaitingApproval, AlreadyEnded,
+	IdempotencyKeyReused, StaleVote, DuplicateVote, NotAwaitingApproval, AlreadyEnded, IncidentHasChange,
 	BodyTooLarge, UnsupportedMediaType,
 	ValidationFailed, UnknownField, InvalidVote, InvalidArgument, InvalidRepository,
 	RateLimited, RepoCapReached, RequestHeaderTooLarge,

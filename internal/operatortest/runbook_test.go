@@ -157,7 +157,7 @@ func TestOperatorRunbook(t *testing.T) {
 	s.waitPhase(t, approveID, "Completed", 2*time.Minute)
 	r = must(t, s.rem(t, "ALICE", "status", approveID))
 	wantRe(t, r.stdout, `(?m)^phase:\s+Completed$`, `(?m)^votes:\s+1 of 1 required approvals$`,
-		`(?m)^\s+alice approved via api at \S+: looks right$`, `(?m)^pr:\s+file://\S+#autofix/`+approveID+` \(autofix/`+approveID+`\)$`)
+		`(?m)^\s+alice approved via cli at \S+: looks right$`, `(?m)^pr:\s+file://\S+#autofix/`+approveID+` \(autofix/`+approveID+`\)$`)
 
 	step(t, "remediator regenerate: ask for another fix")
 	before := s.waitPhase(t, rejectID, "AwaitingApproval", time.Minute)
@@ -180,7 +180,7 @@ func TestOperatorRunbook(t *testing.T) {
 	r = must(t, s.rem(t, "BOB", "reject", rejectID, "--digest", rejectDigest, "--reason", "the formatting change is not wanted now"))
 	wantAll(t, r.stdout, "rejected "+rejectID+": phase Rejected")
 	r = must(t, s.rem(t, "BOB", "status", rejectID))
-	wantRe(t, r.stdout, `(?m)^phase:\s+Rejected$`, `(?m)^reason:\s+rejected by bob: the formatting change is not wanted now$`, `(?m)^\s+bob rejected via api at \S+: the formatting change is not wanted now$`)
+	wantRe(t, r.stdout, `(?m)^phase:\s+Rejected$`, `(?m)^reason:\s+rejected by bob: the formatting change is not wanted now$`, `(?m)^\s+bob rejected via cli at \S+: the formatting change is not wanted now$`)
 	r = must(t, s.rem(t, "ALICE", "list", "--phase", "AwaitingApproval"))
 	wantAll(t, r.stdout, cancelID)
 	wantNone(t, r.stdout, approveID, rejectID)

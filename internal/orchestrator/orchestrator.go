@@ -257,6 +257,9 @@ func requestHash(req StartRequest) string {
 // Idempotency-Key with a different request is a conflict.
 func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult, error) {
 	p := o.prepareStart(req)
+	if err := o.incidentFree(ctx, req.IncidentID, p.opts.ID); err != nil {
+		return StartResult{}, err
+	}
 	// With per-repository caps, the coordinator admits it first (admission.go).
 	if err := o.admit(ctx, req, p.opts.ID); err != nil {
 		return StartResult{}, err
@@ -392,6 +395,9 @@ func (o *Orchestrator) describeStart(ctx context.Context, p preparedStart, keyed
 // with it, like Start.
 func (o *Orchestrator) Generate(ctx context.Context, req StartRequest, wait time.Duration) (res StartResult, st Status, ready bool, err error) {
 	p := o.prepareStart(req)
+	if err := o.incidentFree(ctx, req.IncidentID, p.opts.ID); err != nil {
+		return StartResult{}, Status{}, false, err
+	}
 	if err := o.admit(ctx, req, p.opts.ID); err != nil {
 		return StartResult{}, Status{}, false, err
 	}
@@ -558,7 +564,7 @@ func (o *Orchestrator) Decide(ctx context.Context, v Vote) (Status, error) {
 		name = workflows.UpdateApprove
 	}
 	channel := workflows.ChannelAPI
-	if v.Channel == workflows.ChannelSlack || v.Channel == workflows.ChannelDragon {
+	if v.Channel == workflows.ChannelSlack || v.Channel == workflows.ChannelDragon || v.Channel == workflows.ChannelCLI {
 		channel = v.Channel
 	}
 	requestID := v.RequestID

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"remediator/internal/errcode"
 	"remediator/workflows"
 )
 
@@ -38,7 +39,7 @@ func (o *Orchestrator) Regenerate(ctx context.Context, r RegenerateRequest) (Sta
 		requestID = uuid.NewString()
 	}
 	channel := workflows.ChannelAPI
-	if r.Channel == workflows.ChannelSlack {
+	if r.Channel == workflows.ChannelSlack || r.Channel == workflows.ChannelCLI {
 		channel = r.Channel
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.queryTimeout)
@@ -139,4 +140,31 @@ func (o *Orchestrator) Supersede(ctx context.Context, newID, sha string, line Li
 		told = append(told, id)
 	}
 	return told, nil
+}
+
+// incidentFree refuses a start naming an incident that another remediation
+// already opened (or is opening) a change for: at most one change per
+// incident. Only starts that name an incident pay this visibility read.
+func (o *Orchestrator) incidentFree(ctx context.Context, incidentID, id string) error {
+	if incidentID == "" {
+		return nil
+	}
+	q := fmt.Sprintf("WorkflowType = '%s' AND %s = '%s' AND (%s = '%s' OR %s = '%s')",
+		workflows.WorkflowName, workflows.SearchAttrIncident, quote(incidentID),
+		workflows.SearchAttrPhase, workflows.PhaseOpeningPR, workflows.SearchAttrPhase, workflows.PhaseCompleted)
+	resp, err := o.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: o.namespace, PageSize: 10, Query: q})
+	if err != nil {
+		return o.mapErr(err)
+	}
+	for _, e := range resp.GetExecutions() {
+		other := e.GetExecution().GetWorkflowId()
+		if other == id {
+			continue // this remediation itself: its own rules answer (one change per failure)
+		}
+		if _, ok := o.startedByUs(other, e.GetSearchAttributes().GetIndexedFields(), e.GetMemo().GetFields()); !ok {
+			continue
+		}
+		return rejected(errcode.IncidentHasChange, "incident "+incidentID+" already has a change from remediation "+other+": at most one change per incident")
+	}
+	return nil
 }
