@@ -8,7 +8,7 @@ GO         ?= go
 HISTORIES  := workflows/testdata/histories
 # Packages with their own goroutines and locks run under the race detector;
 # the rest would only pay its build cost.
-RACE_PKGS  := ./internal/gitlocal/... ./internal/ledger/... ./internal/recipe/...
+RACE_PKGS  := ./internal/gitlocal/... ./internal/ledger/... ./internal/recipe/... ./internal/audit/...
 
 .PHONY: help
 help: ## Show this help

@@ -192,7 +192,9 @@ func outcomeStatus(phase string) string {
 		return "rejected"
 	case "Expired":
 		return "expired"
-	case "Cancelled":
+	case "Cancelled", "Superseded":
+		// Superseded (a newer failure, or a regenerated fix): withdrawn,
+		// the outcome says why.
 		return "cancelled"
 	}
 	return "failed"

@@ -115,6 +115,9 @@ type Options struct {
 	// records, and refusals the workflow cannot record are appended (nil:
 	// neither).
 	Audit AuditStore
+	// UI builds the approver console served under /ui/ (internal/console)
+	// from the API's access rules; nil: no console.
+	UI func(Access) http.Handler
 }
 
 // AuditStore is the part of the audit store the API uses.

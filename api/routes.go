@@ -1,12 +1,15 @@
 package api
 
 import (
+	"context"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"remediator/internal/errcode"
+	"remediator/internal/orchestrator"
 )
 
 // Roles, as the README's route table lists them.
@@ -90,10 +93,59 @@ func routes(r *gin.Engine, h *handler) {
 		}
 	}
 	h.codecRoutes(r)
+	if h.opts.UI != nil {
+		// The console authenticates with its own session cookie and
+		// answers in HTML; scope and vote delivery are the API's (Access).
+		r.Any("/ui/*path", gin.WrapH(h.opts.UI(h.access())))
+	}
 	r.NoRoute(func(c *gin.Context) {
 		writeError(c, h.logger, newError(errcode.NotFound, "no such route"))
 	})
 	r.NoMethod(func(c *gin.Context) {
 		writeError(c, h.logger, newError(errcode.MethodNotAllowed, "method not allowed on this route"))
 	})
+}
+
+// Access is what the approver console (Options.UI) shares with the REST
+// API, so both apply one set of rules: the same listing scope, the same
+// per-repository check, the same subjects, links and refusal records.
+type Access struct {
+	// ListScope is the visibility condition of a principal's listing.
+	ListScope func(p Principal) orchestrator.Scope
+	// MayAccess reports whether p may see repo (any of its names).
+	MayAccess func(p Principal, repo string) bool
+	// Canonical canonicalises a repository filter ("" = leave as is).
+	Canonical func(ctx context.Context, repo string) string
+	// ValidSubject reports whether a subject is usable as an actor (the
+	// API refuses credentials whose subject is not).
+	ValidSubject func(subject string) bool
+	// WebUIURL links a remediation in the Temporal Web UI ("" = none).
+	WebUIURL func(id string) string
+	// Refused records in the audit store a vote the workflow refused
+	// before its history, as the REST vote does.
+	Refused func(ctx context.Context, p Principal, id, what, channel string, err error)
+}
+
+// access is the handler's Access.
+func (h *handler) access() Access {
+	return Access{
+		ListScope: h.listScope,
+		MayAccess: h.principalMayAccess,
+		Canonical: func(ctx context.Context, repo string) string {
+			if h.opts.Repos != nil {
+				if c, err := h.opts.Repos.Canonical(ctx, repo); err == nil {
+					return c
+				}
+			}
+			return repo
+		},
+		ValidSubject: subjectPattern.MatchString,
+		WebUIURL: func(id string) string {
+			if h.opts.UIURL == "" {
+				return ""
+			}
+			return h.opts.UIURL + "/namespaces/" + url.PathEscape(h.orch.Namespace()) + "/workflows/" + url.PathEscape(id)
+		},
+		Refused: h.recordRefusal,
+	}
 }

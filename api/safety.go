@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"remediator/internal/audit"
+	"remediator/internal/correlation"
 	"remediator/internal/orchestrator"
 	"remediator/workflows"
 )
@@ -108,20 +109,26 @@ func (h *handler) getAudit(c *gin.Context) {
 // before its history (an Update's validator): the workflow cannot record
 // those itself. Other failures (not found, unavailable) are not refusals.
 func (h *handler) auditRefusal(c *gin.Context, id, what, channel string, err error) {
+	p, _ := principalOf(c)
+	h.recordRefusal(c.Request.Context(), p, id, what, channel, err)
+}
+
+// recordRefusal is auditRefusal for p, whatever the edge (the console too);
+// the correlation id comes from ctx.
+func (h *handler) recordRefusal(ctx context.Context, p Principal, id, what, channel string, err error) {
 	var re *orchestrator.RejectedError
 	if h.opts.Audit == nil || !errors.As(err, &re) {
 		return
 	}
-	p, _ := principalOf(c)
 	ev := audit.Event{
 		ID: "api/" + uuid.NewString(), RemediationID: id, Kind: "refused", Actor: p.Subject, Roles: p.Roles,
-		Channel: channel, At: time.Now().UTC(), CorrelationID: correlationID(c),
+		Channel: channel, At: time.Now().UTC(), CorrelationID: correlation.From(ctx),
 		Detail: what + " refused (" + re.Code.Name + "): " + re.Message,
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if aerr := h.opts.Audit.Append(ctx, ev); aerr != nil {
-		h.logger.WarnContext(ctx, "recording a refusal in the audit store failed", "error", aerr, "correlation_id", correlationID(c))
+		h.logger.WarnContext(ctx, "recording a refusal in the audit store failed", "error", aerr, "correlation_id", ev.CorrelationID)
 	}
 }
 

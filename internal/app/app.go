@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
 
 	"remediator/activities"
@@ -27,6 +28,7 @@ import (
 	"remediator/internal/auth"
 	"remediator/internal/codec"
 	"remediator/internal/config"
+	"remediator/internal/console"
 	"remediator/internal/forge"
 	"remediator/internal/gitlocal"
 	"remediator/internal/ledger"
@@ -291,6 +293,16 @@ func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store ledge
 	if tracing {
 		middleware = append(middleware, telemetry.GinMiddleware("remediator-api"), telemetry.CorrelationAttribute())
 	}
+	var sessions console.SessionStore
+	if cfg.RedisURL != "" {
+		ropts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		rc := redis.NewClient(ropts)
+		deps.closers = append(deps.closers, func() { _ = rc.Close() })
+		sessions = console.RedisSessions{Client: rc, Prefix: cfg.RateLimitPrefix + ":ui-session:"}
+	}
 	deps.Handler = api.NewHandler(logger.With("component", "api"), orch, api.Options{
 		Audit: auditStore,
 		Auth:  authn, Limiter: limiter, LimitStore: limitStore, TrustedProxies: cfg.TrustedProxies,
@@ -301,6 +313,7 @@ func NewAPI(ctx context.Context, cfg config.Config, c client.Client, store ledge
 		UIURL: cfg.UIURL, DefaultApprovalTimeout: cfg.ApprovalTimeout, Version: Version(),
 		Dragon: dragonClient, DragonWebhookSecret: dragonSecret, DragonUsers: dragonUsers, Slack: slackClient, GenerateWait: cfg.GenerateWait,
 		ReadyChecks: readyChecks, Middleware: middleware, Draining: deps.Draining.Load, Codec: codecOpts,
+		UI: consoleUI(cfg, orch, extra, sessions, logger),
 	})
 	ok = true
 	return deps, nil
@@ -475,4 +488,32 @@ func Version() string {
 		return bi.Main.Version
 	}
 	return "(devel)"
+}
+
+// consoleUI builds the approver console (/ui/) over the API's orchestrator
+// and access rules. The dev credentials (extra: only `remediator dev`
+// passes any) become the sign-in page's dev users; OpenID Connect is
+// offered when REMEDIATOR_OIDC_* is set. Sessions live in Redis when
+// REDIS_URL is set (shared by replicas), else in this process.
+func consoleUI(cfg config.Config, orch *orchestrator.Orchestrator, extra []auth.StaticToken, sessions console.SessionStore, logger *slog.Logger) func(api.Access) http.Handler {
+	return func(a api.Access) http.Handler {
+		opts := console.Options{
+			Orch: orch, Scope: a.ListScope, MayAccess: a.MayAccess, Canonical: a.Canonical,
+			ValidSubject: a.ValidSubject, WebUIURL: a.WebUIURL, Refused: a.Refused,
+			Logger: logger.With("component", "console"), Sessions: sessions,
+		}
+		for _, t := range extra {
+			opts.DevUsers = append(opts.DevUsers, auth.Principal{Subject: t.Subject, Roles: t.Roles, Repos: t.Repos, Method: auth.MethodToken})
+		}
+		if o := cfg.OIDC; o != nil {
+			opts.OIDC = &console.OIDC{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: o.ClientSecret, RedirectURL: o.RedirectURL,
+				RolesClaim: o.RolesClaim, ReposClaim: o.ReposClaim, DefaultRepos: o.DefaultRepos, Scopes: o.Scopes}
+		}
+		c, err := console.New(opts)
+		if err != nil {
+			logger.Error("the approver console is unavailable", "error", err)
+			return http.NotFoundHandler()
+		}
+		return c
+	}
 }

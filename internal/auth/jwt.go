@@ -251,20 +251,31 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (Principal, erro
 		return Principal{}, newError(CodeInvalidToken, errors.New("token has no sub claim"))
 	}
 
-	p := Principal{Subject: sub, Method: MethodJWT}
-	if raw, ok := lookupClaim(claims, v.rolesClaim); ok {
+	p := ClaimsPrincipal(claims, v.rolesClaim, v.reposClaim, v.defaultRepos)
+	p.Subject, p.Method = sub, MethodJWT
+	return p, nil
+}
+
+// ClaimsPrincipal maps verified claims to roles and repositories exactly
+// as bearer JWTs are mapped (rolesClaim and reposClaim are dotted paths;
+// unknown roles and invalid globs are dropped; defaultRepos apply when the
+// repos claim is absent). Subject and Method are left to the caller; the
+// approver console's OpenID Connect sign-in uses it for ID tokens.
+func ClaimsPrincipal(claims map[string]any, rolesClaim, reposClaim string, defaultRepos []string) Principal {
+	var p Principal
+	if raw, ok := lookupClaim(claims, cmp.Or(rolesClaim, DefaultRolesClaim)); ok {
 		p.Roles = knownRoles(claimStrings(raw))
 	}
-	if raw, ok := lookupClaim(claims, v.reposClaim); ok {
+	if raw, ok := lookupClaim(claims, cmp.Or(reposClaim, DefaultReposClaim)); ok {
 		for _, g := range claimStrings(raw) {
 			if doublestar.ValidatePattern(g) && !slices.Contains(p.Repos, g) {
 				p.Repos = append(p.Repos, g)
 			}
 		}
 	} else {
-		p.Repos = slices.Clone(v.defaultRepos)
+		p.Repos = slices.Clone(defaultRepos)
 	}
-	return p, nil
+	return p
 }
 
 // keyFunc selects the verification key strictly by the token's algorithm, so

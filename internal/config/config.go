@@ -146,6 +146,18 @@ type Config struct {
 	// Codec encrypts the payloads every Temporal client of the service
 	// writes (internal/codec).
 	Codec Codec
+	// OIDC signs people in to the approver console (/ui/) with OpenID
+	// Connect (REMEDIATOR_OIDC_*); nil: not configured.
+	OIDC *OIDC
+}
+
+// OIDC configures the approver console's OpenID Connect sign-in. Roles and
+// repositories come from the ID token's claims named by
+// REMEDIATOR_JWT_ROLES_CLAIM and REMEDIATOR_JWT_REPOS_CLAIM, as for JWTs.
+type OIDC struct {
+	Issuer, ClientID, ClientSecret, RedirectURL string
+	RolesClaim, ReposClaim                      string
+	DefaultRepos, Scopes                        []string
 }
 
 // Codec configures the payload codec: AES-256-GCM over every payload the
@@ -326,6 +338,9 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("REMEDIATOR_API_KEYS: %w", err))
 	}
 	if c.JWT, err = loadJWT(env, durVar); err != nil {
+		errs = append(errs, err)
+	}
+	if c.OIDC, err = loadOIDC(env, getenv); err != nil {
 		errs = append(errs, err)
 	}
 	c.RedisURL = env("REDIS_URL", "")
@@ -869,6 +884,38 @@ func loadJWT(env func(string, string) string, durVar func(string, time.Duration)
 		cfg.PublicKeyPEM = b
 	}
 	return cfg, nil
+}
+
+// loadOIDC returns nil unless REMEDIATOR_OIDC_ISSUER or _CLIENT_ID is set;
+// then the issuer, client id and redirect URL (this API's
+// /ui/oidc/callback) are required.
+func loadOIDC(env func(string, string) string, getenv func(string) string) (*OIDC, error) {
+	issuer, clientID := env("REMEDIATOR_OIDC_ISSUER", ""), env("REMEDIATOR_OIDC_CLIENT_ID", "")
+	if issuer == "" && clientID == "" {
+		return nil, nil
+	}
+	o := &OIDC{
+		Issuer: issuer, ClientID: clientID, ClientSecret: getenv("REMEDIATOR_OIDC_CLIENT_SECRET"),
+		RedirectURL:  env("REMEDIATOR_OIDC_REDIRECT_URL", ""),
+		RolesClaim:   env("REMEDIATOR_JWT_ROLES_CLAIM", auth.DefaultRolesClaim),
+		ReposClaim:   env("REMEDIATOR_JWT_REPOS_CLAIM", auth.DefaultReposClaim),
+		DefaultRepos: splitList(env("REMEDIATOR_JWT_DEFAULT_REPOS", ""), ","),
+		Scopes:       splitList(env("REMEDIATOR_OIDC_SCOPES", "profile,email"), ","),
+	}
+	var errs []error
+	if clientID == "" {
+		errs = append(errs, errors.New("REMEDIATOR_OIDC_CLIENT_ID: required with REMEDIATOR_OIDC_ISSUER"))
+	}
+	if u, err := url.Parse(issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		errs = append(errs, errors.New("REMEDIATOR_OIDC_ISSUER: must be the provider's issuer URL (https://…)"))
+	}
+	if u, err := url.Parse(o.RedirectURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "/ui/oidc/callback" {
+		errs = append(errs, errors.New("REMEDIATOR_OIDC_REDIRECT_URL: must be this API's absolute /ui/oidc/callback URL (e.g. https://remediator.example.com/ui/oidc/callback)"))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return o, nil
 }
 
 // ParseTokens reads "subject:role|role:token" entries separated by commas.

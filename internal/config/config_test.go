@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -361,5 +362,37 @@ func TestPolicyFile(t *testing.T) {
 	}
 	if _, err := Load(ModeProduction, envOf(map[string]string{"REMEDIATOR_POLICY_FILE": filepath.Join(dir, "missing.yaml")})); err == nil {
 		t.Fatal("a missing policy file must stop the process")
+	}
+}
+
+func TestOIDC(t *testing.T) {
+	c, err := Load(ModeDev, envOf(nil))
+	if err != nil || c.OIDC != nil {
+		t.Fatalf("OIDC without settings = %+v, %v; want nil", c.OIDC, err)
+	}
+	c, err = Load(ModeDev, envOf(map[string]string{
+		"REMEDIATOR_OIDC_ISSUER": "https://idp.example.com/realms/eng", "REMEDIATOR_OIDC_CLIENT_ID": "remediator",
+		"REMEDIATOR_OIDC_CLIENT_SECRET": "s3cret", "REMEDIATOR_OIDC_REDIRECT_URL": "https://remediator.example.com/ui/oidc/callback",
+		"REMEDIATOR_JWT_ROLES_CLAIM": "realm_access.roles", "REMEDIATOR_JWT_REPOS_CLAIM": "https://example.com/repos",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := OIDC{Issuer: "https://idp.example.com/realms/eng", ClientID: "remediator", ClientSecret: "s3cret",
+		RedirectURL: "https://remediator.example.com/ui/oidc/callback", RolesClaim: "realm_access.roles",
+		ReposClaim: "https://example.com/repos", Scopes: []string{"profile", "email"}}
+	if c.OIDC == nil || !reflect.DeepEqual(*c.OIDC, want) {
+		t.Fatalf("OIDC = %+v, want %+v", c.OIDC, want)
+	}
+	for name, env := range map[string]map[string]string{
+		"no client id":      {"REMEDIATOR_OIDC_ISSUER": "https://idp.example.com", "REMEDIATOR_OIDC_REDIRECT_URL": "https://r.example.com/ui/oidc/callback"},
+		"no redirect":       {"REMEDIATOR_OIDC_ISSUER": "https://idp.example.com", "REMEDIATOR_OIDC_CLIENT_ID": "r"},
+		"wrong redirect":    {"REMEDIATOR_OIDC_ISSUER": "https://idp.example.com", "REMEDIATOR_OIDC_CLIENT_ID": "r", "REMEDIATOR_OIDC_REDIRECT_URL": "https://r.example.com/callback"},
+		"issuer not an URL": {"REMEDIATOR_OIDC_ISSUER": "idp", "REMEDIATOR_OIDC_CLIENT_ID": "r", "REMEDIATOR_OIDC_REDIRECT_URL": "https://r.example.com/ui/oidc/callback"},
+		"client id only":    {"REMEDIATOR_OIDC_CLIENT_ID": "r", "REMEDIATOR_OIDC_REDIRECT_URL": "https://r.example.com/ui/oidc/callback"},
+	} {
+		if _, err := Load(ModeDev, envOf(env)); err == nil || !strings.Contains(err.Error(), "REMEDIATOR_OIDC_") {
+			t.Errorf("%s: err = %v, want a REMEDIATOR_OIDC_ error", name, err)
+		}
 	}
 }

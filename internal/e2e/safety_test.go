@@ -178,7 +178,7 @@ func TestNewerFailureSupersedes(t *testing.T) {
 		t.Fatalf("superseded: %v", gone)
 	}
 	dec := s.call("GET", "/api/decisions/"+st["decision_id"].(string), "dev", nil)
-	if dec.code != http.StatusOK || dec.body["outcome"] != string(workflows.PhaseSuperseded) {
+	if dec.code != http.StatusOK || dec.body["outcome"] != string(workflows.PhaseSuperseded) || dec.body["status"] != "cancelled" {
 		t.Fatalf("the decision records the supersession: %d %v", dec.code, dec.body)
 	}
 	s.waitPhase(newID, workflows.PhaseAwaitingApproval)

@@ -196,7 +196,9 @@ func statusFor(phase string) string {
 		return StatusRejected
 	case "Expired":
 		return StatusExpired
-	case "Cancelled":
+	case "Cancelled", "Superseded":
+		// Superseded: withdrawn for a newer failure or a regenerated fix;
+		// the outcome says which.
 		return StatusCancelled
 	case "Failed":
 		return StatusFailed

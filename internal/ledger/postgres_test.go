@@ -111,7 +111,7 @@ func testLedgerConformance(t *testing.T, open func(t *testing.T) Ledger) {
 			t.Fatalf("create after outcome must return the stored record, got %+v %v", c, err)
 		}
 		for phase, status := range map[string]string{
-			"Rejected": StatusRejected, "Expired": StatusExpired, "Cancelled": StatusCancelled,
+			"Rejected": StatusRejected, "Expired": StatusExpired, "Cancelled": StatusCancelled, "Superseded": StatusCancelled,
 			"Failed": StatusFailed, "Running": StatusPending, "Completed": StatusApproved,
 		} {
 			if r, err := l.Record(ctx, d.ID, Outcome{Phase: phase}); err != nil || r.Status != status {
