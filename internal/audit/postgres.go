@@ -6,12 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
-	"path"
-	"regexp"
-	"sort"
-	"strconv"
+	"remediator/internal/pgmigrate"
 	"strings"
 	"time"
 
@@ -79,7 +75,7 @@ func ConnectPostgres(ctx context.Context, url string) (*PGStore, error) {
 	return openPostgres(ctx, url, false)
 }
 
-func openPostgres(ctx context.Context, url string, migrations bool) (*PGStore, error) {
+func openPostgres(ctx context.Context, url string, migrate bool) (*PGStore, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("audit: postgres config: %w", err)
@@ -107,8 +103,8 @@ func openPostgres(ctx context.Context, url string, migrations bool) (*PGStore, e
 	if err != nil {
 		return nil, fmt.Errorf("audit: postgres: %w", err)
 	}
-	if migrations {
-		err = migrate(ctx, pool)
+	if migrate {
+		err = migrations.Apply(ctx, pool)
 	} else {
 		var exists bool
 		if err = pool.QueryRow(ctx, `SELECT to_regclass('audit_events') IS NOT NULL`).Scan(&exists); err == nil && !exists {
@@ -278,93 +274,15 @@ func connLost(err error) bool {
 	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
 
-// Migrations: migrations/NNN_name.sql, applied in order, each once, all in
-// one transaction holding an advisory lock, as the decision ledger applies
-// its own. Applied versions are rows of audit_schema_migrations (the
-// ledger's versions live in a table of their own).
+// migrations: migrations/NNN_name.sql, applied in order, each once, under
+// their own advisory lock (internal/pgmigrate), as the decision ledger
+// applies its own. Applied versions are rows of audit_schema_migrations
+// (the ledger's versions live in a table of their own).
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-var migrationName = regexp.MustCompile(`^([0-9]{3})_[a-z0-9_]+\.sql$`)
-
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("audit: migrations: %w", err)
-	}
-	var ms []migration
-	seen := map[int]string{}
-	for _, e := range entries {
-		m := migrationName.FindStringSubmatch(e.Name())
-		if m == nil {
-			return nil, fmt.Errorf("audit: migration %q is not named NNN_name.sql", e.Name())
-		}
-		v, _ := strconv.Atoi(m[1])
-		if prev, dup := seen[v]; dup {
-			return nil, fmt.Errorf("audit: migrations %q and %q share version %d", prev, e.Name(), v)
-		}
-		seen[v] = e.Name()
-		b, err := migrationFiles.ReadFile(path.Join("migrations", e.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("audit: migration %s: %w", e.Name(), err)
-		}
-		ms = append(ms, migration{version: v, name: strings.TrimSuffix(e.Name(), ".sql"), sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	return ms, nil
-}
-
-func migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	ms, err := loadMigrations()
-	if err != nil {
-		return err
-	}
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `
-			CREATE TABLE IF NOT EXISTS audit_schema_migrations (
-				version    integer     PRIMARY KEY,
-				name       text        NOT NULL,
-				applied_at timestamptz NOT NULL DEFAULT now()
-			)`); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `SELECT version FROM audit_schema_migrations`)
-		if err != nil {
-			return err
-		}
-		versions, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-		if err != nil {
-			return err
-		}
-		applied := map[int]bool{}
-		for _, v := range versions {
-			applied[int(v)] = true
-		}
-		for _, m := range ms {
-			if applied[m.version] {
-				continue
-			}
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("%s: %w", m.name, err)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO audit_schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
-				return fmt.Errorf("%s: %w", m.name, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("audit: migrate: %w", err)
-	}
-	return nil
+var migrations = pgmigrate.Set{
+	Component: "audit", Files: migrationFiles, Dir: "migrations",
+	Table: "audit_schema_migrations", Lock: migrationLock,
 }

@@ -8,12 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
-	"path"
-	"regexp"
-	"sort"
-	"strconv"
+	"remediator/internal/pgmigrate"
 	"strings"
 	"time"
 
@@ -72,7 +68,7 @@ func OpenPostgres(ctx context.Context, url string) (*PGStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: postgres: %w", err)
 	}
-	if err := migrate(ctx, pool); err != nil {
+	if err := migrations.Apply(ctx, pool); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -235,95 +231,15 @@ func scanDoc(row pgx.Row) (Decision, error) {
 	return d, nil
 }
 
-// Migrations: migrations/NNN_name.sql, applied in order, each once, all in
-// one transaction that holds an advisory lock so replicas starting together
-// apply them once. Applied versions are rows of remediator_schema_migrations.
+// migrations: migrations/NNN_name.sql, applied in order, each once, under
+// an advisory lock (internal/pgmigrate); applied versions are rows of
+// remediator_schema_migrations.
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migrationLock is the pg_advisory_xact_lock key ("remediat" in ASCII).
-const migrationLock int64 = 0x72656d6564696174
-
-var migrationName = regexp.MustCompile(`^([0-9]{3})_[a-z0-9_]+\.sql$`)
-
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("ledger: migrations: %w", err)
-	}
-	var ms []migration
-	seen := map[int]string{}
-	for _, e := range entries {
-		m := migrationName.FindStringSubmatch(e.Name())
-		if m == nil {
-			return nil, fmt.Errorf("ledger: migration %q is not named NNN_name.sql", e.Name())
-		}
-		v, _ := strconv.Atoi(m[1])
-		if prev, dup := seen[v]; dup {
-			return nil, fmt.Errorf("ledger: migrations %q and %q share version %d", prev, e.Name(), v)
-		}
-		seen[v] = e.Name()
-		b, err := migrationFiles.ReadFile(path.Join("migrations", e.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("ledger: migration %s: %w", e.Name(), err)
-		}
-		ms = append(ms, migration{version: v, name: strings.TrimSuffix(e.Name(), ".sql"), sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	return ms, nil
-}
-
-func migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	ms, err := loadMigrations()
-	if err != nil {
-		return err
-	}
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `
-			CREATE TABLE IF NOT EXISTS remediator_schema_migrations (
-				version    integer     PRIMARY KEY,
-				name       text        NOT NULL,
-				applied_at timestamptz NOT NULL DEFAULT now()
-			)`); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `SELECT version FROM remediator_schema_migrations`)
-		if err != nil {
-			return err
-		}
-		versions, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-		if err != nil {
-			return err
-		}
-		applied := map[int]bool{}
-		for _, v := range versions {
-			applied[int(v)] = true
-		}
-		for _, m := range ms {
-			if applied[m.version] {
-				continue
-			}
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("%s: %w", m.name, err)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO remediator_schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
-				return fmt.Errorf("%s: %w", m.name, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("ledger: migrate: %w", err)
-	}
-	return nil
+var migrations = pgmigrate.Set{
+	Component: "ledger", Files: migrationFiles, Dir: "migrations",
+	// The lock key is "remediat" in ASCII.
+	Table: "remediator_schema_migrations", Lock: 0x72656d6564696174,
 }

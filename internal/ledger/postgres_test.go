@@ -242,7 +242,7 @@ func TestPostgresWritesTheFileStoreJSON(t *testing.T) {
 func TestPostgresMigrationsAreIdempotent(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
-	ms, err := loadMigrations()
+	ms, err := migrations.Load()
 	if err != nil || len(ms) == 0 {
 		t.Fatalf("embedded migrations: %v %v", ms, err)
 	}
@@ -261,7 +261,7 @@ func TestPostgresMigrationsAreIdempotent(t *testing.T) {
 	}
 	first := openPG(t, url)
 	before := applied(first)
-	if len(before) != len(ms) || int(before[len(before)-1].Version) != ms[len(ms)-1].version || before[0].Name != "001_decisions" {
+	if len(before) != len(ms) || int(before[len(before)-1].Version) != ms[len(ms)-1].Version || before[0].Name != "001_decisions" {
 		t.Fatalf("schema versions: %+v", before)
 	}
 	if _, err := first.Create(ctx, "rem-1", Decision{RemediationID: "rem-1"}); err != nil {
@@ -295,7 +295,7 @@ func TestPostgresReplicasMigrateAtOnce(t *testing.T) {
 		}
 		t.Cleanup(stores[i].Close)
 	}
-	ms, _ := loadMigrations()
+	ms, _ := migrations.Load()
 	var n int
 	if err := stores[0].pool.QueryRow(context.Background(), `SELECT count(*) FROM remediator_schema_migrations`).Scan(&n); err != nil || n != len(ms) {
 		t.Fatalf("want %d migration rows, got %d (%v)", len(ms), n, err)
