@@ -48,6 +48,10 @@ temporal-cli: ## Install the Temporal CLI v1.5.1 into bin/ (the runbook's CLI)
 test-operator: temporal-cli ## Run every runbook command (remediator CLI + Temporal CLI) against a `remediator dev`
 	TEMPORAL_CLI=$(CURDIR)/$(TEMPORAL_CLI) $(GO) test -count=1 -tags operator -v -timeout 20m ./internal/operatortest/
 
+.PHONY: test-browser
+test-browser: ## The approver console in headless Chromium (Debian package chromium) against a real `remediator dev`; screenshots in bin/browser-artifacts
+	REMEDIATOR_BROWSER_ARTIFACTS=$(CURDIR)/bin/browser-artifacts $(GO) test -count=1 -tags browser -v -timeout 10m -run TestBrowser ./internal/console/
+
 .PHONY: test
 test: ## Run all tests (offline; e2e tests start a real embedded Temporal server)
 	$(GO) test -count=1 ./...
@@ -64,6 +68,7 @@ vet: ## go vet (default build, production build, and the cluster/operator harnes
 	$(GO) vet -tags production ./...
 	$(GO) vet -tags cluster ./internal/clustertest/
 	$(GO) vet -tags operator ./internal/operatortest/
+	$(GO) vet -tags browser ./internal/console/
 
 .PHONY: staticcheck
 staticcheck: ## staticcheck (pinned as a go.mod tool)

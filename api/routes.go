@@ -124,6 +124,10 @@ type Access struct {
 	// Refused records in the audit store a vote the workflow refused
 	// before its history, as the REST vote does.
 	Refused func(ctx context.Context, p Principal, id, what, channel string, err error)
+	// TakeVote counts a vote against p's approvals budget (the rule of
+	// the REST vote routes): limited, or an error when the limit store is
+	// down (votes then fail closed, like every write).
+	TakeVote func(ctx context.Context, p Principal) (limited bool, err error)
 }
 
 // access is the handler's Access.
@@ -147,5 +151,12 @@ func (h *handler) access() Access {
 			return h.opts.UIURL + "/namespaces/" + url.PathEscape(h.orch.Namespace()) + "/workflows/" + url.PathEscape(id)
 		},
 		Refused: h.recordRefusal,
+		TakeVote: func(ctx context.Context, p Principal) (bool, error) {
+			if h.opts.Limiter == nil {
+				return false, nil
+			}
+			res, err := h.opts.Limiter.Take(ctx, ruleApprovals, principalKey(p))
+			return err == nil && res.Limited, err
+		},
 	}
 }

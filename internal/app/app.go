@@ -499,7 +499,7 @@ func consoleUI(cfg config.Config, orch *orchestrator.Orchestrator, extra []auth.
 	return func(a api.Access) http.Handler {
 		opts := console.Options{
 			Orch: orch, Scope: a.ListScope, MayAccess: a.MayAccess, Canonical: a.Canonical,
-			ValidSubject: a.ValidSubject, WebUIURL: a.WebUIURL, Refused: a.Refused,
+			ValidSubject: a.ValidSubject, WebUIURL: a.WebUIURL, Refused: a.Refused, TakeVote: a.TakeVote,
 			Logger: logger.With("component", "console"), Sessions: sessions,
 		}
 		for _, t := range extra {

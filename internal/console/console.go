@@ -66,6 +66,9 @@ type Options struct {
 	WebUIURL func(id string) string
 	// Refused records a refused vote in the audit store (nil: not recorded).
 	Refused func(ctx context.Context, p auth.Principal, id, what, channel string, err error)
+	// TakeVote counts a vote against the person's approvals budget (nil:
+	// not limited); an error refuses the vote.
+	TakeVote func(ctx context.Context, p auth.Principal) (limited bool, err error)
 	// Sessions stores sign-ins; nil keeps them in this process's memory.
 	Sessions SessionStore
 	// SessionTTL is how long a sign-in lasts (default 8h).
@@ -74,7 +77,7 @@ type Options struct {
 	// `remediator dev` only, never by `remediator api`.
 	DevUsers []auth.Principal
 	// OIDC signs people in with OpenID Connect; nil: not offered.
-	OIDC *OIDC
+	OIDC   *OIDC
 	Logger *slog.Logger
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time

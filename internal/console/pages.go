@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"remediator/internal/auth"
 	"remediator/internal/errcode"
 	"remediator/internal/orchestrator"
+	"remediator/internal/policy"
 	"remediator/workflows"
 )
 
@@ -28,7 +30,7 @@ var (
 	baseSHAPattern   = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 	requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
 	repoFilter       = regexp.MustCompile(`^[^\x00-\x1f\x7f']{1,512}$`)
-	riskFilter       = regexp.MustCompile(`^[a-z]{1,32}$`)
+	riskFilter       = regexp.MustCompile(`^[A-Za-z]{1,32}$`)
 )
 
 const (
@@ -53,8 +55,15 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04 UTC")
 	},
-	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"join": strings.Join,
+	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"join":  strings.Join,
+	"lower": strings.ToLower,
+	// weblink: only http(s) URLs become links (a local change's file://
+	// URL is shown as text).
+	"weblink": func(s string) bool {
+		u, err := url.Parse(s)
+		return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+	},
 }
 
 // human is a duration for people: "3h 5m", "2d 4h", "45s".
@@ -111,7 +120,7 @@ func (c *Console) pending(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	page := pendingPage{base: c.baseFor(r, "Pending approvals"), Repo: strings.TrimSpace(q.Get("repo")), Risk: q.Get("risk"), Phase: q.Get("phase"),
-		Phases: workflows.Phases, Risks: []string{"low", "medium", "high"}}
+		Phases: workflows.Phases, Risks: []string{policy.LevelLow, policy.LevelMedium, policy.LevelHigh}}
 	if page.Phase == "" {
 		page.Phase = string(workflows.PhaseAwaitingApproval)
 	}
@@ -173,7 +182,7 @@ func (c *Console) pending(w http.ResponseWriter, r *http.Request) {
 			row.Voted = slices.ContainsFunc(st.Votes, func(v activities.Vote) bool { return v.Actor == p.Subject })
 			row.Author = isAuthor(st, p.Subject)
 		}
-		if page.Risk != "" && row.Risk != page.Risk {
+		if page.Risk != "" && !strings.EqualFold(row.Risk, page.Risk) {
 			continue
 		}
 		page.Rows = append(page.Rows, row)
@@ -329,6 +338,18 @@ func (c *Console) vote(approve bool) http.HandlerFunc {
 		if err := c.mayAccessID(r.Context(), p, id); err != nil {
 			c.failed(w, r, err)
 			return
+		}
+		if c.opts.TakeVote != nil {
+			limited, err := c.opts.TakeVote(r.Context(), p)
+			switch {
+			case err != nil:
+				c.opts.Logger.WarnContext(r.Context(), "console: the rate limit store is unavailable; vote refused", "error", err)
+				refuse(http.StatusServiceUnavailable, "Votes cannot be counted right now; nothing was recorded. Try again in a moment.")
+				return
+			case limited:
+				refuse(http.StatusTooManyRequests, "You sent too many votes in a short time; nothing was recorded. Try again later.")
+				return
+			}
 		}
 		_, err := c.opts.Orch.Decide(r.Context(), v)
 		if err != nil {

@@ -53,12 +53,19 @@ type SessionStore interface {
 }
 
 // MemorySessions keeps sessions in this process: with several API replicas
-// behind a load balancer, use sticky sessions or RedisSessions.
+// behind a load balancer, use sticky sessions or RedisSessions. It holds at
+// most maxMemorySessions (anonymous visitors of the sign-in page get one
+// each): when full, new sessions are refused until some expire.
 type MemorySessions struct {
 	mu   sync.Mutex
 	m    map[string]Session
 	puts int
 }
+
+const maxMemorySessions = 100_000
+
+// ErrTooManySessions: the in-memory store is full.
+var ErrTooManySessions = errors.New("console: too many sessions")
 
 // NewMemorySessions is an empty in-memory store.
 func NewMemorySessions() *MemorySessions { return &MemorySessions{m: map[string]Session{}} }
@@ -77,8 +84,8 @@ func (m *MemorySessions) Get(_ context.Context, id string) (Session, bool, error
 func (m *MemorySessions) Put(_ context.Context, id string, s Session) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.m[id] = s
-	if m.puts++; m.puts%256 == 0 {
+	_, exists := m.m[id]
+	if m.puts++; m.puts%256 == 0 || (!exists && len(m.m) >= maxMemorySessions) {
 		now := time.Now()
 		for k, v := range m.m {
 			if now.After(v.Expires) {
@@ -86,6 +93,10 @@ func (m *MemorySessions) Put(_ context.Context, id string, s Session) error {
 			}
 		}
 	}
+	if !exists && len(m.m) >= maxMemorySessions {
+		return ErrTooManySessions
+	}
+	m.m[id] = s
 	return nil
 }
 
@@ -125,11 +136,15 @@ func (r RedisSessions) Get(ctx context.Context, id string) (Session, bool, error
 }
 
 func (r RedisSessions) Put(ctx context.Context, id string, s Session) error {
+	ttl := time.Until(s.Expires)
+	if ttl <= 0 {
+		return r.Delete(ctx, id)
+	}
 	b, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
-	return r.Client.Set(ctx, r.key(id), b, time.Until(s.Expires)).Err()
+	return r.Client.Set(ctx, r.key(id), b, ttl).Err()
 }
 
 func (r RedisSessions) Delete(ctx context.Context, id string) error {
