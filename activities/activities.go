@@ -186,6 +186,7 @@ func (a *Activities) CreateDecision(ctx context.Context, in CreateDecisionInput)
 		in.Links = map[string]string{}
 		if l.API != "" {
 			in.Links["api"] = l.API
+			in.Links["review"] = l.Review
 		}
 		if l.UI != "" {
 			in.Links["ui"] = l.UI

@@ -273,6 +273,7 @@ func (f *Forges) samePreImage(ctx context.Context, ref forge.Ref, c Forge, sha s
 func (f *Forges) links(id string) string {
 	var b strings.Builder
 	if f.PublicURL != "" {
+		fmt.Fprintf(&b, "Review: %s/ui/remediations/%s\n", strings.TrimRight(f.PublicURL, "/"), id)
 		fmt.Fprintf(&b, "Remediation: %s/api/remediations/%s\n", strings.TrimRight(f.PublicURL, "/"), id)
 	}
 	if f.UIURL != "" && f.Namespace != "" {

@@ -134,6 +134,7 @@ func TestForgeFixAndChange(t *testing.T) {
 	}
 	if c.Marker != "Remediation-Id: rem-1" || !strings.Contains(c.Message, c.Marker) || c.BaseSHA != mf.sha ||
 		!strings.Contains(c.Body, "https://remediator.example/api/remediations/rem-1") ||
+		!strings.Contains(c.Body, "Review: https://remediator.example/ui/remediations/rem-1") ||
 		!strings.Contains(c.Body, "https://ui.example/namespaces/default/workflows/rem-1") || c.Labels[0] != "autofix" {
 		t.Fatalf("change: %+v", c)
 	}

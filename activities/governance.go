@@ -53,8 +53,10 @@ func (a *Activities) Setup(ctx context.Context) (Capabilities, error) {
 
 // Links are where people follow a remediation.
 type Links struct {
-	API    string `json:"api,omitempty"`
-	UI     string `json:"ui,omitempty"`
+	API string `json:"api,omitempty"`
+	UI  string `json:"ui,omitempty"`
+	// Review is the remediation's page in the approver console.
+	Review string `json:"review,omitempty"`
 	Change string `json:"change,omitempty"`
 }
 
@@ -63,6 +65,7 @@ func (a *Activities) linksFor(id string) Links {
 	l := Links{}
 	if a.PublicURL != "" {
 		l.API = a.PublicURL + "/api/remediations/" + id
+		l.Review = a.PublicURL + "/ui/remediations/" + id
 	}
 	if a.UIURL != "" && a.Namespace != "" {
 		l.UI = a.UIURL + "/namespaces/" + url.PathEscape(a.Namespace) + "/workflows/" + id

@@ -51,6 +51,7 @@ func incidentMetadata(r IncidentRecord) map[string]any {
 	put("pr_url", r.PRURL)
 	put("outcome", r.Reason)
 	put("remediation_url", r.Links.API)
+	put("review_url", r.Links.Review)
 	put("workflow_url", r.Links.UI)
 	return m
 }

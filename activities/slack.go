@@ -51,7 +51,7 @@ func SlackApprovalInfo(n Notice) slack.ApprovalInfo {
 		Validation: n.Validation, RiskLevel: n.RiskLevel, RiskScore: n.RiskScore, RiskReason: n.RiskReason,
 		Deadline: n.Deadline, Phase: n.Phase, Outcome: n.Outcome, Required: n.Required,
 		Reminders: n.Reminders, EscalatedTo: n.EscalatedTo,
-		Links: slack.ApprovalLinks{API: n.Links.API, UI: n.Links.UI, Change: n.Links.Change},
+		Links: slack.ApprovalLinks{API: n.Links.API, UI: n.Links.UI, Review: n.Links.Review, Change: n.Links.Change},
 	}
 	for _, v := range n.Votes {
 		a.Votes = append(a.Votes, slack.VoteLine{Actor: v.Actor, Approved: v.Approved, Channel: v.Channel, Text: v.Text(), At: v.At})

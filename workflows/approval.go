@@ -35,7 +35,7 @@ func (r *remediation) setup(ctx workflow.Context) error {
 		err := workflow.SetUpdateHandlerWithOptions(ctx, u.name,
 			func(ctx workflow.Context, req ApprovalRequest) (Status, error) {
 				channel := ChannelAPI
-				if req.Channel == ChannelSlack || req.Channel == ChannelDragon || req.Channel == ChannelCLI {
+				if req.Channel == ChannelSlack || req.Channel == ChannelDragon || req.Channel == ChannelCLI || req.Channel == ChannelWeb {
 					channel = req.Channel
 				}
 				return r.vote(ctx, req, approve, channel), nil

@@ -129,10 +129,12 @@ const (
 	ChannelDragon = "dragon"
 	// ChannelCLI: cast with the remediator client (through the API).
 	ChannelCLI = "cli"
+	// ChannelWeb: cast in the approver console (/ui/).
+	ChannelWeb = "web"
 )
 
 // Channels lists the channels a signed vote may name.
-var Channels = []string{ChannelAPI, ChannelSlack, ChannelSignal, ChannelDragon, ChannelCLI}
+var Channels = []string{ChannelAPI, ChannelSlack, ChannelSignal, ChannelDragon, ChannelCLI, ChannelWeb}
 
 // DefaultApprovalTimeout applies when the input sets none.
 const DefaultApprovalTimeout = 24 * time.Hour

@@ -173,17 +173,18 @@ func (r *remediation) run(ctx workflow.Context) (Status, error) {
 			r.warn("not started through the API: no incident, Slack message or Dragon watch")
 		}
 	}
+	if r.version >= versionSafety {
+		// Recorded only (stored with the next batch): no command.
+		r.st.Generation = 1
+		r.addAuthor(r.in.Requester)
+		r.audit(ctx, auditEvent{Kind: "started", Actor: r.in.Requester, Channel: ChannelAPI})
+	}
 	r.setPhase(ctx, PhaseGeneratingFix, "")
 	if r.caps.Incidents && r.st.IncidentID == "" {
 		r.createIncident(ctx)
 	}
 	r.generation = 1
 	r.decisionRun = workflow.GetInfo(ctx).WorkflowExecution.RunID
-	if r.version >= versionSafety {
-		r.st.Generation = 1
-		r.addAuthor(r.in.Requester)
-		r.audit(ctx, auditEvent{Kind: "started", Actor: r.in.Requester, Channel: ChannelAPI})
-	}
 	if st, err, ended := r.propose(ctx, r.in.Ref, r.in.SHA); ended {
 		return st, err
 	}

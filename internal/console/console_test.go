@@ -271,7 +271,7 @@ func TestVoteIsDeliveredAsThePrincipal(t *testing.T) {
 		t.Fatalf("approve: %d %q %s", rec.Code, rec.Header().Get("Location"), rec.Body)
 	}
 	want := orchestrator.Vote{ID: "rem-a1", RequestID: form.Get("request_id"), Approve: true, Actor: "alice", Roles: []string{auth.RoleApprover},
-		DecisionID: "dec-rem-a1", DiffDigest: testDigest, BaseSHA: testBase, Comment: "LGTM\nthanks", Channel: workflows.ChannelAPI}
+		DecisionID: "dec-rem-a1", DiffDigest: testDigest, BaseSHA: testBase, Comment: "LGTM\nthanks", Channel: workflows.ChannelWeb}
 	if got := f.delivered(); len(got) != 1 || !reflect.DeepEqual(got[0], want) {
 		t.Fatalf("delivered %+v\nwant %+v", got, want)
 	}
@@ -360,7 +360,7 @@ func TestRefusalsAreExplainedOnThePage(t *testing.T) {
 			if !strings.Contains(body, "my own fix") {
 				t.Error("the comment typed is lost")
 			}
-			if len(refused) != 1 || refused[0] != "dev rem-a1 approve api" {
+			if len(refused) != 1 || refused[0] != "dev rem-a1 approve web" {
 				t.Errorf("refusal recorded %v", refused)
 			}
 		})

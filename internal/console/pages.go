@@ -317,7 +317,7 @@ func (c *Console) vote(approve bool) http.HandlerFunc {
 		v := orchestrator.Vote{
 			ID: id, RequestID: f.Get("request_id"), Approve: approve, Actor: p.Subject, Roles: p.Roles,
 			DecisionID: f.Get("decision_id"), DiffDigest: f.Get("diff_digest"), BaseSHA: f.Get("base_sha"),
-			Comment: formText(f.Get("comment")), Reason: formText(f.Get("reason")), Channel: workflows.ChannelAPI,
+			Comment: formText(f.Get("comment")), Reason: formText(f.Get("reason")), Channel: workflows.ChannelWeb,
 		}
 		refuse := func(status int, msg string) {
 			page, ok := c.loadRemediation(w, r, id)

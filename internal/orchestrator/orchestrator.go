@@ -564,7 +564,7 @@ func (o *Orchestrator) Decide(ctx context.Context, v Vote) (Status, error) {
 		name = workflows.UpdateApprove
 	}
 	channel := workflows.ChannelAPI
-	if v.Channel == workflows.ChannelSlack || v.Channel == workflows.ChannelDragon || v.Channel == workflows.ChannelCLI {
+	if v.Channel == workflows.ChannelSlack || v.Channel == workflows.ChannelDragon || v.Channel == workflows.ChannelCLI || v.Channel == workflows.ChannelWeb {
 		channel = v.Channel
 	}
 	requestID := v.RequestID

@@ -76,7 +76,7 @@ type VoteLine struct {
 // ApprovalLinks are where to look further; each is shown only when it is
 // a plain http(s) URL.
 type ApprovalLinks struct {
-	API, UI, Change string
+	API, UI, Review, Change string
 }
 
 // ApprovalMessage renders the one message kept per remediation: while it
@@ -303,7 +303,7 @@ func ids(a ApprovalInfo) string {
 // links renders the links that are safe to render; the labels are fixed.
 func links(l ApprovalLinks) string {
 	var parts []string
-	for _, x := range []struct{ url, label string }{{l.API, "API"}, {l.UI, "Web UI"}, {l.Change, "Change"}} {
+	for _, x := range []struct{ url, label string }{{l.Review, "Review"}, {l.API, "API"}, {l.UI, "Web UI"}, {l.Change, "Change"}} {
 		if safeLink(x.url) {
 			parts = append(parts, "<"+strings.ReplaceAll(x.url, "&", "&amp;")+"|"+x.label+">")
 		}

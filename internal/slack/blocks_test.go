@@ -68,7 +68,7 @@ func texts(t *testing.T, m slack.Message) []string {
 
 // ownMarkup is the only markup ApprovalMessage writes itself: date tokens
 // and links with fixed labels.
-var ownMarkup = regexp.MustCompile(`<!date\^\d+\^\{date_short_pretty\} \{time\}\|[0-9TZ:+-]+>|<https?://[^|<>\s]+\|(API|Web UI|Change)>`)
+var ownMarkup = regexp.MustCompile(`<!date\^\d+\^\{date_short_pretty\} \{time\}\|[0-9TZ:+-]+>|<https?://[^|<>\s]+\|(Review|API|Web UI|Change)>`)
 
 func blocksOfType(t *testing.T, m slack.Message, typ string) []slack.Block {
 	t.Helper()
@@ -90,7 +90,8 @@ func TestApprovalMessageNeutralisesHostileText(t *testing.T) {
 		a.Files = append(a.Files, fmt.Sprintf("%s/file%03d.go", hostile, i))
 	}
 	a.Votes = []slack.VoteLine{{Actor: hostile, Approved: true, Channel: hostile, Text: hostile, At: a.Deadline}}
-	a.Links = slack.ApprovalLinks{API: "https://api.example/r?a=1&b=2", UI: "https://evil.example/|x", Change: "javascript:alert(1)"}
+	a.Links = slack.ApprovalLinks{API: "https://api.example/r?a=1&b=2", UI: "https://evil.example/|x", Change: "javascript:alert(1)",
+		Review: "https://api.example/ui/remediations/rem-1"}
 	m := slack.ApprovalMessage(a)
 
 	all := texts(t, m)
@@ -106,6 +107,9 @@ func TestApprovalMessageNeutralisesHostileText(t *testing.T) {
 	joined := strings.Join(all, "\n")
 	if !strings.Contains(joined, "&lt;!channel&gt;") || !strings.Contains(joined, "&amp;amp;") {
 		t.Errorf("hostile text not shown escaped:\n%s", joined)
+	}
+	if !strings.Contains(joined, "<https://api.example/ui/remediations/rem-1|Review>") {
+		t.Errorf("the Review link (approver console) is missing:\n%s", joined)
 	}
 	if !strings.Contains(joined, "<https://api.example/r?a=1&amp;b=2|API>") {
 		t.Errorf("API link missing:\n%s", joined)
