@@ -246,6 +246,7 @@ func (r *remediation) vote(ctx workflow.Context, req ApprovalRequest, approve bo
 func (r *remediation) answer(next Phase) Status {
 	st := r.st
 	st.Phase = next
+	st.LogExcerpt = "" // the status query serves it
 	if st.Fix != nil {
 		fix := *st.Fix
 		fix.Diff, fix.Patch = "", nil

@@ -386,13 +386,16 @@ type IgnoredSignal struct {
 
 // Status is the answer of the status query and the workflow result.
 type Status struct {
-	ID                string                  `json:"id"`
-	Phase             Phase                   `json:"phase"`
-	Reason            string                  `json:"reason,omitempty"`
-	Repo              string                  `json:"repo"`
-	Ref               string                  `json:"ref,omitempty"`
-	SHA               string                  `json:"sha,omitempty"`
-	FailureSummary    string                  `json:"failure_summary,omitempty"`
+	ID             string `json:"id"`
+	Phase          Phase  `json:"phase"`
+	Reason         string `json:"reason,omitempty"`
+	Repo           string `json:"repo"`
+	Ref            string `json:"ref,omitempty"`
+	SHA            string `json:"sha,omitempty"`
+	FailureSummary string `json:"failure_summary,omitempty"`
+	// LogExcerpt is the failure evidence the request carried (runs started
+	// by version 5 and later; left out of Update results).
+	LogExcerpt        string                  `json:"log_excerpt,omitempty"`
 	IncidentID        string                  `json:"incident_id,omitempty"`
 	Requester         string                  `json:"requester"`
 	CorrelationID     string                  `json:"correlation_id,omitempty"`

@@ -134,6 +134,10 @@ func newRemediation(ctx workflow.Context, in RemediationInput, version workflow.
 	if version >= versionSignedVotes && !in.Deadline.IsZero() {
 		deadline = in.Deadline.UTC()
 	}
+	excerpt := ""
+	if version >= versionSafety {
+		excerpt = in.LogExcerpt
+	}
 	return &remediation{
 		in:      in,
 		version: version,
@@ -144,6 +148,7 @@ func newRemediation(ctx workflow.Context, in RemediationInput, version workflow.
 			Ref:               in.Ref,
 			SHA:               in.SHA,
 			FailureSummary:    in.FailureSummary,
+			LogExcerpt:        excerpt,
 			IncidentID:        in.IncidentID,
 			Requester:         in.Requester,
 			CorrelationID:     in.CorrelationID,

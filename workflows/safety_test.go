@@ -76,8 +76,12 @@ func (s *RemediationSuite) TestVoteMustNameTheBase() {
 		req.BaseSHA = "0000000"
 		other = s.update(UpdateApprove, "u2", req)
 	})
-	s.at(3*time.Minute, func() { good = s.update(UpdateApprove, "u3", approval("alice", RoleApprover)) })
+	s.at(3*time.Minute, func() {
+		s.Equal("main.go", s.status().LogExcerpt, "the status serves the failure evidence")
+		good = s.update(UpdateApprove, "u3", approval("alice", RoleApprover))
+	})
 	s.env.ExecuteWorkflow(Remediation, input())
+	s.Empty(good.status.LogExcerpt, "Update results (kept in history) leave the excerpt to the status query")
 	s.Equal(ErrTypeInvalidVote, errType(none.rejected))
 	s.Equal(ErrTypeStaleVote, errType(other.rejected))
 	s.NoError(good.rejected)

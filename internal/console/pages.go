@@ -291,7 +291,8 @@ func (c *Console) loadRemediation(w http.ResponseWriter, r *http.Request, id str
 	if st.Fix != nil {
 		page.Files = parseDiff(st.Fix.Diff)
 	}
-	if le, ok := c.opts.Orch.(LogExcerpter); ok {
+	page.LogExcerpt = st.LogExcerpt
+	if le, ok := c.opts.Orch.(LogExcerpter); ok && page.LogExcerpt == "" {
 		if page.LogExcerpt, err = le.LogExcerpt(ctx, id); err != nil {
 			c.opts.Logger.WarnContext(ctx, "console: reading the log excerpt failed", "error", err)
 		}
