@@ -81,7 +81,8 @@ workflowcheck: ## Check workflow code for non-determinism (pinned as a go.mod to
 .PHONY: compose-check
 compose-check: ## Validate docker-compose.yml (needs docker-compose; no engine required)
 	TEMPORAL_DB_PASSWORD=compose-check REMEDIATOR_DB_PASSWORD=compose-check REMEDIATOR_API_TOKENS=compose-check \
-	  REMEDIATOR_VOTE_SIGNING_KEY=compose-check REMEDIATOR_VOTE_PUBLIC_KEYS=compose-check docker-compose -f docker-compose.yml config -q
+	  REMEDIATOR_VOTE_SIGNING_KEY=compose-check REMEDIATOR_VOTE_PUBLIC_KEYS=compose-check REMEDIATOR_CODEC_KEYS=compose-check \
+	  docker-compose -f docker-compose.yml config -q
 	docker-compose --env-file .env.example -f docker-compose.yml config -q
 
 .PHONY: check
