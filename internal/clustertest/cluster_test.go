@@ -608,7 +608,7 @@ func (c *Cluster) scenarioKillServer(t *testing.T) {
 	}
 
 	// No activity that completed before the kill ran again, and nothing but
-	// OpenPR needed a second attempt.
+	// OpenPR needed a second attempt after it.
 	reran, retried, checked := []string{}, []string{}, map[string]bool{}
 	for _, p := range pre {
 		for typ := range p.completed {
@@ -630,8 +630,16 @@ func (c *Cluster) scenarioKillServer(t *testing.T) {
 			}
 		}
 		for typ, as := range post.attempts {
-			for _, a := range as {
-				if a != 1 {
+			// Attempts already in the history before the kill are the
+			// load's (a retry while 50 fixes were made on two cores), not
+			// the kill's: they are logged, not judged.
+			before := len(pre[i].attempts[typ])
+			for j, a := range as {
+				switch {
+				case a == 1:
+				case j < before:
+					t.Logf("cluster: d-kill-temporal-server: %s %s attempt %d before the kill (load)", ids[i], typ, a)
+				default:
 					retried = append(retried, fmt.Sprintf("%s %s attempt %d", ids[i], typ, a))
 				}
 			}
