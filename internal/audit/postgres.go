@@ -5,14 +5,10 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"remediator/internal/pgmigrate"
-	"strings"
+	"remediator/internal/pg"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -37,15 +33,6 @@ const (
 	AppendLock int64 = 0x72656d6175646974
 	// migrationLock serialises migrations ("remaudmg").
 	migrationLock int64 = 0x72656d6175646d67
-)
-
-// Pool defaults, used unless the URL sets them (as the decision ledger's).
-const (
-	defaultMaxConns          = 4
-	defaultConnectTimeout    = 5 * time.Second
-	defaultHealthCheckPeriod = 15 * time.Second
-	defaultMaxConnIdleTime   = 5 * time.Minute
-	defaultMaxConnLifetime   = 30 * time.Minute
 )
 
 // ExportSQL selects the whole chain as JSON lines in the file store's
@@ -76,28 +63,9 @@ func ConnectPostgres(ctx context.Context, url string) (*PGStore, error) {
 }
 
 func openPostgres(ctx context.Context, url string, migrate bool) (*PGStore, error) {
-	cfg, err := pgxpool.ParseConfig(url)
+	cfg, err := pg.PoolConfig("audit", url)
 	if err != nil {
-		return nil, fmt.Errorf("audit: postgres config: %w", err)
-	}
-	set := func(param string) bool { return strings.Contains(url, param) }
-	if !set("pool_max_conns") {
-		cfg.MaxConns = defaultMaxConns
-	}
-	if !set("pool_health_check_period") {
-		cfg.HealthCheckPeriod = defaultHealthCheckPeriod
-	}
-	if !set("pool_max_conn_idle_time") {
-		cfg.MaxConnIdleTime = defaultMaxConnIdleTime
-	}
-	if !set("pool_max_conn_lifetime") {
-		cfg.MaxConnLifetime = defaultMaxConnLifetime
-	}
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
-	}
-	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
-		cfg.ConnConfig.RuntimeParams["application_name"] = "remediator"
+		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -253,36 +221,20 @@ func (s *PGStore) Verify(ctx context.Context) (Report, error) {
 // dropConnsOnLoss empties the pool when err says the server went away, as
 // the decision ledger does: the pool's other idle connections are dead too.
 func (s *PGStore) dropConnsOnLoss(err error) {
-	if connLost(err) {
+	if pg.ConnLost(err) {
 		s.pool.Reset()
 	}
 }
 
-func connLost(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "57P01", "57P02", "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
-			return true
-		}
-		return strings.HasPrefix(pgErr.Code, "08") // connection_exception
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var netErr net.Error
-	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
-}
-
 // migrations: migrations/NNN_name.sql, applied in order, each once, under
-// their own advisory lock (internal/pgmigrate), as the decision ledger
+// their own advisory lock (internal/pg), as the decision ledger
 // applies its own. Applied versions are rows of audit_schema_migrations
 // (the ledger's versions live in a table of their own).
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-var migrations = pgmigrate.Set{
+var migrations = pg.Set{
 	Component: "audit", Files: migrationFiles, Dir: "migrations",
 	Table: "audit_schema_migrations", Lock: migrationLock,
 }

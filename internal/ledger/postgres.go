@@ -7,14 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"remediator/internal/pgmigrate"
-	"strings"
+	"remediator/internal/pg"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -27,42 +23,13 @@ type PGStore struct {
 
 var _ Ledger = (*PGStore)(nil)
 
-// Pool defaults, used unless the URL sets them (pool_max_conns=...,
-// connect_timeout=..., pool_health_check_period=..., ...).
-const (
-	defaultMaxConns          = 4
-	defaultConnectTimeout    = 5 * time.Second
-	defaultHealthCheckPeriod = 15 * time.Second
-	defaultMaxConnIdleTime   = 5 * time.Minute
-	defaultMaxConnLifetime   = 30 * time.Minute
-)
-
 // OpenPostgres connects to url (a postgres:// URL or key=value DSN), applies
 // the embedded migrations and returns the store. An unreachable database is
 // an error. Close the store when done.
 func OpenPostgres(ctx context.Context, url string) (*PGStore, error) {
-	cfg, err := pgxpool.ParseConfig(url)
+	cfg, err := pg.PoolConfig("ledger", url)
 	if err != nil {
-		return nil, fmt.Errorf("ledger: postgres config: %w", err)
-	}
-	set := func(param string) bool { return strings.Contains(url, param) }
-	if !set("pool_max_conns") {
-		cfg.MaxConns = defaultMaxConns
-	}
-	if !set("pool_health_check_period") {
-		cfg.HealthCheckPeriod = defaultHealthCheckPeriod
-	}
-	if !set("pool_max_conn_idle_time") {
-		cfg.MaxConnIdleTime = defaultMaxConnIdleTime
-	}
-	if !set("pool_max_conn_lifetime") {
-		cfg.MaxConnLifetime = defaultMaxConnLifetime
-	}
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
-	}
-	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
-		cfg.ConnConfig.RuntimeParams["application_name"] = "remediator"
+		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -181,25 +148,9 @@ func (s *PGStore) Record(ctx context.Context, id string, o Outcome) (Decision, e
 // turn. The call that saw the error still fails (the caller retries); the
 // next one dials afresh.
 func (s *PGStore) dropConnsOnLoss(err error) {
-	if connLost(err) {
+	if pg.ConnLost(err) {
 		s.pool.Reset()
 	}
-}
-
-func connLost(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "57P01", "57P02", "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
-			return true
-		}
-		return strings.HasPrefix(pgErr.Code, "08") // connection_exception
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var netErr net.Error
-	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
 
 // encodeDoc is the JSON document stored in the doc column: the same JSON
@@ -232,13 +183,13 @@ func scanDoc(row pgx.Row) (Decision, error) {
 }
 
 // migrations: migrations/NNN_name.sql, applied in order, each once, under
-// an advisory lock (internal/pgmigrate); applied versions are rows of
+// an advisory lock (internal/pg); applied versions are rows of
 // remediator_schema_migrations.
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-var migrations = pgmigrate.Set{
+var migrations = pg.Set{
 	Component: "ledger", Files: migrationFiles, Dir: "migrations",
 	// The lock key is "remediat" in ASCII.
 	Table: "remediator_schema_migrations", Lock: 0x72656d6564696174,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"remediator/internal/pg"
 	"remediator/internal/pgtest"
 )
 
@@ -472,7 +473,7 @@ func TestOpenPostgresPoolSettings(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	s := openPG(t, url)
 	cfg := s.pool.Config()
-	if cfg.MaxConns != defaultMaxConns || cfg.ConnConfig.ConnectTimeout != defaultConnectTimeout || cfg.HealthCheckPeriod != defaultHealthCheckPeriod {
+	if cfg.MaxConns != pg.DefaultMaxConns || cfg.ConnConfig.ConnectTimeout != pg.DefaultConnectTimeout || cfg.HealthCheckPeriod != pg.DefaultHealthCheckPeriod {
 		t.Fatalf("defaults: max %d timeout %v health %v", cfg.MaxConns, cfg.ConnConfig.ConnectTimeout, cfg.HealthCheckPeriod)
 	}
 	s2 := openPG(t, url+"&pool_max_conns=2&connect_timeout=3")

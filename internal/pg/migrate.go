@@ -1,8 +1,12 @@
-// Package pgmigrate applies a component's embedded SQL migrations: files
-// NNN_name.sql, in order, each once, all in one transaction that holds an
-// advisory lock, so replicas starting together apply them once. Applied
-// versions are rows of the component's own table.
-package pgmigrate
+// Package pg is the PostgreSQL plumbing the decision ledger and the audit
+// store share: pool settings (pool.go), telling a lost connection from a
+// refused statement, and embedded migrations.
+package pg
+
+// Migrations: a component's files NNN_name.sql, applied in order, each
+// once, all in one transaction that holds an advisory lock, so replicas
+// starting together apply them once. Applied versions are rows of the
+// component's own table.
 
 import (
 	"context"
