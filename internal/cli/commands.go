@@ -339,18 +339,9 @@ func runVote(ctx context.Context, approve bool, args []string, getenv func(strin
 	if err != nil {
 		return err
 	}
-	st, _, err := c.getStatus(ctx, id)
+	st, err := c.currentFix(ctx, id, digest, "has nothing to vote on", ": "+review)
 	if err != nil {
 		return err
-	}
-	if st.DecisionID == "" || st.Fix == nil {
-		return fmt.Errorf("%s has nothing to vote on (phase %s)", id, clean(st.Phase))
-	}
-	if digest != st.Fix.Digest {
-		return fmt.Errorf("--digest does not match the current fix of %s: %s", id, review)
-	}
-	if b, ok := exactBytes(st.Fix); ok && !matchesDigest(b, digest) {
-		return fmt.Errorf("the diff the API shows for %s does not match its digest; not voting (correlation id %s)", id, c.correlationID)
 	}
 	// The base is the one status showed with this digest (each fix has a
 	// decision of its own, so a regenerated fix is refused above).
@@ -557,15 +548,9 @@ func runRegenerate(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return err
 	}
-	st, _, err := c.getStatus(ctx, id)
+	st, err := c.currentFix(ctx, id, digest, "has no fix to replace", "")
 	if err != nil {
 		return err
-	}
-	if st.DecisionID == "" || st.Fix == nil {
-		return fmt.Errorf("%s has no fix to replace (phase %s)", id, clean(st.Phase))
-	}
-	if digest != st.Fix.Digest {
-		return fmt.Errorf("--digest does not match the current fix of %s", id)
 	}
 	r, err := c.do(ctx, http.MethodPost, remediationPath(id)+"/regenerate", nil,
 		regenerateBody{DecisionID: st.DecisionID, DiffDigest: digest, BaseSHA: st.Fix.BaseSHA, Reason: *reason}, uuid.NewString())
@@ -578,4 +563,25 @@ func runRegenerate(ctx context.Context, args []string, getenv func(string) strin
 	}
 	fmt.Fprintf(stdout, "regenerating %s: phase %s; pending votes are void\n", id, clean(after.Phase))
 	return nil
+}
+
+// currentFix reads id's status and checks that digest names its current
+// fix, the one a vote or a regeneration is about: the decision and the base
+// sent with it come from this fresh read. none says why there is nothing
+// to act on; hint follows a digest mismatch.
+func (c *client) currentFix(ctx context.Context, id, digest, none, hint string) (*status, error) {
+	st, _, err := c.getStatus(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if st.DecisionID == "" || st.Fix == nil {
+		return nil, fmt.Errorf("%s %s (phase %s)", id, none, clean(st.Phase))
+	}
+	if digest != st.Fix.Digest {
+		return nil, fmt.Errorf("--digest does not match the current fix of %s%s", id, hint)
+	}
+	if b, ok := exactBytes(st.Fix); ok && !matchesDigest(b, digest) {
+		return nil, fmt.Errorf("the diff the API shows for %s does not match its digest; not sending anything (correlation id %s)", id, c.correlationID)
+	}
+	return st, nil
 }
