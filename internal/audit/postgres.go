@@ -5,11 +5,12 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"remediator/internal/pg"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"remediator/internal/pg"
 )
 
 // PGStore keeps the chain in the PostgreSQL table audit_events, shared by

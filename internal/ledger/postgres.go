@@ -7,11 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"remediator/internal/pg"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"remediator/internal/pg"
 )
 
 // PGStore keeps decisions in PostgreSQL, so API replicas on several hosts

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
@@ -44,13 +43,8 @@ type fileCap struct {
 var capKeys = []string{"repos", "max_active", "max_per_hour"}
 
 func (c *fileCap) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.MappingNode {
-		return fmt.Errorf("line %d: a caps entry must be a mapping", n.Line)
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if k := n.Content[i]; !slices.Contains(capKeys, k.Value) {
-			return fmt.Errorf("line %d: caps field %q is not known (%s)", k.Line, k.Value, strings.Join(capKeys, ", "))
-		}
+	if err := knownKeys(n, "a caps entry", "caps", capKeys); err != nil {
+		return err
 	}
 	type plain fileCap
 	var p plain

@@ -279,13 +279,8 @@ type fileRule struct {
 var ruleKeys = []string{"name", "level", "repos", "paths", "sources", "min_diff_bytes", "failure_words"}
 
 func (r *fileRule) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.MappingNode {
-		return fmt.Errorf("line %d: a rule must be a mapping", n.Line)
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if k := n.Content[i]; !slices.Contains(ruleKeys, k.Value) {
-			return fmt.Errorf("line %d: rule field %q is not known (%s)", k.Line, k.Value, strings.Join(ruleKeys, ", "))
-		}
+	if err := knownKeys(n, "a rule", "rule", ruleKeys); err != nil {
+		return err
 	}
 	type plain fileRule
 	var p plain
@@ -294,6 +289,20 @@ func (r *fileRule) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*r = fileRule(p)
 	r.line = n.Line
+	return nil
+}
+
+// knownKeys refuses a node that is not a mapping (what names it) or that
+// has a key outside keys (field names the entry's kind in the message).
+func knownKeys(n *yaml.Node, what, field string, keys []string) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: %s must be a mapping", n.Line, what)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; !slices.Contains(keys, k.Value) {
+			return fmt.Errorf("line %d: %s field %q is not known (%s)", k.Line, field, k.Value, strings.Join(keys, ", "))
+		}
+	}
 	return nil
 }
 
